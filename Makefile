@@ -1,0 +1,49 @@
+# Two commands do everything: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+CLAUDE_CODE_VERSION := 2.1.197
+CLI_PREFIX := .tools/claude-code
+CLI_BIN := $(CLI_PREFIX)/node_modules/@anthropic-ai/claude-code-linux-x64/claude
+
+.PHONY: run test lint doctor console cli install-service uninstall-service clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	@$(PY) bot.py
+
+doctor: $(VENV)/.installed
+	@$(PY) bot.py doctor
+
+console: $(VENV)/.installed
+	@$(PY) bot.py console
+
+# The Claude Code CLI, pinned, installed into a git-ignored project-local directory for the tests.
+$(CLI_BIN):
+	mkdir -p $(CLI_PREFIX)
+	npm install --prefix $(CLI_PREFIX) --no-save --no-audit --no-fund --loglevel=error \
+		@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	@test -x $@ || { echo "npm did not install the CLI binary at $@" >&2; exit 1; }
+	$@ --version
+
+cli: $(CLI_BIN)
+
+test: $(VENV)/.installed-test $(CLI_BIN)
+	CLAUDE_TEST_BIN=$(abspath $(CLI_BIN)) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,165 @@
+"""Settings: read once from the environment (plus an optional `.env`) in `main()` and passed down.
+
+Only this module reads the bot's own variables; every other variable (ANTHROPIC_*, CLAUDE_CONFIG_DIR,
+IS_SANDBOX, …) is left alone and reaches the Claude Code CLI unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from errors import ClaudeNotFound, ConfigError
+
+DEFAULT_API_BASE = "https://api.telegram.org"
+
+
+def usual_cli_locations(home: Path) -> list[Path]:
+    """Where installers put `claude` when it is not on PATH (systemd units often lack these)."""
+    return [
+        home / ".local/bin/claude",
+        home / ".claude/local/claude",
+        home / ".npm-global/bin/claude",
+        Path("/usr/local/bin/claude"),
+        home / "node_modules/.bin/claude",
+        home / ".yarn/bin/claude",
+    ]
+
+
+def usual_bin_dirs(home: Path) -> list[Path]:
+    """Directories added to the CLI's PATH so it (and its tools) find `claude`, `node` and friends."""
+    return [home / ".local/bin", home / ".claude/local", home / ".npm-global/bin", Path("/usr/local/bin")]
+
+
+def find_claude(explicit: str | None, env: Mapping[str, str]) -> Path:
+    """Resolve the CLI: CLAUDE_BIN if given, else `claude` on PATH, else the usual install locations."""
+    home = Path(env.get("HOME") or Path.home())
+    if explicit:
+        candidate = Path(explicit).expanduser()
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate.resolve()
+        found = shutil.which(explicit, path=env.get("PATH"))
+        if found:
+            return Path(found)
+        raise ClaudeNotFound([f"CLAUDE_BIN={explicit}"])
+    searched = [f"PATH ({env.get('PATH', '')})"]
+    found = shutil.which("claude", path=env.get("PATH"))
+    if found:
+        return Path(found)
+    for candidate in usual_cli_locations(home):
+        searched.append(str(candidate))
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise ClaudeNotFound(searched)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot is configured with."""
+
+    telegram_token: str
+    allowed_user_ids: frozenset[int]
+    telegram_api_base_url: str = DEFAULT_API_BASE
+    claude_bin: str | None = None
+    sessions_dir: Path = Path("sessions")
+    personas_dir: Path = Path("personas")
+    idle_timeout_seconds: float = 1800.0
+    max_live_sessions: int = 4
+    log_level: str = "INFO"
+    watchdog_seconds: float = 600.0
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def bot_base_url(self) -> str:
+        return self.telegram_api_base_url.rstrip("/") + "/bot"
+
+    @property
+    def bot_file_base_url(self) -> str:
+        return self.telegram_api_base_url.rstrip("/") + "/file/bot"
+
+
+TOKEN_HELP = (
+    "TELEGRAM_BOT_TOKEN is not set. Create a bot with @BotFather in Telegram (/newbot) and put the token "
+    "it gives you in .env as TELEGRAM_BOT_TOKEN=123456:ABC..."
+)
+ALLOWLIST_HELP = (
+    "ALLOWED_USER_IDS is not set. Put your numeric Telegram user id in .env as ALLOWED_USER_IDS=123456789 "
+    "(comma-separated for several people). To find it, message @userinfobot in Telegram, or start the bot "
+    "and read the refusal it logs with your id."
+)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{name}={raw!r} is not a number.")
+        return default
+    if value <= 0:
+        problems.append(f"{name} must be greater than 0 (got {raw}).")
+    return value
+
+
+def _parse_user_ids(raw: str, problems: list[str]) -> frozenset[int]:
+    ids: set[int] = set()
+    for part in raw.replace(" ", "").split(","):
+        if not part:
+            continue
+        if not part.lstrip("-").isdigit():
+            problems.append(f"ALLOWED_USER_IDS: {part!r} is not a numeric Telegram user id.")
+            continue
+        ids.add(int(part))
+    return frozenset(ids)
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    dotenv_path: Path | None = Path(".env"),
+    *,
+    require_telegram: bool = True,
+) -> Settings:
+    """Build Settings from the environment plus an optional .env file; ConfigError lists every problem.
+
+    The process environment wins over `.env`. The console front end passes `require_telegram=False`.
+    """
+    merged: dict[str, str] = {}
+    if dotenv_path is not None and dotenv_path.is_file():
+        from dotenv import dotenv_values
+
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(os.environ if env is None else env)
+
+    problems: list[str] = []
+    token = merged.get("TELEGRAM_BOT_TOKEN", "").strip()
+    if not token and require_telegram:
+        problems.append(TOKEN_HELP)
+    raw_ids = merged.get("ALLOWED_USER_IDS", "").strip()
+    allowed = _parse_user_ids(raw_ids, problems) if raw_ids else frozenset()
+    if require_telegram and (not raw_ids or (not allowed and not problems)):
+        problems.append(ALLOWLIST_HELP)
+    max_live = _number(merged, "MAX_LIVE_SESSIONS", 4, problems)
+    log_level = merged.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        problems.append(f"LOG_LEVEL={log_level!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL.")
+    settings = Settings(
+        telegram_token=token,
+        allowed_user_ids=allowed,
+        telegram_api_base_url=merged.get("TELEGRAM_API_BASE_URL", "").strip() or DEFAULT_API_BASE,
+        claude_bin=merged.get("CLAUDE_BIN", "").strip() or None,
+        sessions_dir=Path(merged.get("SESSIONS_DIR", "").strip() or "sessions").expanduser().absolute(),
+        personas_dir=Path(merged.get("PERSONAS_DIR", "").strip() or "personas").expanduser().absolute(),
+        idle_timeout_seconds=_number(merged, "IDLE_TIMEOUT_SECONDS", 1800, problems),
+        max_live_sessions=max(1, int(max_live)),
+        log_level=log_level,
+        watchdog_seconds=_number(merged, "WATCHDOG_SECONDS", 600, problems),
+        env=dict(merged),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return settings

@@ -1,0 +1,58 @@
+"""The bridge's error tree; bot.py turns any of these into a short, useful reply.
+
+BridgeError                 base
+├── ConfigError             settings missing or invalid: each problem with how to fix it
+├── ClaudeNotFound          the CLI is missing: where we looked and how to install it
+├── ClaudeStartError        the CLI refused to start (root without IS_SANDBOX, bad flag): stderr tail attached
+├── ClaudeExited            the CLI died: exit code and stderr tail
+└── SessionError            bad name, unknown session, refused operation
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Base of every error the bridge shows to a user."""
+
+
+class ConfigError(BridgeError):
+    """Settings are missing or invalid; `problems` says each one and how to fix it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class ClaudeNotFound(BridgeError):
+    """The Claude Code CLI could not be found."""
+
+    def __init__(self, searched: list[str]) -> None:
+        self.searched = searched
+        super().__init__(
+            "Claude Code CLI not found. Looked in: "
+            + ", ".join(searched)
+            + ". Install it with `npm install -g @anthropic-ai/claude-code` (or see "
+            "https://docs.anthropic.com/en/docs/claude-code) or set CLAUDE_BIN to its path."
+        )
+
+
+class ClaudeStartError(BridgeError):
+    """The CLI exited before it could take a message."""
+
+    def __init__(self, message: str, exit_code: int | None, stderr_tail: str) -> None:
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+        super().__init__(message)
+
+
+class ClaudeExited(BridgeError):
+    """The CLI process ended unexpectedly."""
+
+    def __init__(self, exit_code: int | None, stderr_tail: str) -> None:
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+        super().__init__(f"Claude exited unexpectedly (exit code {exit_code})")
+
+
+class SessionError(BridgeError):
+    """A session operation was refused: bad name, unknown session, busy, …"""
