@@ -302,6 +302,7 @@ class ProcessOptions:
     start_timeout: float = 60.0
     stop_timeout: float = 5.0
     label: str = "claude"
+    pid_file: Path | None = None
 
 
 def build_argv(options: ProcessOptions, *, model: str | None, continue_conversation: bool) -> list[str]:
@@ -379,7 +380,8 @@ class Turn:
         self._sent_at = 0.0
         self._open_tools: set[str] = set()
 
-    def _push(self, event: Event) -> None:
+    def push(self, event: Event) -> None:
+        """Feed the turn one event (the process does this; test fakes may too)."""
         if self.done.is_set():
             return
         now = time.monotonic()
@@ -562,6 +564,9 @@ class ClaudeSubprocess:
             raise ClaudeStartError(f"{self.options.claude_bin} is not executable: {exc}", None, "") from exc
         live = _Live(proc=proc, marker=marker, spawned_at=time.monotonic())
         self._live = live
+        if self.options.pid_file is not None:
+            # Lets the next start find this CLI if the bot itself is killed (see reap_leftover).
+            self.options.pid_file.write_text(f"{proc.pid}\n")
         logger.info(
             "%s: spawned Claude CLI pid %s%s%s",
             self.options.label,
@@ -690,7 +695,7 @@ class ClaudeSubprocess:
         if turn is None:
             logger.debug("%s: event outside a turn: %s", self.options.label, type(event).__name__)
             return
-        turn._push(event)
+        turn.push(event)
 
     # -- writing --
 
@@ -760,7 +765,7 @@ class ClaudeSubprocess:
 
     def _fail_waiting(self, subtype: str, text: str) -> None:
         while self._pending:
-            self._pending.popleft()._push(TurnResult(subtype=subtype, is_error=True, text=text))
+            self._pending.popleft().push(TurnResult(subtype=subtype, is_error=True, text=text))
 
     # -- crashes --
 
@@ -778,7 +783,7 @@ class ClaudeSubprocess:
             text = f"{reason}. Your message was cut off and was not re-sent (its tools may have run)."
             if tail and not self._closing:
                 text += f"\n{tail}"
-            turn._push(TurnResult(subtype=EXITED, is_error=True, text=text))
+            turn.push(TurnResult(subtype=EXITED, is_error=True, text=text))
         if self._closing:
             return
         self._emit(ProcessStatus("crashed", reason, exit_code=code))
@@ -827,7 +832,7 @@ class ClaudeSubprocess:
 
     def _emit(self, status: ProcessStatus) -> None:
         if self._pending:
-            self._pending[0]._push(status)
+            self._pending[0].push(status)
         if self._on_status is not None:
             self._on_status(status)
 
@@ -888,6 +893,8 @@ class ClaudeSubprocess:
         await self._reap_orphans(live.marker)
         if self._live is live:
             self._live = None
+        if self.options.pid_file is not None:
+            self.options.pid_file.unlink(missing_ok=True)
         logger.info("%s: CLI pid %s stopped (exit code %s)", self.options.label, proc.pid, proc.returncode)
 
     async def _reap_orphans(self, marker: str) -> None:
@@ -940,3 +947,29 @@ def kill_marked_processes(marker: str, sig: signal.Signals = signal.SIGKILL) -> 
     if killed:
         logger.info("killed %d process(es) left behind by a Claude CLI: %s", len(killed), killed)
     return killed
+
+
+def reap_leftover(pid: int, claude_bin: Path | None = None) -> bool:
+    """Stop a CLI a previous run of the bot left behind (pid from its pid file), and its tool processes.
+
+    The pid is trusted only if /proc/<pid>/cmdline is a stream-json Claude CLI, so a reused pid is left alone.
+    """
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    args = [a.decode("utf-8", "replace") for a in cmdline if a]
+    if "stream-json" not in args or "--input-format" not in args:
+        return False
+    if claude_bin is not None and args and Path(args[0]).name != claude_bin.name:
+        return False
+    marker = next((e.split(b"=", 1)[1].decode() for e in environ if e.startswith(MARKER_ENV.encode() + b"=")), "")
+    logger.warning("stopping Claude CLI pid %s left behind by a previous run", pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    if marker:
+        kill_marked_processes(marker)
+    return True

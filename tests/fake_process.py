@@ -1,0 +1,175 @@
+"""A fake Claude process and spawner for SessionManager tests: scripted with `enqueue`, recording what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from claude_subprocess import (
+    AssistantText,
+    Event,
+    ProcessOptions,
+    ProcessStatus,
+    SessionStarted,
+    Turn,
+    TurnResult,
+    TurnTimings,
+)
+
+_pids = itertools.count(40000)
+
+
+class FakeClock:
+    """A wall clock that only moves when told."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeProcess:
+    """Same public face as ClaudeSubprocess; answers each message with the next scripted events."""
+
+    def __init__(self, options: ProcessOptions, spawner: FakeSpawner) -> None:
+        self.options = options
+        self.spawner = spawner
+        self.session_id = ""
+        self.last_timings = TurnTimings()
+        self.started = False
+        self.stopped = False
+        self.failed = False
+        self.models: list[str | None] = [options.model]
+        self.received: list[Any] = []
+        self.pid: int | None = next(_pids)
+        self._queue: deque[Turn] = deque()
+        self._current: Turn | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def continued(self) -> bool:
+        return self.options.continue_conversation
+
+    @property
+    def alive(self) -> bool:
+        return self.started and not self.stopped
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+    async def start(self) -> None:
+        if self.spawner.fail_start:
+            from errors import ClaudeStartError
+
+            raise ClaudeStartError(self.spawner.fail_start, 1, "")
+        self.started = True
+        self._task = asyncio.create_task(self._run())
+
+    def submit(self, content: Any) -> Turn:
+        turn = Turn(content)
+        self._queue.append(turn)
+        self._wake.set()
+        return turn
+
+    async def interrupt(self) -> bool:
+        if self._current is None:
+            return False
+        self.spawner.interrupts += 1
+        self._current.push(
+            TurnResult("error_during_execution", True, "", self.session_id, terminal_reason="aborted_streaming")
+        )
+        return True
+
+    async def set_model(self, model: str | None) -> None:
+        self.models.append(model)
+
+    async def stop(self) -> None:
+        self.stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def emit_status(self, status: ProcessStatus) -> None:
+        self.spawner.statuses.append(status)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                turn = self._queue.popleft()
+                self._current = turn
+                self.received.append(turn.content)
+                turn.written.set()
+                script = self.spawner.next_script(turn.content)
+                self.session_id = self.session_id or self.spawner.conversation_id(self.options.cwd)
+                turn.push(SessionStarted(self.session_id, self.models[-1] or "default"))
+                for event in script:
+                    if event == "hold":
+                        # Held until released, or until an interrupt ends the turn.
+                        waits = [
+                            asyncio.ensure_future(self.spawner.release.wait()),
+                            asyncio.ensure_future(turn.done.wait()),
+                        ]
+                        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                        for wait in waits:
+                            wait.cancel()
+                        self.spawner.release.clear()
+                        if turn.done.is_set():
+                            break
+                        continue
+                    assert not isinstance(event, str)
+                    turn.push(event)
+                if not turn.done.is_set():
+                    turn.push(TurnResult("success", False, "ok", self.session_id, cost_usd=0.01))
+                await turn.done.wait()
+                self._current = None
+
+
+class FakeSpawner:
+    """The process factory: records every process it made and hands them scripted answers in order."""
+
+    def __init__(self) -> None:
+        self.started: list[FakeProcess] = []
+        self.scripts: deque[list[Event | str]] = deque()
+        self.statuses: list[ProcessStatus] = []
+        self.release = asyncio.Event()
+        self.interrupts = 0
+        self.fail_start = ""
+        self._conversations: dict[Path, str] = {}
+
+    def __call__(self, options: ProcessOptions, on_status: Any) -> FakeProcess:
+        process = FakeProcess(options, self)
+        self.started.append(process)
+        return process
+
+    def enqueue(self, *scripts: list[Event | str]) -> None:
+        """Each script is one turn's events; "hold" pauses the turn until `release` is set."""
+        self.scripts.extend(scripts)
+
+    def next_script(self, content: Any) -> list[Event | str]:
+        if self.scripts:
+            return self.scripts.popleft()
+        return [AssistantText(f"echo: {content}")]
+
+    def conversation_id(self, cwd: Path) -> str:
+        return self._conversations.setdefault(cwd, f"conv-{cwd.name}")
+
+
+def base_options(tmp_path: Path) -> ProcessOptions:
+    return ProcessOptions(claude_bin=Path("/nonexistent/claude"), cwd=tmp_path, env={})

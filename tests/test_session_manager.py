@@ -1,0 +1,323 @@
+"""SessionManager with a fake process and a fake clock: names, personas, models, idle suspend, the cap, the inbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fake_process import FakeClock, FakeSpawner, base_options
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from claude_subprocess import AssistantText, TurnResult
+from errors import SessionError
+from session_manager import Delivery, Notice, Persona, SessionManager, load_personas, validate_name
+
+PERSONAS = {
+    "default": Persona("default", "plain", ""),
+    "poet": Persona("poet", "rhymes", "Answer in rhyme.", model="opus", max_turns=3, permission_mode="plan"),
+}
+
+
+def make_manager(tmp_path: Path, **kwargs: object) -> tuple[SessionManager, FakeSpawner, FakeClock]:
+    spawner, clock = FakeSpawner(), FakeClock()
+    manager = SessionManager(
+        tmp_path / "sessions",
+        spawn=spawner,
+        base_options=base_options(tmp_path),
+        personas=dict(PERSONAS),
+        clock=clock,
+        idle_after=600,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return manager, spawner, clock
+
+
+async def drain(delivery: Delivery) -> list[object]:
+    return [event async for event in delivery.events()]
+
+
+def result_of(events: list[object]) -> TurnResult:
+    last = events[-1]
+    assert isinstance(last, TurnResult)
+    return last
+
+
+async def test_first_message_creates_and_announces_the_default_session(tmp_path):
+    manager, _spawner, _ = make_manager(tmp_path)
+
+    events = await drain(await manager.send(1, "hello"))
+
+    assert isinstance(events[0], Notice) and "default" in events[0].text
+    assert AssistantText("echo: hello") in events
+    assert manager.active_session(1) == "default"
+    meta = json.loads((tmp_path / "sessions/default/metadata.json").read_text())
+    assert meta["turns"] == 1 and meta["claude_session_id"] == "conv-default"
+    assert (tmp_path / "sessions/default/files").is_dir()
+    await manager.close_all()
+
+
+async def test_idle_session_is_suspended_then_resumed_with_continue(tmp_path):
+    manager, spawner, clock = make_manager(tmp_path)
+    await drain(await manager.send(1, "hello"))
+
+    clock.advance(599)
+    assert await manager.suspend_idle() == []
+    clock.advance(2)
+    assert await manager.suspend_idle() == ["default"]
+
+    assert spawner.started[0].stopped
+    assert manager.status("default").state == "suspended"
+    await drain(await manager.send(1, "again"))
+    assert len(spawner.started) == 2
+    assert not spawner.started[0].continued and spawner.started[1].continued
+    await manager.close_all()
+
+
+async def test_busy_session_is_never_suspended(tmp_path):
+    manager, spawner, clock = make_manager(tmp_path)
+    spawner.enqueue(["hold"])
+    delivery = await manager.send(1, "long job")
+    await anext(aiter(delivery.events()))  # the notice: the turn is under way
+
+    clock.advance(10_000)
+    assert await manager.suspend_idle() == []
+
+    spawner.release.set()
+    await drain(delivery)
+    await manager.close_all()
+
+
+async def test_cap_suspends_the_least_recently_used_idle_session(tmp_path):
+    manager, spawner, clock = make_manager(tmp_path, max_live=2)
+    for chat, name in ((1, "a"), (2, "b"), (3, "c")):
+        manager.create(name)
+        manager.switch(chat, name)
+    await drain(await manager.send(1, "to a"))
+    clock.advance(5)
+    await drain(await manager.send(2, "to b"))
+    clock.advance(5)
+
+    await drain(await manager.send(3, "to c"))
+
+    a, b, c = spawner.started
+    assert a.stopped and not b.stopped and not c.stopped
+    assert manager.status("a").state == "suspended"
+    await manager.close_all()
+
+
+async def test_cap_with_every_session_busy_waits_and_says_why(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path, max_live=1)
+    manager.create("a"), manager.switch(1, "a")
+    manager.create("b"), manager.switch(2, "b")
+    spawner.enqueue(["hold"])
+    first = await manager.send(1, "busy")
+
+    second = await manager.send(2, "waiting")
+    stream = aiter(second.events())
+    notice = await anext(stream)
+    assert isinstance(notice, Notice) and "busy" in notice.text
+
+    spawner.release.set()
+    await drain(first)
+    rest = [event async for event in stream]
+    assert AssistantText("echo: waiting") in rest
+    await manager.close_all()
+
+
+async def test_persona_and_model_precedence(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path)
+    manager.create("verse", "poet")
+    manager.switch(1, "verse")
+    await drain(await manager.send(1, "hi"))
+    options = spawner.started[0].options
+    assert options.model == "opus" and options.append_system_prompt == "Answer in rhyme."
+    assert options.max_turns == 3 and options.permission_mode == "plan"
+
+    await manager.set_model("verse", "haiku")
+    assert spawner.started[0].models[-1] == "haiku"  # applied to the live process at once
+    assert manager.effective_model("verse") == "haiku"
+
+    await manager.set_model("verse", None)
+    assert manager.effective_model("verse") == "opus"
+    await manager.close_all()
+
+
+async def test_model_override_survives_suspend_and_restart(tmp_path):
+    manager, _spawner, _clock = make_manager(tmp_path)
+    await drain(await manager.send(1, "hi"))
+    await manager.set_model("default", "claude-haiku-4-5-20251001")
+    await manager.close_all()
+
+    again, spawner2, _ = make_manager(tmp_path)
+    await drain(await again.send(1, "back"))
+    assert spawner2.started[0].options.model == "claude-haiku-4-5-20251001"
+    assert spawner2.started[0].continued
+    await again.close_all()
+
+
+async def test_switching_persona_restarts_the_process_before_the_next_turn(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path)
+    await drain(await manager.send(1, "hi"))
+
+    await manager.set_persona("default", "poet")
+    events = await drain(await manager.send(1, "now rhyme"))
+
+    assert spawner.started[0].stopped
+    assert spawner.started[1].options.append_system_prompt == "Answer in rhyme."
+    assert spawner.started[1].continued
+    assert any(isinstance(e, Notice) and "Restarting" in e.text for e in events)
+    await manager.close_all()
+
+
+@pytest.mark.parametrize("bad", ["", "UPPER", "-lead", "a" * 33, "../etc", "a/b", "a b", "a_b", "ü"])
+def test_bad_names_are_refused_with_the_rule(bad):
+    with pytest.raises(SessionError, match="1–32 characters"):
+        validate_name(bad)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(max_size=40) | st.sampled_from(["..", ".", "../x", "/etc", "a/../..", "link", "ok-name"]))
+def test_nothing_is_ever_created_outside_the_sessions_dir(tmp_path_factory, name):
+    root = tmp_path_factory.mktemp("prop")
+    sessions = root / "sessions"
+    sessions.mkdir()
+    (sessions / "link").symlink_to(root)  # a symlink inside must not lead outside
+    manager = SessionManager(sessions, spawn=FakeSpawner(), base_options=base_options(root), personas=dict(PERSONAS))
+    before = {p for p in root.rglob("*") if not p.is_relative_to(sessions)}
+
+    try:
+        manager.create(name)
+        manager.switch(7, name)
+    except SessionError:
+        pass
+
+    after = {p for p in root.rglob("*") if not p.is_relative_to(sessions)}
+    assert after == before
+    for path in sessions.iterdir():
+        assert path.resolve().parent == sessions.resolve() or path.is_symlink()
+
+
+async def test_delete_is_refused_while_busy_and_removes_the_directory_after_stop(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path)
+    spawner.enqueue(["hold"])
+    delivery = await manager.send(1, "work")
+    stream = aiter(delivery.events())
+    await anext(stream)
+
+    with pytest.raises(SessionError, match="busy"):
+        await manager.delete("default")
+    spawner.release.set()
+    [event async for event in stream]
+    await manager.delete("default")
+
+    assert spawner.started[0].stopped
+    assert not (tmp_path / "sessions/default").exists()
+    assert manager.active_session(1) is None
+    await manager.close_all()
+
+
+async def test_corrupt_metadata_is_rebuilt_and_the_session_still_works(tmp_path, caplog):
+    manager, _spawner, _ = make_manager(tmp_path)
+    manager.create("work")
+    (tmp_path / "sessions/work/metadata.json").write_text("{not json")
+
+    again, _spawner2, _ = make_manager(tmp_path)
+    again.switch(1, "work")
+    await drain(await again.send(1, "still here?"))
+
+    assert "corrupt" in caplog.text
+    assert json.loads((tmp_path / "sessions/work/metadata.json").read_text())["turns"] == 1
+    await again.close_all()
+
+
+def test_invalid_persona_files_are_reported_and_skipped(tmp_path):
+    (tmp_path / "good.json").write_text(json.dumps({"name": "good", "system_prompt": "x"}))
+    (tmp_path / "broken.json").write_text("{")
+    (tmp_path / "badmode.json").write_text(
+        json.dumps({"name": "badmode", "system_prompt": "x", "settings": {"permission_mode": "yolo"}})
+    )
+
+    personas, problems = load_personas(tmp_path)
+
+    assert "good" in personas and "badmode" not in personas
+    assert any(p.startswith("broken.json:") for p in problems)
+    assert any(p.startswith("badmode.json:") and "permission_mode" in p for p in problems)
+
+
+def test_shipped_personas_are_valid():
+    personas, problems = load_personas(Path(__file__).parent.parent / "personas")
+    assert problems == []
+    assert {"default", "brainstorm", "planner", "research"} <= set(personas)
+
+
+async def test_messages_sent_while_busy_are_answered_in_order_with_their_position(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path)
+    spawner.enqueue(["hold"])
+    first = await manager.send(1, "first")
+    later = [await manager.send(1, f"m{i}") for i in range(3)]
+
+    assert [d.position for d in later] == [1, 2, 3]
+    spawner.release.set()
+    await drain(first)
+    answers = [result_of(await drain(d)) for d in later]
+    assert all(not r.is_error for r in answers)
+    assert spawner.started[0].received == ["first", "m0", "m1", "m2"]
+    await manager.close_all()
+
+
+async def test_unsent_inbox_entries_are_delivered_after_a_restart_and_cut_off_ones_reported(tmp_path):
+    manager, _, _ = make_manager(tmp_path)
+    manager.create("default")
+    inbox = tmp_path / "sessions/default/inbox.jsonl"
+    records = [
+        {"op": "add", "id": "1", "chat_id": 5, "content": "was running"},
+        {"op": "sent", "id": "1"},
+        {"op": "add", "id": "2", "chat_id": 5, "content": "queued one"},
+        {"op": "add", "id": "3", "chat_id": 5, "content": "queued two"},
+    ]
+    inbox.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"op": "add", "id": "4", "chat')
+    told: list[tuple[int, str]] = []
+
+    async def notify(chat_id: int, text: str) -> None:
+        told.append((chat_id, text))
+
+    again, spawner, _ = make_manager(tmp_path, notify=notify)
+    deliveries = await again.recover()
+    results = [result_of(await drain(d)) for d in deliveries]
+
+    assert [d.content for d in deliveries] == ["queued one", "queued two"]
+    assert all(not r.is_error for r in results)
+    assert spawner.started[0].received == ["queued one", "queued two"]
+    assert any("was running" in text and "cut off" in text for _, text in told)
+    assert any("Delivering 2" in text for _, text in told)
+    await again.close_all()
+    assert not inbox.exists()  # everything done: compacted away
+
+
+async def test_stop_interrupts_only_the_running_turn(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path)
+    spawner.enqueue(["hold"])
+    first = await manager.send(1, "slow")
+    second = await manager.send(1, "next")
+    stream = aiter(first.events())
+    await anext(stream)
+
+    assert await manager.interrupt("default")
+    rest = [event async for event in stream]
+    assert result_of(rest).stopped
+    assert not result_of(await drain(second)).is_error
+    spawner.release.set()
+    await manager.close_all()
+
+
+async def test_a_start_failure_ends_the_turn_with_the_reason(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path)
+    spawner.fail_start = "Claude Code refuses to skip permission prompts when run as root."
+
+    result = result_of(await drain(await manager.send(1, "hi")))
+
+    assert result.is_error and "root" in result.text
+    assert manager.status("default").state == "failed"
+    await manager.close_all()
