@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_process import FakeClock, FakeSpawner, base_options
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from claude_subprocess import AssistantText, TurnResult
 from errors import SessionError
+from fake_process import FakeClock, FakeSpawner, base_options
 from session_manager import Delivery, Notice, Persona, SessionManager, load_personas, validate_name
 
 PERSONAS = {

@@ -1,0 +1,303 @@
+"""Shows one Claude turn in a Telegram chat while it runs: live draft or edited preview, tool progress, typing,
+then the final answer as its own message(s) and any error, once.
+
+It knows Telegram calls and our rendering; it reads the manager's event stream but never the CLI's JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import Bot, InlineKeyboardMarkup, MessageEntity
+from telegram.constants import ChatAction
+from telegram.error import RetryAfter, TelegramError
+
+from claude_subprocess import (
+    ApiRetry,
+    AssistantText,
+    Event,
+    ProcessStatus,
+    ToolResult,
+    ToolUse,
+    TurnResult,
+)
+from outbox import Outbox
+from render import (
+    Chunk,
+    chunk_plain_text,
+    document_preview,
+    needs_document,
+    plain_chunks,
+    progress_text,
+    render_markdown,
+    render_tail,
+    tool_line,
+)
+from session_manager import Notice
+
+logger = logging.getLogger(__name__)
+
+TYPING_EVERY = 4.0  # Telegram shows "typing…" for at most 5 s
+
+
+@dataclass
+class ChatPrefs:
+    """What we learned about a chat: whether sendMessageDraft works there."""
+
+    drafts_ok: bool = True
+
+
+@dataclass
+class _Progress:
+    lines: list[str] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+    message_id: asyncio.Future[Any] | None = None
+
+
+class Sender:
+    """Telegram calls for one chat, all through its Outbox."""
+
+    def __init__(self, bot: Bot, outbox: Outbox) -> None:
+        self.bot = bot
+        self.outbox = outbox
+        self.chat_id = outbox.chat_id
+
+    def text(
+        self, text: str, *, reply_to: int | None = None, markup: InlineKeyboardMarkup | None = None
+    ) -> asyncio.Future[Any]:
+        """A short plain message (notices, errors, command replies)."""
+        chunks = plain_chunks(text) or [Chunk("…", ())]
+        future: asyncio.Future[Any] = asyncio.Future()
+        for i, chunk in enumerate(chunks):
+            future = self.chunk(chunk, reply_to=reply_to if i == 0 else None, markup=markup)
+        return future
+
+    def chunk(
+        self, chunk: Chunk, *, reply_to: int | None = None, markup: InlineKeyboardMarkup | None = None
+    ) -> asyncio.Future[Any]:
+        """One rendered part; if Telegram rejects its entities, the same part goes again as plain text."""
+
+        def call(entities: list[MessageEntity] | None, text: str) -> Any:
+            return lambda: self.bot.send_message(
+                self.chat_id,
+                text,
+                entities=entities,
+                parse_mode=None,
+                reply_markup=markup,
+                reply_parameters=_reply(reply_to),
+            )
+
+        plain = chunk_plain_text(chunk)
+        fallback = call(None, plain.text) if chunk.entities else None
+        return self.outbox.send(call(list(chunk.entities) or None, chunk.text), fallback=fallback)
+
+    def document(self, name: str, data: bytes, caption: str = "") -> asyncio.Future[Any]:
+        return self.outbox.send(
+            lambda: self.bot.send_document(self.chat_id, io.BytesIO(data), filename=name, caption=caption[:1024])
+        )
+
+    def answer(self, markdown: str, *, reply_to: int | None = None) -> list[asyncio.Future[Any]]:
+        """Claude's Markdown as Telegram messages, or as a .md document with a preview when it is long."""
+        chunks = render_markdown(markdown)
+        if not chunks:
+            return []
+        if needs_document(markdown, chunks):
+            preview = document_preview(markdown)
+            return [
+                self.chunk(preview, reply_to=reply_to),
+                self.document("answer.md", markdown.encode("utf-8"), caption="The full answer, as Markdown."),
+            ]
+        return [self.chunk(chunk, reply_to=reply_to if i == 0 else None) for i, chunk in enumerate(chunks)]
+
+
+def _reply(message_id: int | None) -> Any:
+    if message_id is None:
+        return None
+    from telegram import ReplyParameters
+
+    return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
+
+
+class TurnView:
+    """Renders one turn's events into the chat."""
+
+    def __init__(self, sender: Sender, prefs: ChatPrefs, *, reply_to: int | None = None) -> None:
+        self.sender = sender
+        self.bot = sender.bot
+        self.chat_id = sender.chat_id
+        self.prefs = prefs
+        self.reply_to = reply_to
+        self.use_drafts = prefs.drafts_ok and self.chat_id > 0
+        self.draft_id = random.randint(1, 2**31 - 1)
+        self.parts: list[str] = []
+        self.progress = _Progress()
+        self.preview_id: asyncio.Future[Any] | None = None
+        self.result: TurnResult | None = None
+
+    @property
+    def answer_text(self) -> str:
+        return "\n\n".join(part.strip("\n") for part in self.parts).strip()
+
+    async def run(self, events: AsyncIterator[Event | Notice]) -> TurnResult | None:
+        """Consume the stream to its TurnResult; Telegram failures are logged, never stop the stream."""
+        typing = asyncio.create_task(self._keep_typing())
+        try:
+            if self.use_drafts:
+                self._draft()  # an empty draft shows Telegram's "Thinking…" bubble at once
+            async for event in events:
+                self._on_event(event)
+                if isinstance(event, TurnResult):
+                    self.result = event
+            await self._finish()
+        finally:
+            typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await typing
+        return self.result
+
+    def _on_event(self, event: Event | Notice) -> None:
+        if isinstance(event, Notice):
+            self.sender.text(f"ℹ️ {event.text}")
+        elif isinstance(event, ProcessStatus):
+            if event.kind != "crashed":  # the turn's own error already says it crashed
+                self.sender.text(f"⚙️ {event.message}")
+        elif isinstance(event, AssistantText):
+            self.parts.append(event.text)
+            self._live_frame()
+        elif isinstance(event, ToolUse):
+            self._progress_line(event.id, tool_line(event.name, dict(event.input)))
+        elif isinstance(event, ToolResult):
+            if event.is_error and event.tool_use_id in self.progress.index:
+                i = self.progress.index[event.tool_use_id]
+                self.progress.lines[i] = self.progress.lines[i] + "  ✗"
+                self._progress_frame()
+        elif isinstance(event, ApiRetry):
+            status = f" {event.status}" if event.status else ""
+            self._progress_line(
+                f"retry-{event.attempt}",
+                f"⏳ API error{status} ({event.error}); retry {event.attempt}/{event.max_retries} "
+                f"in {event.delay_ms / 1000:.0f} s",
+            )
+
+    # -- live answer --
+
+    def _draft(self) -> None:
+        async def call() -> Any:
+            tail = render_tail(self.answer_text)
+            try:
+                return await self.bot.send_message_draft(
+                    self.chat_id,
+                    self.draft_id,
+                    text=tail.text,
+                    entities=list(tail.entities) or None,
+                    parse_mode=None,
+                    api_kwargs={"can_stop": True},
+                )
+            except TelegramError as exc:
+                if isinstance(exc, RetryAfter):
+                    raise
+                logger.info("chat %s: drafts unavailable (%s); editing a message instead", self.chat_id, exc)
+                self.prefs.drafts_ok = False
+                self.use_drafts = False
+                self._live_frame()
+                return None
+
+        self.sender.outbox.frame("draft", call, kind="draft")
+
+    def _live_frame(self) -> None:
+        if self.use_drafts:
+            self._draft()
+            return
+        if self.preview_id is None:
+            tail = render_tail(self.answer_text)
+            if tail.text:  # Telegram rejects empty messages
+                self.preview_id = self.sender.chunk(tail)
+            return
+        preview = self.preview_id
+
+        async def edit() -> Any:
+            message = await preview
+            tail = render_tail(self.answer_text)
+            return await self.bot.edit_message_text(
+                tail.text, self.chat_id, message.message_id, entities=list(tail.entities) or None, parse_mode=None
+            )
+
+        self.sender.outbox.frame("preview", edit, kind="edit")
+
+    # -- tool progress --
+
+    def _progress_line(self, key: str, line: str) -> None:
+        self.progress.index[key] = len(self.progress.lines)
+        self.progress.lines.append(line)
+        if self.progress.message_id is None:
+            self.progress.message_id = self.sender.outbox.send(
+                lambda: self.bot.send_message(self.chat_id, progress_text(self.progress.lines), parse_mode=None)
+            )
+            self.progress.message_id.add_done_callback(lambda f: f.cancelled() or f.exception())
+        else:
+            self._progress_frame()
+
+    def _progress_frame(self) -> None:
+        sent = self.progress.message_id
+        if sent is None:
+            return
+
+        async def edit() -> Any:
+            message = await sent
+            return await self.bot.edit_message_text(
+                progress_text(self.progress.lines), self.chat_id, message.message_id, parse_mode=None
+            )
+
+        self.sender.outbox.frame("progress", edit, kind="edit")
+
+    async def _keep_typing(self) -> None:
+        while True:
+            self.sender.outbox.frame(
+                "typing", lambda: self.bot.send_chat_action(self.chat_id, ChatAction.TYPING), kind="action"
+            )
+            await asyncio.sleep(TYPING_EVERY)
+
+    # -- the end --
+
+    async def _finish(self) -> None:
+        outbox = self.sender.outbox
+        outbox.discard_frame("draft")
+        outbox.discard_frame("preview")
+        outbox.discard_frame("typing")
+        result = self.result
+        text = self.answer_text
+        futures: list[asyncio.Future[Any]] = []
+        if result is None:
+            futures.append(self.sender.text("⚠️ The answer stream ended without a result."))
+        elif result.is_error:
+            if text and text != result.text.strip():
+                futures += self.sender.answer(text, reply_to=self.reply_to)
+            icon = "⏹" if result.stopped and result.subtype != "watchdog" else "⚠️"
+            futures.append(self.sender.text(f"{icon} {result.error_text}", reply_to=self.reply_to))
+        else:
+            futures += self.sender.answer(text or result.text, reply_to=self.reply_to)
+            if not futures:
+                futures.append(self.sender.text("✓ Done (no text in the answer).", reply_to=self.reply_to))
+        if self.progress.lines:
+            self._progress_frame()
+        if self.preview_id is not None:
+            preview = self.preview_id
+
+            async def delete() -> Any:
+                with contextlib.suppress(TelegramError):
+                    message = await preview
+                    return await self.bot.delete_message(self.chat_id, message.message_id)
+                return None
+
+            futures.append(outbox.send(delete, kind="message"))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for failure in results:
+            if isinstance(failure, BaseException):
+                logger.error("chat %s: could not deliver part of an answer: %s", self.chat_id, failure)

@@ -1,0 +1,291 @@
+"""ClaudeSubprocess against the real Claude Code CLI, which talks to the fake Messages API on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import pytest_asyncio
+
+from claude_subprocess import (
+    EXITED,
+    AssistantText,
+    ClaudeSubprocess,
+    Event,
+    ProcessOptions,
+    ProcessStatus,
+    SessionStarted,
+    ToolResult,
+    ToolUse,
+    Turn,
+    TurnResult,
+)
+from conftest import cli_env, real_cli_path
+from errors import ClaudeNotFound, ClaudeStartError
+from fake_anthropic import FakeAnthropic, Hang, HttpError, Text
+from fake_anthropic import ToolUse as ScriptedTool
+
+pytestmark = pytest.mark.real_cli
+
+
+@pytest_asyncio.fixture
+async def api() -> AsyncIterator[FakeAnthropic]:
+    async with FakeAnthropic() as server:
+        yield server
+
+
+def options(tmp_path: Path, api: FakeAnthropic, **overrides: Any) -> ProcessOptions:
+    workdir = tmp_path / "session"
+    workdir.mkdir(exist_ok=True)
+    values: dict[str, Any] = dict(
+        claude_bin=real_cli_path(),
+        cwd=workdir,
+        env=cli_env(tmp_path, api.url),
+        permission_mode="bypassPermissions",
+        restart_delays=(0.2, 0.4, 0.8),
+    )
+    values.update(overrides)
+    return ProcessOptions(**values)
+
+
+class Running:
+    """A started process that is always stopped at the end of the test."""
+
+    def __init__(self) -> None:
+        self.processes: list[ClaudeSubprocess] = []
+        self.statuses: list[ProcessStatus] = []
+
+    async def start(self, opts: ProcessOptions) -> ClaudeSubprocess:
+        process = ClaudeSubprocess(opts, on_status=self.statuses.append)
+        self.processes.append(process)
+        await process.start()
+        return process
+
+
+@pytest_asyncio.fixture
+async def running() -> AsyncIterator[Running]:
+    holder = Running()
+    yield holder
+    for process in holder.processes:
+        await process.stop()
+
+
+async def collect(turn: Turn) -> list[Event]:
+    return [event async for event in turn.events()]
+
+
+def result(events: list[Event]) -> TurnResult:
+    assert isinstance(events[-1], TurnResult)
+    return events[-1]
+
+
+def processes_running(needle: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if needle in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE and proc.pid != os.getpid():
+            found.append(proc)
+    return found
+
+
+def transcript_text(tmp_path: Path) -> str:
+    return "".join(p.read_text() for p in (tmp_path / "claude-config/projects").rglob("*.jsonl"))
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_three_turns_in_one_process_carry_the_history(tmp_path, api, running):
+    process = await running.start(options(tmp_path, api))
+    api.enqueue(Text("one back"), Text("two back"), Text("three back"))
+
+    answers = [result(await collect(process.submit(f"message {n}"))) for n in ("one", "two", "three")]
+
+    assert [a.text for a in answers] == ["one back", "two back", "three back"]
+    history = api.requests[-1].user_texts
+    assert history[:3] == ["message one", "message two", "message three"]
+    assert "one back" in str(api.requests[-1].messages)
+    assert len({a.session_id for a in answers}) == 1
+
+
+async def test_a_new_process_with_continue_keeps_history_and_session_id(tmp_path, api, running):
+    first = await running.start(options(tmp_path, api))
+    before = result(await collect(first.submit("remember the word kiwi")))
+    await first.stop()
+
+    second = await running.start(options(tmp_path, api, continue_conversation=True))
+    after = result(await collect(second.submit("what was the word?")))
+
+    assert after.session_id == before.session_id
+    assert "remember the word kiwi" in api.requests[-1].user_texts
+
+
+async def test_bash_tool_runs_and_its_events_arrive_in_order(tmp_path, api, running):
+    process = await running.start(options(tmp_path, api))
+    api.enqueue(ScriptedTool("Bash", {"command": "echo made > proof.txt", "description": "write proof"}), Text("done"))
+
+    events = await collect(process.submit("make a file"))
+
+    kinds = [type(e) for e in events if not isinstance(e, SessionStarted)]
+    assert kinds.index(ToolUse) < kinds.index(ToolResult) < kinds.index(TurnResult)
+    tool = next(e for e in events if isinstance(e, ToolUse))
+    assert tool.name == "Bash" and "proof.txt" in tool.input["command"]
+    assert (process.options.cwd / "proof.txt").read_text() == "made\n"
+    assert not result(events).is_error
+
+
+async def test_a_20_mib_line_parses_and_the_next_turn_works(tmp_path, api, running):
+    process = await running.start(options(tmp_path, api))
+    api.enqueue(Text("x" * (20 * 1024 * 1024)), Text("small"))
+
+    big = await collect(process.submit("big please"))
+    text = "".join(e.text for e in big if isinstance(e, AssistantText))
+    assert len(text) == 20 * 1024 * 1024
+    assert result(big).text == text
+
+    assert result(await collect(process.submit("and now?"))).text == "small"
+
+
+async def test_interrupt_while_text_streams_stops_within_a_second(tmp_path, api, running):
+    process = await running.start(options(tmp_path, api))
+    api.enqueue(Text("tick " * 400, chunk_size=5, delay=0.05), Text("next answer"))
+    turn = process.submit("stream slowly")
+    queued = process.submit("after the stop")
+    await api.wait_for_requests(1)
+    await asyncio.sleep(0.5)
+
+    started = time.monotonic()
+    assert await process.interrupt()
+    stopped = await turn.wait()
+
+    assert time.monotonic() - started < 1.0
+    assert stopped.is_error and stopped.stopped
+    assert result(await collect(queued)).text == "next answer"
+
+
+async def test_interrupt_while_a_tool_sleeps_stops_within_a_second(tmp_path, api, running):
+    process = await running.start(options(tmp_path, api))
+    api.enqueue(ScriptedTool("Bash", {"command": "sleep 30.25", "description": "nap"}), Text("after"))
+    turn = process.submit("sleep")
+    await wait_until(lambda: processes_running("sleep 30.25"))
+
+    started = time.monotonic()
+    await process.interrupt()
+    stopped = await turn.wait()
+
+    assert time.monotonic() - started < 1.0
+    assert stopped.stopped and stopped.terminal_reason == "aborted_tools"
+    await wait_until(lambda: not processes_running("sleep 30.25"))
+    assert not result(await collect(process.submit("still there?"))).is_error
+
+
+async def test_sigkill_mid_turn_reports_respawns_with_continue_and_keeps_history(tmp_path, api, running):
+    process = await running.start(options(tmp_path, api))
+    await collect(process.submit("first words"))
+    # The CLI writes its transcript a moment after the result; a kill before that loses the last exchange.
+    await wait_until(lambda: "first words" in transcript_text(tmp_path))
+    api.enqueue(Hang())
+    doomed = process.submit("this one dies")
+    await api.wait_for_requests(2)
+
+    os.kill(process.pid or 0, signal.SIGKILL)
+    cut = result(await collect(doomed))
+
+    assert cut.is_error and cut.subtype == EXITED
+    assert "exit code -9" in cut.text and "cut off" in cut.text
+    await wait_until(lambda: any(s.kind == "recovered" for s in running.statuses))
+    api.enqueue(Text("still here"))
+    answer = result(await collect(process.submit("are you back?")))
+    assert answer.text == "still here"
+    assert "first words" in api.requests[-1].user_texts
+
+
+async def test_stop_while_a_tool_runs_leaves_no_process_behind(tmp_path, api, running):
+    process = await running.start(options(tmp_path, api))
+    api.enqueue(ScriptedTool("Bash", {"command": "sleep 300.125", "description": "long"}))
+    process.submit("sleep long")
+    await wait_until(lambda: processes_running("sleep 300.125"))
+    cli_pid = process.pid
+
+    await process.stop()
+
+    assert not processes_running("sleep 300.125")
+    assert cli_pid is not None and not psutil.pid_exists(cli_pid)
+
+
+async def test_a_crash_while_a_tool_runs_leaves_no_orphan(tmp_path, api, running):
+    process = await running.start(options(tmp_path, api))
+    api.enqueue(ScriptedTool("Bash", {"command": "sleep 300.375", "description": "long"}))
+    turn = process.submit("sleep long")
+    await wait_until(lambda: processes_running("sleep 300.375"))
+
+    os.kill(process.pid or 0, signal.SIGKILL)
+    await turn.wait()
+
+    await wait_until(lambda: not processes_running("sleep 300.375"))
+
+
+async def test_five_messages_sent_while_busy_get_five_results_in_order(tmp_path, api, running):
+    process = await running.start(options(tmp_path, api))
+    api.enqueue(Text("slow " * 40, chunk_size=10, delay=0.05), *[Text(f"answer {n}") for n in range(5)])
+    first = process.submit("keep busy")
+    await api.wait_for_requests(1)
+
+    turns = [process.submit(f"message {n}") for n in range(5)]
+    assert process.queue_length == 5
+
+    await first.wait()
+    answers = [(await t.wait()).text for t in turns]
+    assert answers == [f"answer {n}" for n in range(5)]
+    assert [r.last_user_text for r in api.requests[-5:]] == [f"message {n}" for n in range(5)]
+
+
+async def test_set_model_applies_to_the_next_request(tmp_path, api, running):
+    process = await running.start(options(tmp_path, api))
+    await collect(process.submit("hi"))
+
+    await process.set_model("haiku")
+    await collect(process.submit("again"))
+
+    assert "haiku" in api.requests[-1].model
+    assert "haiku" not in api.requests[0].model
+
+
+async def test_an_api_auth_error_is_the_turns_error_text(tmp_path, api, running):
+    process = await running.start(options(tmp_path, api))
+    api.enqueue(HttpError(401, "invalid x-api-key"), HttpError(401, "invalid x-api-key"))
+
+    answer = result(await collect(process.submit("hi")))
+
+    assert answer.is_error
+    assert "api key" in answer.error_text.lower()
+
+
+async def test_a_missing_cli_says_where_it_looked(tmp_path, api):
+    process = ClaudeSubprocess(options(tmp_path, api, claude_bin=tmp_path / "no-such-claude"))
+
+    with pytest.raises(ClaudeNotFound, match="no-such-claude"):
+        await process.start()
+
+
+async def test_root_refusal_says_to_run_as_a_normal_user_or_set_is_sandbox(tmp_path, api):
+    if os.geteuid() != 0:
+        pytest.skip("the CLI only refuses skip-permissions for root")
+    env = {k: v for k, v in cli_env(tmp_path, api.url).items() if k != "IS_SANDBOX"}
+    process = ClaudeSubprocess(options(tmp_path, api, env=env))
+
+    with pytest.raises(ClaudeStartError, match="IS_SANDBOX=1") as caught:
+        await process.start()
+    assert "root" in caught.value.stderr_tail
