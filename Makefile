@@ -45,5 +45,21 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+SERVICE_DIR := $(HOME)/.config/systemd/user
+
+install-service: $(VENV)/.installed
+	@if [ "$$(id -u)" = 0 ]; then echo "Refusing to install the service for root: run it as your normal user." >&2; exit 1; fi
+	mkdir -p $(SERVICE_DIR)
+	sed -e 's|@PROJECT_DIR@|$(CURDIR)|g' -e 's|@HOME@|$(HOME)|g' telegram-bot.service > $(SERVICE_DIR)/telegram-bot.service
+	systemctl --user daemon-reload
+	systemctl --user enable --now telegram-bot.service
+	@echo "Installed and started. To keep it running while you are logged out: loginctl enable-linger $$USER"
+	@echo "Logs: journalctl --user -u telegram-bot -f"
+
+uninstall-service:
+	-systemctl --user disable --now telegram-bot.service
+	rm -f $(SERVICE_DIR)/telegram-bot.service
+	systemctl --user daemon-reload
+
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import logging
+import os
 import re
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiofiles
 from telegram import (
@@ -692,6 +694,30 @@ def setup_logging(level: str, secret: str = "") -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+def take_instance_lock(sessions_dir: Path) -> IO[str] | None:
+    """One bot per sessions directory: two pollers on one token fight (409 Conflict) and share processes."""
+    sessions_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(sessions_dir / ".bot.lock", "a+")  # noqa: SIM115 - held open for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        logger.error(
+            "another instance of the bot (pid %s) is already running with sessions in %s; stop it first "
+            "(two copies polling one token fail with 409 Conflict)",
+            owner,
+            sessions_dir,
+        )
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def run_bot(argv: Sequence[str]) -> int:
     try:
         settings = load_settings()
@@ -707,6 +733,9 @@ def run_bot(argv: Sequence[str]) -> int:
     except BridgeError as exc:
         logger.error("%s", exc)
         return 2
+    lock = take_instance_lock(settings.sessions_dir)
+    if lock is None:
+        return 1
     manager = build_manager(settings, claude_bin)
     app = build_application(settings, manager)
     logger.info("starting; sessions in %s, Claude CLI %s", settings.sessions_dir, claude_bin)
