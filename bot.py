@@ -41,7 +41,7 @@ from telegram.ext import (
 )
 
 from claude_subprocess import ProcessOptions
-from config import DEFAULT_API_BASE, Settings, find_claude, load_settings
+from config import Settings, find_claude, load_settings
 from errors import BridgeError, ConfigError, SessionError
 from outbox import Outboxes
 from session_manager import (
@@ -80,8 +80,6 @@ HELP = """Send any message and Claude Code answers in the active session (a fold
 
 Files and photos you send are saved in the session's files/ folder and shown to Claude."""
 REFUSAL = "⛔ This is a private bot. Your Telegram user id is {uid}; the owner can add it to ALLOWED_USER_IDS."
-TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
-SELF_HOSTED_DOWNLOAD_LIMIT = 2000 * 1024 * 1024
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -95,11 +93,7 @@ class BotState:
         self.prefs: dict[int, ChatPrefs] = {}
         self.refused_at: dict[int, float] = {}
         self.views: set[asyncio.Task[None]] = set()
-        self.download_limit = (
-            TELEGRAM_DOWNLOAD_LIMIT
-            if settings.telegram_api_base_url.rstrip("/") == DEFAULT_API_BASE
-            else SELF_HOSTED_DOWNLOAD_LIMIT
-        )
+        self.download_limit = int(settings.max_download_mb * 1024 * 1024)
 
 
 def state_of(context: ContextTypes.DEFAULT_TYPE) -> BotState:
@@ -225,7 +219,8 @@ async def on_upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(
             update,
             context,
-            f"⚠️ That file is {item.file_size / 1e6:.1f} MB; bots can download at most {limit / 1e6:.0f} MB. "
+            f"⚠️ That file is {item.file_size / 2**20:.1f} MB; the bot can download at most {limit / 2**20:.0f} MB "
+            "(Telegram's limit for bots; a self-hosted Bot API server allows more, see MAX_DOWNLOAD_MB). "
             "Nothing was sent to Claude.",
         )
         return
@@ -250,10 +245,22 @@ async def on_upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     note = f"[The user sent a file, saved at {path.relative_to(path.parent.parent)} (absolute path {path}).]"
     text = f"{note}\n{caption}" if caption else note
     content: str | list[dict[str, Any]] = text
-    if message.photo:
-        image = {"type": "base64", "media_type": "image/jpeg", "data": base64.b64encode(data).decode()}
+    media_type = image_type(data)
+    if message.photo and media_type:
+        image = {"type": "base64", "media_type": media_type, "data": base64.b64encode(data).decode()}
         content = [{"type": "image", "source": image}, {"type": "text", "text": text}]
     await submit(update, context, content)
+
+
+def image_type(data: bytes) -> str | None:
+    """The media type of an image Claude accepts, from its first bytes."""
+    signatures = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png", b"GIF8": "image/gif"}
+    for magic, media_type in signatures.items():
+        if data.startswith(magic):
+            return media_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def unique_name(original: str) -> str:

@@ -26,7 +26,16 @@ from errors import BridgeError, ClaudeNotFound, ClaudeStartError
 
 logger = logging.getLogger(__name__)
 
-BASE_ARGS = ("-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose")
+# --include-partial-messages: without it text arrives only when a whole block is done, so nothing streams.
+BASE_ARGS = (
+    "-p",
+    "--input-format",
+    "stream-json",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+    "--include-partial-messages",
+)
 # asyncio's 64 KiB readline limit corrupts the stream on ordinary turns (a Read of a 200 KB file is a
 # 422 KB line), so stdout is read in chunks and framed here; a line may be far larger than this chunk.
 READ_CHUNK = 1 << 20
@@ -54,6 +63,13 @@ class SessionStarted:
 @dataclass(frozen=True)
 class AssistantText:
     """A text block of Claude's answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the text block being streamed; the whole block follows as AssistantText."""
 
     text: str
 
@@ -166,6 +182,7 @@ class TurnResult:
 
 Event = (
     SessionStarted
+    | TextDelta
     | AssistantText
     | ToolUse
     | ToolResult
@@ -213,7 +230,16 @@ def parse_event(raw: Mapping[str, Any]) -> tuple[Event, ...]:
                 status=int(status) if isinstance(status, int) else None,
             ),
         )
+    if kind == "stream_event":
+        inner = raw.get("event") or {}
+        delta = inner.get("delta") or {}
+        is_text = inner.get("type") == "content_block_delta" and delta.get("type") == "text_delta"
+        if is_text and raw.get("parent_tool_use_id") is None and delta.get("text"):
+            return (TextDelta(str(delta["text"])),)
+        return ()
     if kind == "assistant":
+        if raw.get("parent_tool_use_id") is not None:
+            return ()  # a subagent's inner conversation: its result comes back as the Task tool's result
         events: list[Event] = []
         for block in (raw.get("message") or {}).get("content") or []:
             if not isinstance(block, dict):
@@ -385,7 +411,7 @@ class Turn:
         if self.done.is_set():
             return
         now = time.monotonic()
-        if isinstance(event, AssistantText) and self.timings.send_to_first_text is None and self._sent_at:
+        if isinstance(event, (AssistantText, TextDelta)) and self.timings.send_to_first_text is None and self._sent_at:
             self.timings.send_to_first_text = now - self._sent_at
         elif isinstance(event, ToolUse):
             self._open_tools.add(event.id)

@@ -70,6 +70,7 @@ class Settings:
     max_live_sessions: int = 4
     log_level: str = "INFO"
     watchdog_seconds: float = 600.0
+    max_download_mb: float = 20.0
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -158,6 +159,7 @@ def load_settings(
         max_live_sessions=max(1, int(max_live)),
         log_level=log_level,
         watchdog_seconds=_number(merged, "WATCHDOG_SECONDS", 600, problems),
+        max_download_mb=_number(merged, "MAX_DOWNLOAD_MB", 20, problems),
         env=dict(merged),
     )
     if problems:

@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 MAX_UNITS = 4096  # sendMessage/editMessageText text limit, counted in UTF-16 code units
 MAX_ENTITIES = 100  # Telegram ignores or rejects entities past the 100th
 DOCUMENT_AFTER_CHUNKS = 6
-HUGE_CODE_UNITS = 3500
+# A code block longer than about three messages reads better as a file than as a wall of parts.
+HUGE_CODE_UNITS = 12_000
 
 _ELLIPSIS = "…"
 _TAIL_MARKER = "…\n"

@@ -336,6 +336,7 @@ class _Session:
     worker: asyncio.Task[None] | None = None
     restart_pending: bool = False
     last_chat_id: int | None = None
+    accepting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def busy(self) -> bool:
@@ -670,12 +671,14 @@ class SessionManager:
         session = self._get(name)
         session.last_chat_id = chat_id
         session.meta.last_active = self._clock()
-        ahead = session.waiting.qsize() + (1 if session.current is not None else 0)
-        entry_id = await session.inbox.add(chat_id, content)
-        delivery = Delivery(name, chat_id, content, entry_id, ahead)
-        if notice:
-            delivery.notice(notice)
-        self._enqueue(session, delivery)
+        # The inbox order is the delivery order: concurrent sends must not overtake each other here.
+        async with session.accepting:
+            ahead = session.waiting.qsize() + (1 if session.current is not None else 0)
+            entry_id = await session.inbox.add(chat_id, content)
+            delivery = Delivery(name, chat_id, content, entry_id, ahead)
+            if notice:
+                delivery.notice(notice)
+            self._enqueue(session, delivery)
         return delivery
 
     def _enqueue(self, session: _Session, delivery: Delivery) -> None:

@@ -24,6 +24,7 @@ from claude_subprocess import (
     AssistantText,
     Event,
     ProcessStatus,
+    TextDelta,
     ToolResult,
     ToolUse,
     TurnResult,
@@ -137,13 +138,15 @@ class TurnView:
         self.use_drafts = prefs.drafts_ok and self.chat_id > 0
         self.draft_id = random.randint(1, 2**31 - 1)
         self.parts: list[str] = []
+        self.streaming = ""  # the text block still arriving as deltas
         self.progress = _Progress()
         self.preview_id: asyncio.Future[Any] | None = None
         self.result: TurnResult | None = None
 
     @property
     def answer_text(self) -> str:
-        return "\n\n".join(part.strip("\n") for part in self.parts).strip()
+        parts = [*self.parts, self.streaming] if self.streaming else self.parts
+        return "\n\n".join(part.strip("\n") for part in parts).strip()
 
     async def run(self, events: AsyncIterator[Event | Notice]) -> TurnResult | None:
         """Consume the stream to its TurnResult; Telegram failures are logged, never stop the stream."""
@@ -168,8 +171,12 @@ class TurnView:
         elif isinstance(event, ProcessStatus):
             if event.kind != "crashed":  # the turn's own error already says it crashed
                 self.sender.text(f"⚙️ {event.message}")
+        elif isinstance(event, TextDelta):
+            self.streaming += event.text
+            self._live_frame()
         elif isinstance(event, AssistantText):
             self.parts.append(event.text)
+            self.streaming = ""
             self._live_frame()
         elif isinstance(event, ToolUse):
             self._progress_line(event.id, tool_line(event.name, dict(event.input)))

@@ -237,9 +237,9 @@ def test_plain_words_survive_rendering_and_splitting(words: list[str]) -> None:
 
 def test_long_answers_and_huge_code_blocks_go_out_as_documents() -> None:
     long_prose = "\n\n".join(f"Paragraph {i} " + "words " * 40 for i in range(160))
-    huge_code = "```python\n" + "\n".join(f"x_{i} = {i} * 2" for i in range(400)) + "\n```"
+    huge_code = "```python\n" + "\n".join(f"x_{i} = {i} * 2" for i in range(1000)) + "\n```"
     short = "A short answer with `code`."
-    assert len(long_prose) >= 40_000 and len(huge_code) >= 5_000
+    assert len(long_prose) >= 40_000 and len(huge_code) >= 12_500
 
     assert needs_document(long_prose, render_markdown(long_prose))
     assert needs_document(huge_code, render_markdown(huge_code))

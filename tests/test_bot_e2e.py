@@ -1,0 +1,271 @@
+"""The Telegram experience end to end: fake Bot API ↔ real PTB ↔ SessionManager ↔ real CLI ↔ fake Messages API."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bot_harness import OWNER, STRANGER, RunningBot, running_bot
+from fake_anthropic import FakeAnthropic, HttpError, Text
+from fake_telegram import FakeBotAPI, utf16_len
+
+pytestmark = pytest.mark.real_cli
+GROUP = -100500
+
+
+@pytest_asyncio.fixture
+async def tg() -> AsyncIterator[FakeBotAPI]:
+    async with FakeBotAPI() as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def api() -> AsyncIterator[FakeAnthropic]:
+    async with FakeAnthropic() as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def bot(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic) -> AsyncIterator[RunningBot]:
+    async with running_bot(tmp_path, tg, api) as running:
+        yield running
+
+
+def tiny_png() -> bytes:
+    """A real 2×2 PNG, so the CLI accepts it as an image."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    pixels = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(pixels)) + chunk(b"IEND", b"")
+
+
+def sent_texts(tg: FakeBotAPI, chat_id: int = OWNER) -> list[str]:
+    return [str(c.params.get("text", "")) for c in tg.calls_to("sendMessage") if c.ok and c.params["chat_id"] == chat_id]
+
+
+async def command(bot: RunningBot, text: str, expect: str, chat_id: int = OWNER) -> dict[str, Any]:
+    """Send a command and wait for the reply that contains `expect`."""
+    since = len(bot.tg.calls)
+    bot.tg.push_text(chat_id, text, user_id=OWNER)
+    call = await bot.tg.wait_for(
+        "sendMessage", lambda p: p["chat_id"] == chat_id and expect in p.get("text", ""), since=since, timeout=30
+    )
+    return call.params
+
+
+async def test_a_stranger_is_refused_for_every_kind_of_update_and_claude_sees_nothing(tmp_path, tg, api):
+    async with running_bot(tmp_path, tg, api) as bot:
+        tg.push_text(STRANGER, "hello", user_id=STRANGER)
+        await bot.reply_containing("private bot", chat_id=STRANGER)
+        tg.push_text(STRANGER, "/new sneaky", user_id=STRANGER)
+        tg.push_callback(STRANGER, STRANGER, "delete:default", message_id=1)
+        tg.push_document(STRANGER, STRANGER, "evil.sh", b"rm -rf /")
+        tg.push_photo(STRANGER, STRANGER, b"\xff\xd8fakejpeg")
+        await command(bot, "hi from the owner", "echo: hi from the owner")
+
+    assert api.requests and all(r.last_user_text == "hi from the owner" for r in api.requests)
+    assert len(sent_texts(tg, STRANGER)) == 1  # one refusal a minute, however many updates
+    assert not (tmp_path / "sessions/sneaky").exists()
+    assert not any(p.name.endswith("evil.sh") for p in (tmp_path / "sessions").rglob("*"))
+
+
+async def test_sessions_are_created_switched_by_name_and_by_button_and_listed(bot, tg):
+    await command(bot, "/new alpha", "New session “alpha”")
+    await command(bot, "first in alpha", "echo: first in alpha")
+    await command(bot, "/new beta brainstorm", "persona brainstorm")
+    await command(bot, "/switch alpha", "Active session: “alpha”")
+
+    buttons = await command(bot, "/switch", "Switch to which session?")
+    keyboard = buttons["reply_markup"]["inline_keyboard"]
+    assert {row[0]["callback_data"] for row in keyboard} == {"switch:alpha", "switch:beta"}
+    message = next(m for m in tg.messages(OWNER) if m.text == "Switch to which session?")
+    since = len(tg.calls)
+    tg.push_callback(OWNER, OWNER, "switch:beta", message.message_id)
+    await tg.wait_for("sendMessage", lambda p: "Active session: “beta”" in p.get("text", ""), since=since)
+
+    listing = (await command(bot, "/sessions", "Sessions:"))["text"]
+    assert "alpha — live" in listing and "beta — suspended" in listing and "▶️ beta" in listing
+    await command(bot, "/switch nope", "No session named 'nope'")
+    await command(bot, "/new Bad_Name", "1–32 characters")
+
+
+async def test_model_and_persona_commands_reach_the_api_request(bot, tg, api):
+    await command(bot, "warm up", "echo: warm up")
+    shown = await command(bot, "/model", "Model of “default”")
+    assert [b["text"] for b in shown["reply_markup"]["inline_keyboard"][0]][:3] == ["sonnet", "opus", "haiku"]
+
+    await command(bot, "/model haiku", "is now haiku")
+    await command(bot, "which model?", "echo: which model?")
+    assert "haiku" in api.requests[-1].model
+
+    await command(bot, "/persona planner", "is now planner")
+    await command(bot, "plan it", "echo: plan it")
+    assert "careful planner" in api.requests[-1].system_text
+    assert "warm up" in api.requests[-1].user_texts  # same conversation after the restart
+    await command(bot, "/model -rf", "Invalid model")
+    await command(bot, "/persona nobody", "Unknown persona")
+
+    status = (await command(bot, "/status", "Session: default"))["text"]
+    assert "planner" in status and "haiku" in status and "Turns: 3" in status and "Last turn:" in status
+
+
+async def test_stop_interrupts_a_slow_answer_and_the_session_lives_on(bot, tg, api):
+    api.enqueue(Text("word " * 2000, chunk_size=20, delay=0.05))
+    tg.push_text(OWNER, "talk slowly")
+    await api.wait_for_requests(1)
+    await tg.wait_for("sendMessageDraft", lambda p: p.get("text", "").startswith("word"), timeout=30)
+
+    await command(bot, "/stop", "Stopped")
+    status = (await command(bot, "/status", "Session: default"))["text"]
+    assert "(live" in status
+    await command(bot, "still there?", "still there?")  # the echo also shows the interrupt marker
+
+
+async def test_a_long_answer_arrives_complete_in_valid_parts_and_code_stays_code(bot, tg, api):
+    code = "\n".join(f"    List<String> row{i} = fetch({i}); // 🚀" for i in range(130))
+    prose = " ".join(f"Step {i}: keep List<String> and 👍🏽 intact." for i in range(150))
+    answer = f"{prose}\n\n```java\n{code}\n```\n\nThe end 🎉"
+    assert len(answer) > 10_000
+    api.enqueue(Text(answer, chunk_size=4000))
+
+    await command(bot, "write a lot", "The end 🎉")
+
+    answer_calls = [c for c in tg.calls_to("sendMessage") if c.ok and c.params["chat_id"] == OWNER]
+    parts = [c.params for c in answer_calls if "Step" in c.params["text"] or "fetch(" in c.params["text"]]
+    assert len(parts) >= 3
+    assert all(utf16_len(p["text"]) <= 4096 for p in parts)
+    joined = "".join(p["text"] for p in parts)
+    for i in (0, 60, 129):
+        assert f"List<String> row{i} = fetch({i});" in joined
+    assert "Step 149: keep List<String> and 👍🏽 intact." in joined
+    code_parts = [p for p in parts if any(e["type"] == "pre" for e in p.get("entities", []))]
+    assert len(code_parts) >= 2  # the block was split and continued as code
+    assert all(e.get("language") == "java" for p in code_parts for e in p["entities"] if e["type"] == "pre")
+
+
+async def test_messages_sent_while_busy_are_acknowledged_then_answered_in_order(bot, tg, api):
+    api.enqueue(Text("slow " * 300, chunk_size=10, delay=0.03), Text("answer one"), Text("answer two"), Text("answer three"))
+    tg.push_text(OWNER, "keep busy")
+    await api.wait_for_requests(1)
+    for word in ("one", "two", "three"):
+        tg.push_text(OWNER, f"queued {word}")
+
+    await bot.reply_containing("answer three", timeout=60)
+
+    texts = sent_texts(tg)
+    assert sum("Queued" in t for t in texts) == 3
+    order = [i for word in ("one", "two", "three") for i, t in enumerate(texts) if t == f"answer {word}"]
+    assert order == sorted(order)
+    assert [r.last_user_text for r in api.requests[1:]] == ["queued one", "queued two", "queued three"]
+
+
+async def test_a_private_chat_sees_drafts_before_the_final_message(bot, tg, api):
+    api.enqueue(Text("streaming words " * 200, chunk_size=50, delay=0.02))
+
+    await command(bot, "stream to me", "streaming words")
+
+    drafts = [d for d in tg.drafts(OWNER) if d.text]
+    assert drafts, "no draft frame was shown"
+    assert len({d.draft_id for d in tg.drafts(OWNER)}) == 1
+    assert all(d.params.get("can_stop") is True for d in tg.drafts(OWNER))
+    first_final = next(c for c in tg.calls_to("sendMessage") if "streaming words" in c.params.get("text", ""))
+    assert drafts[0] in tg.drafts(OWNER) and tg.calls.index(first_final) > 0
+
+
+async def test_a_group_sees_an_edited_preview_and_flood_limits_never_lose_the_answer(bot, tg, api):
+    tg.enforce_flood(per_chat_interval=1.0)
+    words = " ".join(f"w{i}" for i in range(1500))
+    api.enqueue(Text(words, chunk_size=30, delay=0.03))  # ~9 s: long enough for edits at 20/min
+
+    tg.push_text(GROUP, "stream in the group", user_id=OWNER, chat_type="group")
+    await bot.reply_containing("w1499", chat_id=GROUP, timeout=60)
+    await tg.wait_for("deleteMessage", lambda p: p["chat_id"] == GROUP, timeout=30)  # the preview goes away
+
+    edits = [c for c in tg.calls_to("editMessageText") if c.ok and c.params["chat_id"] == GROUP]
+    assert edits, "the group saw no live preview"
+    answer_parts = [m.text for m in bot.visible(GROUP) if m.text and m.text.startswith("w")]
+    assert " ".join(answer_parts).split() == words.split()  # complete, in order, nothing lost to 429s
+    assert not any(m.text and m.text.startswith("…") for m in bot.visible(GROUP))  # the preview was removed
+
+
+async def test_an_api_error_is_shown_once_and_briefly(bot, tg, api):
+    api.enqueue(HttpError(400, "the fake rejects this request"))
+
+    await command(bot, "break it", "the fake rejects this request")
+    await command(bot, "after the error", "after the error")
+
+    assert sum("the fake rejects this request" in t for t in sent_texts(tg)) == 1
+
+
+async def test_a_document_and_a_photo_are_saved_and_referenced_in_the_request(tmp_path, bot, tg, api):
+    await command(bot, "hello", "echo: hello")
+    since = len(tg.calls)
+    tg.push_document(OWNER, OWNER, "../../notes.txt", b"remember the milk", caption="read this")
+    await tg.wait_for("sendMessage", lambda p: "echo:" in p.get("text", "") and "notes.txt" in p["text"], since=since)
+    since = len(tg.calls)
+    tg.push_photo(OWNER, OWNER, tiny_png(), caption="what is this?")
+    await tg.wait_for("sendMessage", lambda p: "what is this?" in p.get("text", ""), since=since)
+
+    files = sorted((tmp_path / "sessions/default/files").iterdir())
+    assert [f.read_bytes() for f in files] == [b"remember the milk", tiny_png()]
+    assert files[0].name.endswith("notes.txt") and files[0].parent.name == "files"
+    document_request = next(r for r in api.requests if "notes.txt" in r.last_user_text)
+    assert "read this" in document_request.last_user_text and str(files[0]) in document_request.last_user_text
+    photo_request = api.requests[-1]
+    assert "[image]" in photo_request.last_user_text and files[1].name in photo_request.last_user_text
+
+
+async def test_an_upload_over_the_limit_gets_a_clear_message(bot, tg, api):
+    tg.push_document(OWNER, OWNER, "huge.bin", b"x" * (20 * 1024 * 1024 + 1))
+    await bot.reply_containing("at most 20 MB")
+    assert not api.requests
+
+
+async def test_unknown_commands_and_bad_arguments_get_short_hints(bot):
+    await command(bot, "/frobnicate", "/help")
+    await command(bot, "/delete", "Usage: /delete <name>")
+    await command(bot, "/new a b c", "Usage: /new [name] [persona]")
+
+
+async def test_delete_asks_first_and_removes_the_session(tmp_path, bot, tg):
+    await command(bot, "/new scratch", "New session")
+    prompt = await command(bot, "/delete scratch", "cannot be undone")
+    message = next(m for m in tg.messages(OWNER) if m.text and "cannot be undone" in m.text)
+    assert prompt["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "delete:scratch"
+
+    tg.push_callback(OWNER, OWNER, "delete:scratch", message.message_id)
+    await bot.reply_containing("Deleted session “scratch”")
+    assert not (tmp_path / "sessions/scratch").exists()
+
+
+async def test_the_drafts_stop_button_interrupts_the_turn(bot, tg, api):
+    api.enqueue(Text("tick " * 3000, chunk_size=10, delay=0.05))
+    tg.push_text(OWNER, "go on and on")
+    draft = await tg.wait_for("sendMessageDraft", lambda p: "tick" in p.get("text", ""), timeout=30)
+
+    tg.push_update(
+        {"stopped_message_generation": {"chat": {"id": OWNER, "type": "private"}, "draft_id": draft.params["draft_id"]}}
+    )
+
+    await bot.reply_containing("Stopped", timeout=15)
+
+
+async def test_commands_answer_while_a_turn_streams(bot, tg, api):
+    api.enqueue(Text("slow " * 2000, chunk_size=10, delay=0.05))
+    tg.push_text(OWNER, "long answer")
+    await api.wait_for_requests(1)
+
+    started = asyncio.get_running_loop().time()
+    await command(bot, "/status", "busy")
+    await command(bot, "/sessions", "Sessions:")
+    assert asyncio.get_running_loop().time() - started < 5
+    await command(bot, "/stop", "Stopped")
