@@ -49,7 +49,8 @@ def tiny_png() -> bytes:
 
 
 def sent_texts(tg: FakeBotAPI, chat_id: int = OWNER) -> list[str]:
-    return [str(c.params.get("text", "")) for c in tg.calls_to("sendMessage") if c.ok and c.params["chat_id"] == chat_id]
+    calls = tg.calls_to("sendMessage")
+    return [str(c.params.get("text", "")) for c in calls if c.ok and c.params["chat_id"] == chat_id]
 
 
 async def command(bot: RunningBot, text: str, expect: str, chat_id: int = OWNER) -> dict[str, Any]:
@@ -153,7 +154,8 @@ async def test_a_long_answer_arrives_complete_in_valid_parts_and_code_stays_code
 
 
 async def test_messages_sent_while_busy_are_acknowledged_then_answered_in_order(bot, tg, api):
-    api.enqueue(Text("slow " * 300, chunk_size=10, delay=0.03), Text("answer one"), Text("answer two"), Text("answer three"))
+    api.enqueue(Text("slow " * 300, chunk_size=10, delay=0.03))
+    api.enqueue(Text("answer one"), Text("answer two"), Text("answer three"))
     tg.push_text(OWNER, "keep busy")
     await api.wait_for_requests(1)
     for word in ("one", "two", "three"):
