@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from bot_harness import OWNER, STRANGER, RunningBot, running_bot
 from fake_anthropic import FakeAnthropic, HttpError, Text
+from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import FakeBotAPI, utf16_len
 
 pytestmark = pytest.mark.real_cli
@@ -271,3 +272,19 @@ async def test_commands_answer_while_a_turn_streams(bot, tg, api):
     await command(bot, "/sessions", "Sessions:")
     assert asyncio.get_running_loop().time() - started < 5
     await command(bot, "/stop", "Stopped")
+
+
+async def test_tool_use_shows_one_compact_progress_message(bot, tg, api):
+    api.enqueue(
+        ScriptedTool("Bash", {"command": "echo one > a.txt", "description": "first"}),
+        ScriptedTool("Read", {"file_path": "a.txt"}),
+        Text("all done"),
+    )
+
+    await command(bot, "use tools", "all done")
+
+    progress = [m for m in tg.messages(OWNER) if m.text and "🖥 Bash" in m.text]
+    assert len(progress) == 1
+    await tg.wait_for("editMessageText", lambda p: "📖 Read" in p.get("text", ""), timeout=15)
+    text = next(m.text for m in tg.messages(OWNER) if m.message_id == progress[0].message_id)
+    assert text is not None and "echo one > a.txt" in text and "a.txt" in text.split("📖 Read", 1)[1]

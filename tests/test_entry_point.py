@@ -80,7 +80,7 @@ async def start_bot(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, **extra:
 
 async def test_python_bot_py_answers_a_message_and_stops_cleanly_on_sigterm(tmp_path, fakes):
     tg, api = fakes
-    process = await start_bot(tmp_path, tg, api)
+    process = await start_bot(tmp_path, tg, api, LOG_LEVEL="DEBUG")
     try:
         await tg.wait_polling(timeout=60)
         tg.push_text(OWNER, "hello from the entry point")
@@ -89,8 +89,12 @@ async def test_python_bot_py_answers_a_message_and_stops_cleanly_on_sigterm(tmp_
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), 60)
 
-    assert process.returncode == 0, output.decode()
-    assert tg.token not in output.decode()
+    log = output.decode()
+    assert process.returncode == 0, log
+    assert "hello from the entry point" in log  # message bodies appear at DEBUG …
+    assert tg.token not in log and tg.token.split(":")[1] not in log  # … the token never does
+    for lifecycle in ("starting;", "spawned Claude CLI pid", "shutting down", "shutdown complete"):
+        assert lifecycle in log
 
 
 def claude_processes(sessions_dir: Path) -> list[psutil.Process]:
@@ -146,6 +150,7 @@ async def test_sigterm_with_a_tool_running_exits_0_and_leaves_no_process(tmp_pat
     assert not claude_processes(tmp_path / "sessions")
     log = output.decode()
     assert "shutdown complete" in log and tg.token not in log
+    assert "run the long thing" not in log  # no message bodies at INFO
 
 
 async def test_a_second_instance_on_the_same_sessions_exits_at_once(tmp_path, fakes):
