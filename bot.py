@@ -577,6 +577,11 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 # ---- wiring --------------------------------------------------------------------------------------
 
 
+def cli_environment(settings: Settings) -> dict[str, str]:
+    """What the CLI (and every command Claude runs) inherits: everything but the bot's own secret."""
+    return {k: v for k, v in settings.env.items() if k != "TELEGRAM_BOT_TOKEN"}
+
+
 def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> SessionManager:
     """The session manager with real Claude processes."""
     from claude_subprocess import ClaudeSubprocess
@@ -585,7 +590,7 @@ def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> S
     base = ProcessOptions(
         claude_bin=claude_bin,
         cwd=settings.sessions_dir,
-        env=settings.env,
+        env=cli_environment(settings),
         watchdog_seconds=settings.watchdog_seconds,
     )
     return SessionManager(

@@ -288,3 +288,13 @@ async def test_tool_use_shows_one_compact_progress_message(bot, tg, api):
     await tg.wait_for("editMessageText", lambda p: "📖 Read" in p.get("text", ""), timeout=15)
     text = next(m.text for m in tg.messages(OWNER) if m.message_id == progress[0].message_id)
     assert text is not None and "echo one > a.txt" in text and "a.txt" in text.split("📖 Read", 1)[1]
+
+
+async def test_commands_claude_runs_never_see_the_bot_token(tmp_path, bot, tg, api):
+    api.enqueue(ScriptedTool("Bash", {"command": "env > env.txt", "description": "dump env"}), Text("dumped"))
+
+    await command(bot, "show me your environment", "dumped")
+
+    environment = (tmp_path / "sessions/default/env.txt").read_text()
+    assert "ANTHROPIC_BASE_URL" in environment  # everything else reaches the CLI unchanged
+    assert tg.token not in environment
