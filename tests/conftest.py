@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+
+from fake_anthropic import FakeAnthropic
+from fake_telegram import FakeBotAPI
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CLI = ROOT / ".tools/claude-code/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
@@ -39,3 +44,17 @@ def cli_env(tmp_path: Path, api_url: str) -> dict[str, str]:
         CLAUDE_CODE_MAX_RETRIES="1",
     )
     return env
+
+
+@pytest_asyncio.fixture
+async def tg() -> AsyncIterator[FakeBotAPI]:
+    """A fake Telegram Bot API on loopback."""
+    async with FakeBotAPI() as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def api() -> AsyncIterator[FakeAnthropic]:
+    """A fake Anthropic Messages API on loopback."""
+    async with FakeAnthropic() as server:
+        yield server

@@ -21,16 +21,6 @@ pytestmark = pytest.mark.real_cli
 GROUP = -100500
 
 
-@pytest_asyncio.fixture
-async def tg() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as server:
-        yield server
-
-
-@pytest_asyncio.fixture
-async def api() -> AsyncIterator[FakeAnthropic]:
-    async with FakeAnthropic() as server:
-        yield server
 
 
 @pytest_asyncio.fixture

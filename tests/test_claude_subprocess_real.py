@@ -35,11 +35,6 @@ from fake_anthropic import ToolUse as ScriptedTool
 pytestmark = pytest.mark.real_cli
 
 
-@pytest_asyncio.fixture
-async def api() -> AsyncIterator[FakeAnthropic]:
-    async with FakeAnthropic() as server:
-        yield server
-
 
 def options(tmp_path: Path, api: FakeAnthropic, **overrides: Any) -> ProcessOptions:
     workdir = tmp_path / "session"

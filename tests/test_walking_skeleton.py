@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 
 from bot_harness import OWNER, STRANGER, running_bot
-from fake_anthropic import FakeAnthropic
-from fake_telegram import FakeBotAPI
 
 pytestmark = pytest.mark.real_cli
 
 
-@pytest_asyncio.fixture
-async def tg() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as server:
-        yield server
-
-
-@pytest_asyncio.fixture
-async def api() -> AsyncIterator[FakeAnthropic]:
-    async with FakeAnthropic() as server:
-        yield server
 
 
 async def test_an_allowed_users_messages_are_answered_in_one_conversation(tmp_path, tg, api):
