@@ -798,7 +798,9 @@ class SessionManager:
                 session.meta.status = "failed"
                 self._save(session)
             chat_id = session.current.chat_id if session.current else session.last_chat_id
-            if chat_id is not None and status.kind in ("crashed", "gave_up", "recovered"):
+            # A crash mid-turn is already told by that turn's own error; say it here only for an idle session.
+            told_by_turn = status.kind == "crashed" and session.current is not None
+            if chat_id is not None and not told_by_turn and status.kind in ("crashed", "gave_up", "recovered"):
                 task = asyncio.get_running_loop().create_task(
                     self._tell(chat_id, f"⚙️ {session.meta.name}: {status.message}")
                 )

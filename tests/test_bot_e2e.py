@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -13,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from bot_harness import OWNER, STRANGER, RunningBot, running_bot
-from fake_anthropic import FakeAnthropic, HttpError, Text
+from fake_anthropic import FakeAnthropic, Hang, HttpError, Text
 from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import FakeBotAPI, utf16_len
 
@@ -288,3 +290,23 @@ async def test_commands_claude_runs_never_see_the_bot_token(tmp_path, bot, tg, a
     environment = (tmp_path / "sessions/default/env.txt").read_text()
     assert "ANTHROPIC_BASE_URL" in environment  # everything else reaches the CLI unchanged
     assert tg.token not in environment
+
+
+async def test_a_crash_mid_turn_is_told_once_and_the_conversation_carries_on(tmp_path, bot, tg, api):
+    await command(bot, "remember the word kiwi", "echo: remember the word kiwi")
+    transcripts = tmp_path / "claude-config/projects"
+    for _ in range(100):  # the CLI writes its transcript a moment after the result
+        if "kiwi" in "".join(p.read_text() for p in transcripts.rglob("*.jsonl")):
+            break
+        await asyncio.sleep(0.05)
+    api.enqueue(Hang())
+    tg.push_text(OWNER, "this one will crash")
+    await api.wait_for_requests(2)
+
+    os.kill(bot.manager.status("default").pid or 0, signal.SIGKILL)
+
+    await bot.reply_containing("cut off")
+    await bot.reply_containing("Claude restarted")
+    await command(bot, "do you still know the word?", "do you still know the word?")
+    assert "remember the word kiwi" in api.requests[-1].user_texts
+    assert sum("exited unexpectedly" in t for t in sent_texts(tg)) == 1
