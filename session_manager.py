@@ -462,6 +462,7 @@ class SessionManager:
                             text="The bot is shutting down; this message will be delivered after it restarts.",
                         )
                     )
+                    delivery.done.set()
             self._save(session)
         for task in list(self._notices):
             task.cancel()

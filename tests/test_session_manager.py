@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -321,3 +322,17 @@ async def test_a_start_failure_ends_the_turn_with_the_reason(tmp_path):
     assert result.is_error and "root" in result.text
     assert manager.status("default").state == "failed"
     await manager.close_all()
+
+
+async def test_close_all_ends_queued_deliveries_with_a_promise_to_deliver_later(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path)
+    spawner.enqueue(["hold"])
+    working = await manager.send(1, "working")
+    queued = await manager.send(1, "waiting")
+    await anext(aiter(working.events()))
+
+    await manager.close_all()
+
+    async with asyncio.timeout(2):
+        events = await drain(queued)
+    assert "delivered after it restarts" in result_of(events).text

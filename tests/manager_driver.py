@@ -1,0 +1,68 @@
+"""The bot minus Telegram, as its own process: a real SessionManager (bot.build_manager) a test can SIGKILL.
+
+Settings come from the environment as for the bot (SESSIONS_DIR, PERSONAS_DIR, CLAUDE_BIN, ANTHROPIC_*); the
+repository root must be on PYTHONPATH. Each event is one flushed line on stdout, so the test can follow along:
+
+    python manager_driver.py send MESSAGE...   ACCEPTED <i> once send() returned (the message is fsynced in the
+                                               inbox), then NOTICE <text> / ANSWER <text> as each turn is drained
+    python manager_driver.py recover           what the bot does at start (reap leftovers, recover), printing
+                                               NOTICE <text> for each notice and ANSWER <text> per re-delivery
+
+Both print DONE after close_all(). Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from bot import build_manager
+from claude_subprocess import TurnResult
+from config import find_claude, load_settings
+from session_manager import Delivery, Notice
+
+CHAT = 1
+
+
+def say(kind: str, text: str = "") -> None:
+    """One event per line, flushed at once: the test may kill us right after reading it."""
+    print(f"{kind} {' '.join(text.split())}".rstrip(), flush=True)
+
+
+async def notify(chat_id: int, text: str) -> None:
+    say("NOTICE", text)
+
+
+async def drain(delivery: Delivery) -> None:
+    async for event in delivery.events():
+        if isinstance(event, Notice):
+            say("NOTICE", event.text)
+        elif isinstance(event, TurnResult):
+            say("ANSWER", event.text)
+
+
+async def main(mode: str, messages: list[str]) -> None:
+    settings = load_settings(None, dotenv_path=None, require_telegram=False)
+    manager = build_manager(settings, find_claude(settings.claude_bin, settings.env), notify=notify)
+    try:
+        if mode == "send":
+            deliveries = []
+            for index, text in enumerate(messages):
+                deliveries.append(await manager.send(CHAT, text))
+                say("ACCEPTED", str(index))
+        else:
+            manager.reap_leftovers()
+            deliveries = await manager.recover()
+        for delivery in deliveries:
+            await drain(delivery)
+    finally:
+        await manager.close_all()
+    say("DONE")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in ("send", "recover"):
+        sys.exit(__doc__)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(main(sys.argv[1], sys.argv[2:]))
