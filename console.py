@@ -1,0 +1,486 @@
+"""`python bot.py console`: the bot's sessions driven from a terminal, no Telegram needed.
+
+It knows lines in and text out: each line is a message or a /command for the SessionManager, and each turn
+is printed as it streams. Works through a pipe and on a tty; input is read while an answer streams, so /stop works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import codecs
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TextIO
+
+from claude_subprocess import ApiRetry, AssistantText, Event, ProcessStatus, TextDelta, ToolResult, ToolUse, TurnResult
+from config import Settings, find_claude, load_settings
+from errors import BridgeError, ConfigError
+from render import tool_line
+from session_manager import MODEL_ALIASES, Delivery, Notice, SessionInfo, SessionManager
+
+logger = logging.getLogger(__name__)
+
+CHAT_ID = 0  # Telegram never uses 0 for a chat, so the console has its own active session in chats.json
+HELP = """Type a message and Claude Code answers in the active session (a folder under SESSIONS_DIR).
+
+/new [name] [persona] — start a session (and switch to it)
+/switch <name> — change the active session
+/sessions — list sessions
+/model [sonnet|opus|haiku|full id|default] — show or change the model
+/persona [name] — show or change the persona (system prompt)
+/stop — stop the running answer (Ctrl-C does too); the session lives on
+/status — what the active session is doing
+/quit — stop every session and leave (so does Ctrl-C while nothing runs; end of input leaves after the last answer)"""
+
+
+class Screen:
+    """Text out: streamed answer text and whole lines, never glued onto each other."""
+
+    def __init__(self, stream: TextIO, interactive: bool) -> None:
+        self.stream = stream
+        self.interactive = interactive
+        self.at_line_start = True
+
+    def write(self, text: str) -> None:
+        """Write text as it comes (answer deltas)."""
+        if not text:
+            return
+        self.stream.write(text)
+        self.stream.flush()
+        self.at_line_start = text.endswith("\n")
+
+    def end_line(self) -> None:
+        """Finish a line of streamed text, if one is open."""
+        if not self.at_line_start:
+            self.write("\n")
+
+    def line(self, text: str) -> None:
+        """Write a whole line on a line of its own."""
+        self.end_line()
+        self.write(text + "\n")
+
+    def info(self, text: str) -> None:
+        """A line about what is going on, not from Claude."""
+        self.line(f"[info] {text}")
+
+    def prompt(self) -> None:
+        """`> ` when a person is typing at a terminal; nothing through a pipe."""
+        if self.interactive:
+            self.end_line()
+            self.write("> ")
+
+    def typed(self) -> None:
+        """The user pressed Enter: the terminal's echo moved the cursor to a new line."""
+        self.at_line_start = True
+
+
+class TurnPrinter:
+    """Prints one turn's events: text as it streams, a line per tool, info lines, the error if any."""
+
+    def __init__(self, screen: Screen) -> None:
+        self.screen = screen
+        self.streamed = ""  # the text block arriving as deltas; its AssistantText repeats it whole
+        self.printed = False
+
+    def show(self, event: Event | Notice) -> None:
+        """Print one event."""
+        screen = self.screen
+        match event:
+            case Notice(text=text):
+                screen.info(text)
+            case TextDelta(text=text):
+                self.streamed += text
+                self.printed = True
+                screen.write(text)
+            case AssistantText(text=text):
+                self._block(text)
+            case ToolUse(name=name, input=tool_input):
+                screen.line(tool_line(name, dict(tool_input)))
+            case ToolResult(is_error=True, preview=preview):
+                screen.line(f"  ✗ tool failed: {_first_line(preview)}")
+            case ApiRetry():
+                status = f" {event.status}" if event.status else ""
+                screen.info(
+                    f"API error{status} ({event.error}); retry {event.attempt}/{event.max_retries} "
+                    f"in {event.delay_ms / 1000:.0f} s"
+                )
+            case ProcessStatus(message=message):
+                screen.info(message)
+            case TurnResult():
+                self._end(event)
+
+    def _block(self, text: str) -> None:
+        if self.streamed and text.startswith(self.streamed):
+            self.screen.write(text[len(self.streamed) :])
+        elif self.streamed:
+            self.screen.line(text)  # the deltas and the block disagree: the block is the truth
+        else:
+            self.screen.write(text)
+        self.screen.end_line()
+        self.streamed = ""
+        self.printed = True
+
+    def _end(self, result: TurnResult) -> None:
+        if not result.is_error and not self.printed and result.text:
+            self.screen.write(result.text)
+        if result.stopped:
+            self.screen.info("Stopped.")
+        elif result.is_error:
+            self.screen.line(f"[error] {result.error_text}")
+        self.screen.end_line()
+        self.screen.write("\n")
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0][:200] if lines else "(no output)"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.0f} h ago"
+
+
+def _timing(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f} s"
+
+
+class Console:
+    """Reads lines, drives the manager, and prints each accepted message's turn, one turn at a time."""
+
+    def __init__(self, manager: SessionManager, screen: Screen) -> None:
+        self.manager = manager
+        self.screen = screen
+        self.inputs: asyncio.Queue[str | None] = asyncio.Queue()
+        self.turns: asyncio.Queue[Delivery] = asyncio.Queue()
+        self.showing: Delivery | None = None
+        self.stopping: Delivery | None = None
+        self.quitting = False
+        self.commands: dict[str, Callable[[list[str]], Awaitable[None]]] = {
+            "new": self.cmd_new,
+            "switch": self.cmd_switch,
+            "sessions": self.cmd_sessions,
+            "model": self.cmd_model,
+            "persona": self.cmd_persona,
+            "stop": self.cmd_stop,
+            "status": self.cmd_status,
+            "help": self.cmd_help,
+            "start": self.cmd_help,
+            "quit": self.cmd_quit,
+            "exit": self.cmd_quit,
+        }
+
+    # -- the loop --
+
+    async def run(self) -> None:
+        """Handle input until /quit, a signal, or the end of input (which first waits for the answers)."""
+        printer = asyncio.create_task(self.print_turns(), name="console-printer")
+        self.screen.prompt()
+        try:
+            while not self.quitting:
+                line = await self.inputs.get()
+                if line is None:  # end of input: the answers still coming are what a pipe is waiting for
+                    await self._finish_answers()
+                    break
+                if self.screen.interactive:
+                    self.screen.typed()
+                await self.handle(line)
+                if not self.quitting and self.showing is None and self.turns.empty():
+                    self.screen.prompt()
+        finally:
+            await self.manager.close_all()
+            # Show how the turns close_all ended, then stop printing.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.turns.join(), 5.0)
+            printer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await printer
+
+    async def _finish_answers(self) -> None:
+        answered = asyncio.create_task(self.turns.join())
+        signalled = asyncio.create_task(self.inputs.get())
+        await asyncio.wait({answered, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (answered, signalled):
+            task.cancel()
+
+    async def print_turns(self) -> None:
+        """The one task that prints turns, in the order they were sent."""
+        while True:
+            delivery = await self.turns.get()
+            self.showing = delivery
+            try:
+                printer = TurnPrinter(self.screen)
+                async for event in delivery.events():
+                    printer.show(event)
+            finally:
+                self.showing = None
+                self.turns.task_done()
+            if self.turns.empty() and not self.quitting:
+                self.screen.prompt()
+
+    def on_interrupt(self) -> None:
+        """Ctrl-C: stop the running answer; a second Ctrl-C (or one while idle) quits."""
+        showing = self.showing
+        if showing is not None and showing is not self.stopping:
+            self.stopping = showing
+            self.inputs.put_nowait("/stop")
+        else:
+            self.inputs.put_nowait("/quit")
+
+    async def handle(self, line: str) -> None:
+        """One line: a /command, or a message for the active session."""
+        text = line.strip()
+        if not text:
+            return
+        try:
+            if text.startswith("/"):
+                await self.command(text)
+            else:
+                await self.send(text)
+        except BridgeError as exc:
+            self.screen.line(f"[error] {exc}")
+
+    async def command(self, text: str) -> None:
+        """Run a /command with its arguments."""
+        name, *args = text[1:].split() or [""]
+        handler = self.commands.get(name.lower())
+        if handler is None:
+            self.screen.line(f"Unknown command /{name}. /help lists them.")
+            return
+        await handler(args)
+
+    async def send(self, text: str) -> None:
+        """Queue a message for the active session; its turn prints when the turns before it are done."""
+        delivery = await self.manager.send(CHAT_ID, text)
+        if delivery.position:
+            self.screen.info(f"Queued, #{delivery.position} — Claude answers it after the earlier message(s).")
+        self.turns.put_nowait(delivery)
+
+    async def notify(self, chat_id: int, text: str) -> None:
+        """The manager's notices (a crashed process restarted, …)."""
+        self.screen.info(text)
+
+    # -- commands --
+
+    def _active(self) -> str | None:
+        name = self.manager.active_session(CHAT_ID)
+        if name is None:
+            self.screen.line("No active session yet. Type a message to start one, or /new <name>.")
+        return name
+
+    async def cmd_new(self, args: list[str]) -> None:
+        """/new [name] [persona]."""
+        if len(args) > 2:
+            self.screen.line("Usage: /new [name] [persona]")
+            return
+        name = args[0].lower() if args else self._free_name()
+        self.manager.create(name, args[1] if len(args) > 1 else "default")
+        info = self.manager.switch(CHAT_ID, name)
+        self.screen.line(f"New session “{name}” (persona {info.persona}) is now active.")
+
+    def _free_name(self) -> str:
+        taken = {info.name for info in self.manager.list_sessions()}
+        return next(f"s{n}" for n in range(1, len(taken) + 2) if f"s{n}" not in taken)
+
+    async def cmd_switch(self, args: list[str]) -> None:
+        """/switch <name>."""
+        if len(args) != 1:
+            await self.cmd_sessions([])
+            self.screen.line("Usage: /switch <name>")
+            return
+        info = self.manager.switch(CHAT_ID, args[0].lower())
+        self.screen.line(f"Active session: “{info.name}” ({info.state}, persona {info.persona}).")
+
+    async def cmd_sessions(self, args: list[str]) -> None:
+        """/sessions."""
+        infos = self.manager.list_sessions()
+        if not infos:
+            self.screen.line("No sessions yet. Type a message, or /new <name>.")
+            return
+        active = self.manager.active_session(CHAT_ID)
+        now = time.time()
+        lines = ["Sessions:"]
+        for info in infos:
+            queued = f", {info.queued} queued" if info.queued else ""
+            lines.append(
+                f"{'▶' if info.name == active else '•'} {info.name} — {info.state}{queued}; {info.persona}, "
+                f"{info.model}; {info.turns} turns, ${info.total_cost_usd:.4f}; active {_ago(now - info.last_active)}"
+            )
+        self.screen.line("\n".join(lines))
+
+    async def cmd_model(self, args: list[str]) -> None:
+        """/model [name]."""
+        name = self._active()
+        if name is None:
+            return
+        if not args:
+            info = self.manager.status(name)
+            source = "session override" if info.model_override else "persona / CLI default"
+            choices = ", ".join([*MODEL_ALIASES, "default", "a full model id"])
+            self.screen.line(f"Model of “{name}”: {info.model} ({source}). /model <{choices}> changes it.")
+            return
+        if len(args) != 1:
+            self.screen.line("Usage: /model [sonnet|opus|haiku|<full model id>|default]")
+            return
+        info = await self.manager.set_model(name, None if args[0] == "default" else args[0])
+        self.screen.line(f"Model of “{name}” is now {info.model}.")
+
+    async def cmd_persona(self, args: list[str]) -> None:
+        """/persona [name]."""
+        name = self._active()
+        if name is None:
+            return
+        if not args:
+            current = self.manager.status(name).persona
+            lines = [f"Persona of “{name}”: {current}. Available:"]
+            lines += [f"• {p.name} — {p.description}" for p in self.manager.personas.values()]
+            self.screen.line("\n".join(lines))
+            return
+        if len(args) != 1:
+            self.screen.line("Usage: /persona [name]")
+            return
+        info = await self.manager.set_persona(name, args[0].lower())
+        self.screen.line(f"Persona of “{name}” is now {info.persona}; it applies from the next message.")
+
+    async def cmd_stop(self, args: list[str]) -> None:
+        """/stop: interrupt the answer being shown (or the active session's)."""
+        self.stopping = self.showing
+        name = self.showing.session if self.showing is not None else self._active()
+        if name is None:
+            return
+        if await self.manager.interrupt(name):
+            self.screen.info(f"Stopping “{name}”…")
+        else:
+            self.screen.line(f"Nothing is running in “{name}”.")
+
+    async def cmd_status(self, args: list[str]) -> None:
+        """/status."""
+        name = self._active()
+        if name is None:
+            return
+        self.screen.line(status_text(self.manager.status(name)))
+
+    async def cmd_help(self, args: list[str]) -> None:
+        """/help."""
+        self.screen.line(HELP)
+
+    async def cmd_quit(self, args: list[str]) -> None:
+        """/quit."""
+        self.quitting = True
+
+
+def status_text(info: SessionInfo) -> str:
+    """What /status shows."""
+    timings = info.last_timings
+    lines = [
+        f"Session: {info.name} ({info.state}{', pid ' + str(info.pid) if info.pid else ''})",
+        f"Persona: {info.persona} · permissions: {info.permission_mode}",
+        f"Model: {info.model}{' (override)' if info.model_override else ''}",
+        f"Queued: {info.queued}",
+        f"Turns: {info.turns} · cost: ${info.total_cost_usd:.4f}",
+        f"Last active: {_ago(time.time() - info.last_active)}",
+        "Last turn: start {} · first text {} · answer {}".format(
+            _timing(timings.get("spawn_to_init")),
+            _timing(timings.get("send_to_first_text")),
+            _timing(timings.get("send_to_result")),
+        ),
+    ]
+    if info.claude_session_id:
+        lines.append(f"Claude session: {info.claude_session_id}")
+    return "\n".join(lines)
+
+
+def read_lines(fd: int, loop: asyncio.AbstractEventLoop, inputs: asyncio.Queue[str | None]) -> None:
+    """Feed the lines of `fd` into `inputs` from a daemon thread, then None for the end of input.
+
+    os.read, not sys.stdin: a daemon thread parked in a buffered read holds its lock, and the interpreter
+    aborts at exit ("could not acquire lock for <stdin>"). Works the same for a pipe, a file and a tty.
+    """
+
+    def put(item: str | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the console is gone
+            loop.call_soon_threadsafe(inputs.put_nowait, item)
+
+    def read() -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        pending = ""
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:  # EIO: the terminal went away
+                chunk = b""
+            pending += decoder.decode(chunk, final=not chunk)
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                put(line)
+            if not chunk:
+                break
+        if pending:
+            put(pending)
+        put(None)
+
+    threading.Thread(target=read, name="console-stdin", daemon=True).start()
+
+
+async def console_main(settings: Settings, claude_bin: Path) -> int:
+    """Run the console on stdin / stdout until /quit or the end of input; every session is closed after."""
+    from bot import build_manager
+
+    manager = build_manager(settings, claude_bin)
+    reaped = manager.reap_leftovers()
+    if reaped:
+        logger.warning("stopped %d Claude process(es) left by a previous run: %s", len(reaped), reaped)
+    console = Console(manager, Screen(sys.stdout, interactive=sys.stdin.isatty()))
+    manager.notify = console.notify
+    manager.start_scheduler()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, console.on_interrupt)
+    loop.add_signal_handler(signal.SIGTERM, console.inputs.put_nowait, "/quit")
+    read_lines(sys.stdin.fileno(), loop, console.inputs)
+    try:
+        await console.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+    return 0
+
+
+def run_console(args: list[str]) -> int:
+    """`python bot.py console`: 0 after /quit or the end of input, 2 when settings or the CLI are missing."""
+    parser = argparse.ArgumentParser(prog="bot.py console", description="Chat with the bot's sessions here.")
+    parser.parse_args(args)
+    try:
+        settings = load_settings(require_telegram=False)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"• {problem}", file=sys.stderr)
+        return 2
+    from bot import setup_logging, take_instance_lock
+
+    setup_logging(settings.log_level if "LOG_LEVEL" in settings.env else "WARNING", settings.telegram_token)
+    try:
+        claude_bin = find_claude(settings.claude_bin, settings.env)
+    except BridgeError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    lock = take_instance_lock(settings.sessions_dir)
+    if lock is None:
+        print(
+            f"The bot (or another console) is using {settings.sessions_dir}. Stop it first, "
+            "or set SESSIONS_DIR to another folder for the console.",
+            file=sys.stderr,
+        )
+        return 1
+    with lock:
+        return asyncio.run(console_main(settings, claude_bin))

@@ -1,0 +1,284 @@
+"""`python bot.py console` as a user drives it, through a pipe and on a terminal, with the real CLI behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import os
+import pty
+import signal
+import sys
+from asyncio.subprocess import DEVNULL, Process
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+import bot
+from bot_harness import bot_env
+from conftest import ROOT
+from fake_anthropic import FakeAnthropic, Text
+from fake_telegram import FakeBotAPI
+
+pytestmark = pytest.mark.real_cli
+
+PROMPT = "\r\n> "  # a terminal turns "\n" into "\r\n"
+
+
+class Screen:
+    """The console's output as the user reads it: wait until something appears."""
+
+    def __init__(self, stream: asyncio.StreamReader) -> None:
+        self.stream = stream
+        self.unread = ""
+        self.everything = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+
+    async def read_until(self, needle: str, timeout: float = 60.0) -> str:
+        """Everything printed since the last read, up to and including `needle`."""
+        try:
+            async with asyncio.timeout(timeout):
+                while needle not in self.unread:
+                    chunk = await self.stream.read(4096)
+                    if not chunk:
+                        raise AssertionError(f"the console ended before printing {needle!r}:\n{self.everything}")
+                    text = self._decoder.decode(chunk)
+                    self.unread += text
+                    self.everything += text
+        except TimeoutError:
+            raise AssertionError(f"{needle!r} never appeared; the console printed:\n{self.everything}") from None
+        head, _, self.unread = self.unread.partition(needle)
+        return head + needle
+
+    async def read_line(self) -> str:
+        return (await self.read_until("\n")).strip()
+
+
+def console_env(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic) -> dict[str, str]:
+    """The bot's environment without anything Telegram: the console must not need it."""
+    env = bot_env(tmp_path, tg, api)
+    return {k: v for k, v in env.items() if not k.startswith("TELEGRAM_") and k != "ALLOWED_USER_IDS"}
+
+
+async def start_console(
+    tmp_path: Path, env: dict[str, str], stdin: int = asyncio.subprocess.PIPE, stdout: int = asyncio.subprocess.PIPE
+) -> Process:
+    """`python bot.py console` in tmp_path (no developer's .env); its log goes to console-stderr.log."""
+    stderr = (tmp_path / "console-stderr.log").open("wb")
+    with stderr:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "bot.py"),
+            "console",
+            cwd=tmp_path,
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+        )
+
+
+@contextlib.asynccontextmanager
+async def piped_console(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic) -> AsyncIterator[Process]:
+    """A console whose stdin and stdout are pipes; killed if a test leaves it running."""
+    process = await start_console(tmp_path, console_env(tmp_path, tg, api))
+    try:
+        yield process
+    finally:
+        await stop(process)
+
+
+async def stop(process: Process) -> None:
+    """After a failed test: SIGTERM lets the console stop its CLIs; SIGKILL only if it does not."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), 30)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+def type_line(process: Process, line: str) -> None:
+    assert process.stdin is not None
+    process.stdin.write(line.encode() + b"\n")
+
+
+def screen_of(process: Process) -> Screen:
+    assert process.stdout is not None
+    return Screen(process.stdout)
+
+
+def claude_processes(sessions_dir: Path) -> list[psutil.Process]:
+    """Live CLI processes working in this test's sessions."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
+        with contextlib.suppress(psutil.Error):
+            in_sessions = str(proc.info["cwd"] or "").startswith(str(sessions_dir))
+            if in_sessions and "stream-json" in (proc.info["cmdline"] or []) and proc.info["status"] != "zombie":
+                found.append(proc)
+    return found
+
+
+async def test_a_conversation_through_a_pipe(tmp_path, tg, api):
+    async with piped_console(tmp_path, tg, api) as console:
+        screen = screen_of(console)
+
+        type_line(console, "hello console")
+        first = await screen.read_until("echo: hello console\n\n")  # a blank line ends each turn
+        type_line(console, "/new other")
+        await screen.read_until("New session “other” (persona default) is now active.")
+        type_line(console, "/sessions")
+        await screen.read_until("Sessions:\n")
+        listing = [await screen.read_line(), await screen.read_line()]
+        type_line(console, "/quit")
+        code = await asyncio.wait_for(console.wait(), 60)
+
+    assert "[info] Created session “default”" in first
+    assert listing[0].startswith("▶ other — suspended; default")
+    assert listing[1].startswith("• default — live; default") and "1 turns" in listing[1]
+    assert code == 0
+    assert "> " not in screen.everything  # no prompt through a pipe
+    assert not claude_processes(tmp_path / "sessions")
+
+
+async def test_end_of_input_waits_for_the_last_answer_then_closes_everything(tmp_path, tg, api):
+    async with piped_console(tmp_path, tg, api) as console:
+        output, _ = await asyncio.wait_for(console.communicate(b"one\ntwo\n"), 90)
+
+    assert console.returncode == 0
+    assert output.decode().index("echo: one") < output.decode().index("echo: two")
+    assert not claude_processes(tmp_path / "sessions")
+
+
+async def test_stop_interrupts_a_streaming_answer_and_the_session_carries_on(tmp_path, tg, api):
+    api.enqueue(Text("slow " * 200, chunk_size=5, delay=0.1))
+    async with piped_console(tmp_path, tg, api) as console:
+        screen = screen_of(console)
+
+        type_line(console, "tell me a long story")
+        await screen.read_until("slow slow")
+        type_line(console, "/stop")
+        await screen.read_until("[info] Stopped.")
+        type_line(console, "and now?")
+        answer = await screen.read_until("and now?")
+        console.stdin.close()
+        code = await asyncio.wait_for(console.wait(), 60)
+
+    assert "echo:" in answer  # the CLI tells the model about the interruption, and the fake echoes it all
+    assert api.requests[-1].last_user_text.endswith("and now?")
+    assert screen.everything.count("slow") < 200
+    assert code == 0
+
+
+async def test_ctrl_c_stops_the_answer_and_a_second_one_leaves(tmp_path, tg, api):
+    api.enqueue(Text("slow " * 200, chunk_size=5, delay=0.1))
+    async with piped_console(tmp_path, tg, api) as console:
+        screen = screen_of(console)
+
+        type_line(console, "tell me a long story")
+        await screen.read_until("slow slow")
+        console.send_signal(signal.SIGINT)
+        await screen.read_until("[info] Stopped.")
+        console.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(console.wait(), 60)
+
+    assert code == 0
+    assert not claude_processes(tmp_path / "sessions")
+
+
+async def test_model_and_persona_changes_reach_the_next_answer(tmp_path, tg, api):
+    async with piped_console(tmp_path, tg, api) as console:
+        screen = screen_of(console)
+
+        type_line(console, "/new work")
+        await screen.read_until("is now active.\n")
+        type_line(console, "/model haiku")
+        model = await screen.read_line()
+        type_line(console, "/persona brainstorm")
+        persona = await screen.read_line()
+        type_line(console, "ideas please")
+        await screen.read_until("echo: ideas please\n\n")
+        type_line(console, "/status")
+        status = await screen.read_until("Queued:")
+        type_line(console, "/quit")
+        await asyncio.wait_for(console.wait(), 60)
+
+    assert model == "Model of “work” is now haiku."
+    assert persona == "Persona of “work” is now brainstorm; it applies from the next message."
+    assert "Session: work (live, pid " in status and "Persona: brainstorm · permissions: default" in status
+    assert "haiku" in api.requests[-1].model
+    assert "brainstorming partner" in api.requests[-1].system_text
+
+
+async def test_a_bad_command_or_session_name_is_one_line_and_the_console_goes_on(tmp_path, tg, api):
+    async with piped_console(tmp_path, tg, api) as console:
+        screen = screen_of(console)
+
+        type_line(console, "/switch nowhere")
+        refused = await screen.read_line()
+        type_line(console, "/frobnicate")
+        unknown = await screen.read_line()
+        type_line(console, "/status")
+        no_session = await screen.read_line()
+        type_line(console, "/quit")
+        code = await asyncio.wait_for(console.wait(), 60)
+
+    assert refused.startswith("[error] No session named 'nowhere'")
+    assert unknown == "Unknown command /frobnicate. /help lists them."
+    assert no_session.startswith("No active session yet.")
+    assert code == 0
+
+
+async def test_without_the_cli_it_says_how_to_install_it(tmp_path, tg, api):
+    env = console_env(tmp_path, tg, api) | {"CLAUDE_BIN": str(tmp_path / "nowhere/claude")}
+    process = await start_console(tmp_path, env, DEVNULL, DEVNULL)
+
+    assert await asyncio.wait_for(process.wait(), 60) == 2
+    assert "npm install -g @anthropic-ai/claude-code" in (tmp_path / "console-stderr.log").read_text()
+
+
+async def test_it_refuses_sessions_the_running_bot_is_using(tmp_path, tg, api):
+    held = bot.take_instance_lock(tmp_path / "sessions")  # what a running bot holds
+    assert held is not None
+    with held:
+        process = await start_console(tmp_path, console_env(tmp_path, tg, api), DEVNULL, DEVNULL)
+        code = await asyncio.wait_for(process.wait(), 60)
+
+    assert code == 1
+    assert "Stop it first, or set SESSIONS_DIR" in (tmp_path / "console-stderr.log").read_text()
+
+
+@contextlib.asynccontextmanager
+async def terminal_console(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic) -> AsyncIterator[tuple[int, Screen]]:
+    """A console on a pseudo-terminal: yields the terminal's master side to type on, and its screen."""
+    master, slave = pty.openpty()
+    process = await start_console(tmp_path, console_env(tmp_path, tg, api), slave, slave)
+    os.close(slave)
+    reader = asyncio.StreamReader()
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(master, "rb", buffering=0)
+    )
+    try:
+        yield master, Screen(reader)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+    finally:
+        await stop(process)
+        transport.close()
+
+
+async def test_on_a_terminal_it_prompts_answers_and_quits(tmp_path, tg, api):
+    async with terminal_console(tmp_path, tg, api) as (keyboard, screen):
+        await screen.read_until("> ")
+        os.write(keyboard, b"hello tty\n")
+        await screen.read_until("echo: hello tty")
+        await screen.read_until(PROMPT)
+        os.write(keyboard, b"/help\n")
+        help_text = await screen.read_until(PROMPT)
+        os.write(keyboard, b"/quit\n")
+
+    assert "/new [name] [persona]" in help_text and "/stop" in help_text
+    assert not claude_processes(tmp_path / "sessions")
