@@ -230,6 +230,7 @@ async def on_upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         name = "default"
         if not state.manager.exists(name):
             state.manager.create(name)
+            await reply(update, context, f"ℹ️ Created session “{name}” and made it active.")
         state.manager.switch(chat.id, name)
     try:
         telegram_file = await item.get_file()
