@@ -195,6 +195,14 @@ Event = (
 )
 
 
+def _number(value: Any, kind: type[int] | type[float] = int) -> Any:
+    """A number from the stream, or 0 when the CLI sent null or something else."""
+    try:
+        return kind(value) if value is not None else kind(0)
+    except (TypeError, ValueError):
+        return kind(0)
+
+
 def _flatten_text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -223,9 +231,9 @@ def parse_event(raw: Mapping[str, Any]) -> tuple[Event, ...]:
         status = raw.get("error_status")
         return (
             ApiRetry(
-                attempt=int(raw.get("attempt", 0)),
-                max_retries=int(raw.get("max_retries", 0)),
-                delay_ms=float(raw.get("retry_delay_ms", 0.0)),
+                attempt=_number(raw.get("attempt")),
+                max_retries=_number(raw.get("max_retries")),
+                delay_ms=_number(raw.get("retry_delay_ms"), float),
                 error=str(raw.get("error", "")),
                 status=int(status) if isinstance(status, int) else None,
             ),
@@ -253,7 +261,7 @@ def parse_event(raw: Mapping[str, Any]) -> tuple[Event, ...]:
         return tuple(events)
     if kind == "user":
         content = (raw.get("message") or {}).get("content")
-        if not isinstance(content, list):
+        if not isinstance(content, list) or raw.get("parent_tool_use_id") is not None:
             return ()
         return tuple(
             ToolResult(
@@ -271,10 +279,10 @@ def parse_event(raw: Mapping[str, Any]) -> tuple[Event, ...]:
                 is_error=bool(raw.get("is_error", False)),
                 text=str(raw.get("result") or ""),
                 session_id=str(raw.get("session_id", "")),
-                duration_ms=int(raw.get("duration_ms") or 0),
-                total_cost_usd=float(raw.get("total_cost_usd") or 0.0),
+                duration_ms=_number(raw.get("duration_ms")),
+                total_cost_usd=_number(raw.get("total_cost_usd"), float),
                 usage=dict(raw.get("usage") or {}),
-                num_turns=int(raw.get("num_turns") or 0),
+                num_turns=_number(raw.get("num_turns")),
                 terminal_reason=str(raw.get("terminal_reason") or ""),
                 errors=tuple(str(e) for e in raw.get("errors") or ()),
             ),
@@ -573,6 +581,8 @@ class ClaudeSubprocess:
     async def _spawn(self, *, continue_conversation: bool) -> None:
         marker = uuid.uuid4().hex
         argv = build_argv(self.options, model=self.model, continue_conversation=continue_conversation)
+        if not self.options.cwd.is_dir():
+            raise ClaudeStartError(f"The session directory {self.options.cwd} does not exist.", None, "")
         env = build_env(self.options.env, self.options.claude_bin, marker)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -690,7 +700,13 @@ class ClaudeSubprocess:
         if not isinstance(raw, dict):
             return
         self._last_activity = time.monotonic()
-        for event in parse_event(raw):
+        try:
+            events = parse_event(raw)
+        except (TypeError, ValueError, AttributeError):
+            # A shape we did not foresee must not wedge the session: skip the line, keep reading.
+            logger.warning("%s: skipping unparsable event: %.200r", self.options.label, line, exc_info=True)
+            return
+        for event in events:
             self._dispatch(live, event)
 
     def _dispatch(self, live: _Live, event: Event) -> None:
