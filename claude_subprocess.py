@@ -561,16 +561,17 @@ class ClaudeSubprocess:
         if self._closing and not self._tasks and self._live is None:
             return
         self._closing = True
-        if self._current is not None and self.alive:
+        turn = self._current  # the pump may clear it while we wait below
+        if turn is not None and self.alive:
             await self.interrupt()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._current.done.wait(), 3.0)
-        for task in self._tasks:
+                async with asyncio.timeout(min(3.0, self.options.stop_timeout)):
+                    await turn.done.wait()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        # gather, not `await task` under suppress(CancelledError): a cancel of stop() itself must propagate.
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._live is not None:
             await self._shutdown_process(self._live, graceful=True)
         self._current = None
@@ -760,7 +761,8 @@ class ClaudeSubprocess:
         self._control[request_id] = future
         try:
             await self._write({"type": "control_request", "request_id": request_id, "request": dict(request)}, live)
-            response = await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                response = await future
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise BridgeError("the Claude process is not running") from exc
         finally:
@@ -772,7 +774,7 @@ class ClaudeSubprocess:
     # -- the turn pump --
 
     async def _pump(self) -> None:
-        while True:
+        while not self._closing:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending and not self._closing:
@@ -881,29 +883,31 @@ class ClaudeSubprocess:
     # -- watchdog --
 
     def _watchdog_text(self) -> str:
-        minutes = self.options.watchdog_seconds / 60
-        return f"Claude sent nothing for {minutes:g} min, so the turn was stopped by the hang watchdog."
+        limit = self.options.watchdog_seconds
+        silence = f"{limit / 60:g} min" if limit >= 60 else f"{limit:g} s"
+        return f"Claude sent nothing for {silence}, so the turn was stopped by the hang watchdog."
 
     async def _watchdog(self) -> None:
         limit = self.options.watchdog_seconds
         tick = max(0.05, min(5.0, limit / 4))
-        while True:
+        while not self._closing:
             await asyncio.sleep(tick)
             turn, live = self._current, self._live
             if turn is None or live is None or turn.done.is_set() or not turn.written.is_set():
-                continue
-            if time.monotonic() - self._last_activity < limit:
                 continue
             if turn._open_tools and _has_descendants(live.proc.pid):
                 # A tool is still running (a long build, a test suite): that is work, not a hang.
                 self._last_activity = time.monotonic()
                 continue
-            logger.warning("%s: no output for %.0f s; interrupting the turn", self.options.label, limit)
+            if time.monotonic() - self._last_activity < limit:
+                continue
+            logger.warning("%s: no output for %g s; interrupting the turn", self.options.label, limit)
             turn.watchdog_fired = True
             with contextlib.suppress(BridgeError, TimeoutError):
                 await self._control_request({"subtype": "interrupt"}, timeout=min(10.0, limit))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(turn.done.wait(), min(10.0, limit))
+                async with asyncio.timeout(min(10.0, limit)):
+                    await turn.done.wait()
             if not turn.done.is_set() and live is self._live:
                 logger.error("%s: interrupt ignored; killing the CLI", self.options.label)
                 live.exit_reason = self._watchdog_text() + " The interrupt was ignored, so Claude was restarted"
@@ -1007,6 +1011,8 @@ def reap_leftover(pid: int, claude_bin: Path | None = None) -> bool:
     if claude_bin is not None and args and Path(args[0]).name != claude_bin.name:
         return False
     marker = next((e.split(b"=", 1)[1].decode() for e in environ if e.startswith(MARKER_ENV.encode() + b"=")), "")
+    if not marker:
+        return False  # not one of ours: a CLI someone started by hand
     logger.warning("stopping Claude CLI pid %s left behind by a previous run", pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(os.getpgid(pid), signal.SIGKILL)
