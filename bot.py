@@ -47,7 +47,6 @@ from outbox import Outboxes
 from session_manager import (
     MODEL_ALIASES,
     Delivery,
-    SessionInfo,
     SessionManager,
     load_personas,
 )
@@ -352,16 +351,6 @@ async def _switch(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str)
     await reply(update, context, f"➡️ Active session: “{info.name}” ({info.state}, persona {info.persona}).")
 
 
-def _ago(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 129600:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} d ago"
-
-
 async def cmd_sessions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """List sessions with their state."""
     manager = state_of(context).manager
@@ -371,13 +360,7 @@ async def cmd_sessions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     active = _active(update, context)
     now = time.time()
-    lines = ["Sessions:"]
-    for info in infos:
-        queued = f", {info.queued} queued" if info.queued else ""
-        lines.append(
-            f"{'▶️' if info.name == active else '•'} {info.name} — {info.state}{queued}; {info.persona}, {info.model}; "
-            f"{info.turns} turns, ${info.total_cost_usd:.4f}; active {_ago(now - info.last_active)}"
-        )
+    lines = ["Sessions:", *(info.line(info.name == active, now) for info in infos)]
     await reply(update, context, "\n".join(lines))
 
 
@@ -461,33 +444,12 @@ async def cmd_stop(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, f"Nothing is running in “{name}”.")
 
 
-def _timing(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f} s"
-
-
 async def cmd_status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """What the active session is doing."""
     name = await _require_active(update, context)
     if name is None:
         return
-    info: SessionInfo = state_of(context).manager.status(name)
-    timings = info.last_timings
-    lines = [
-        f"Session: {info.name} ({info.state}{', pid ' + str(info.pid) if info.pid else ''})",
-        f"Persona: {info.persona} · permissions: {info.permission_mode}",
-        f"Model: {info.model}{' (override)' if info.model_override else ''}",
-        f"Queued: {info.queued}",
-        f"Turns: {info.turns} · cost: ${info.total_cost_usd:.4f}",
-        f"Last active: {_ago(time.time() - info.last_active)}",
-        "Last turn: start {} · first text {} · answer {}".format(
-            _timing(timings.get("spawn_to_init")),
-            _timing(timings.get("send_to_first_text")),
-            _timing(timings.get("send_to_result")),
-        ),
-    ]
-    if info.claude_session_id:
-        lines.append(f"Claude session: {info.claude_session_id}")
-    await reply(update, context, "\n".join(lines))
+    await reply(update, context, state_of(context).manager.status(name).describe(time.time()))
 
 
 async def cmd_delete(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

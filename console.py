@@ -24,7 +24,7 @@ from claude_subprocess import ApiRetry, AssistantText, Event, ProcessStatus, Tex
 from config import Settings, find_claude, load_settings
 from errors import BridgeError, ConfigError
 from render import tool_line
-from session_manager import MODEL_ALIASES, Delivery, Notice, SessionInfo, SessionManager
+from session_manager import MODEL_ALIASES, Delivery, Notice, SessionManager
 
 logger = logging.getLogger(__name__)
 
@@ -142,18 +142,6 @@ class TurnPrinter:
 def _first_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[0][:200] if lines else "(no output)"
-
-
-def _ago(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.0f} h ago"
-
-
-def _timing(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f} s"
 
 
 class Console:
@@ -310,13 +298,7 @@ class Console:
             return
         active = self.manager.active_session(CHAT_ID)
         now = time.time()
-        lines = ["Sessions:"]
-        for info in infos:
-            queued = f", {info.queued} queued" if info.queued else ""
-            lines.append(
-                f"{'▶' if info.name == active else '•'} {info.name} — {info.state}{queued}; {info.persona}, "
-                f"{info.model}; {info.turns} turns, ${info.total_cost_usd:.4f}; active {_ago(now - info.last_active)}"
-            )
+        lines = ["Sessions:", *(info.line(info.name == active, now) for info in infos)]
         self.screen.line("\n".join(lines))
 
     async def cmd_model(self, args: list[str]) -> None:
@@ -369,7 +351,7 @@ class Console:
         name = self._active()
         if name is None:
             return
-        self.screen.line(status_text(self.manager.status(name)))
+        self.screen.line(self.manager.status(name).describe(time.time()))
 
     async def cmd_help(self, args: list[str]) -> None:
         """/help."""
@@ -380,25 +362,6 @@ class Console:
         self.quitting = True
 
 
-def status_text(info: SessionInfo) -> str:
-    """What /status shows."""
-    timings = info.last_timings
-    lines = [
-        f"Session: {info.name} ({info.state}{', pid ' + str(info.pid) if info.pid else ''})",
-        f"Persona: {info.persona} · permissions: {info.permission_mode}",
-        f"Model: {info.model}{' (override)' if info.model_override else ''}",
-        f"Queued: {info.queued}",
-        f"Turns: {info.turns} · cost: ${info.total_cost_usd:.4f}",
-        f"Last active: {_ago(time.time() - info.last_active)}",
-        "Last turn: start {} · first text {} · answer {}".format(
-            _timing(timings.get("spawn_to_init")),
-            _timing(timings.get("send_to_first_text")),
-            _timing(timings.get("send_to_result")),
-        ),
-    ]
-    if info.claude_session_id:
-        lines.append(f"Claude session: {info.claude_session_id}")
-    return "\n".join(lines)
 
 
 def read_lines(fd: int, loop: asyncio.AbstractEventLoop, inputs: asyncio.Queue[str | None]) -> None:

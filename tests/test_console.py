@@ -138,7 +138,7 @@ async def test_a_conversation_through_a_pipe(tmp_path, tg, api):
         code = await asyncio.wait_for(console.wait(), 60)
 
     assert "[info] Created session “default”" in first
-    assert listing[0].startswith("▶ other — suspended; default")
+    assert listing[0].startswith("▶️ other — suspended; default")
     assert listing[1].startswith("• default — live; default") and "1 turns" in listing[1]
     assert code == 0
     assert "> " not in screen.everything  # no prompt through a pipe
