@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import pytest_asyncio
 
@@ -310,3 +311,45 @@ async def test_a_crash_mid_turn_is_told_once_and_the_conversation_carries_on(tmp
     await command(bot, "do you still know the word?", "do you still know the word?")
     assert "remember the word kiwi" in api.requests[-1].user_texts
     assert sum("exited unexpectedly" in t for t in sent_texts(tg)) == 1
+
+
+async def test_a_part_telegram_rejects_is_resent_as_plain_text(bot, tg, api):
+    await command(bot, "hello", "echo: hello")
+    api.enqueue(Text("Some **bold** words and `code`."))
+    tg.fail_next("sendMessage", 400, "Bad Request: can't parse entities: unsupported start tag")
+
+    tg.push_text(OWNER, "format this")
+    plain = await tg.wait_for("sendMessage", lambda p: p["text"] == "Some bold words and code." and "entities" not in p)
+
+    rejected = [c for c in tg.calls_to("sendMessage") if not c.ok]
+    assert plain.ok and rejected and rejected[0].params["text"] == plain.params["text"]
+    assert rejected[0].params.get("entities")
+
+
+async def test_a_very_long_answer_arrives_as_a_markdown_document_with_a_preview(bot, tg, api):
+    answer = "\n\n".join(f"## Part {i}\n" + "All work and no play. " * 40 for i in range(60))
+    api.enqueue(Text(answer))
+
+    tg.push_text(OWNER, "write a book")
+    upload = await tg.wait_for("sendDocument", timeout=30)
+
+    document = next(m.document for m in tg.messages(OWNER) if m.document is not None)
+    assert document.file_name == "answer.md" and document.content.decode().strip() == answer.strip()
+    assert upload.ok
+    assert any(text.startswith("🔹 Part 0\nAll work") for text in sent_texts(tg))  # the preview
+
+
+async def test_the_idle_timer_suspends_a_session_and_the_next_message_resumes_it(tmp_path, tg, api):
+    async with running_bot(tmp_path, tg, api, IDLE_TIMEOUT_SECONDS="1") as bot:
+        await command(bot, "remember plum", "echo: remember plum")
+        first_pid = bot.manager.status("default").pid
+
+        for _ in range(200):  # the APScheduler job runs every 5 s at the shortest
+            if bot.manager.status("default").state == "suspended":
+                break
+            await asyncio.sleep(0.1)
+
+        assert bot.manager.status("default").state == "suspended"
+        assert first_pid is not None and not psutil.pid_exists(first_pid)
+        await command(bot, "what fruit?", "echo: what fruit?")
+        assert api.requests[-1].user_texts == ["remember plum", "what fruit?"]
