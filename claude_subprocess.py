@@ -1,7 +1,7 @@
-"""One persistent Claude Code CLI process speaking stream-json: argv, env, NDJSON framing, the event schema.
+"""One persistent Claude Code CLI process speaking stream-json: argv, env, NDJSON framing, control requests.
 
-This is the only module that knows the CLI. It knows nothing of sessions' names on disk, personas or
-Telegram: callers submit messages and read typed events back, one turn at a time.
+With claude_events.py (the output schema) it is the only code that knows the CLI. It knows nothing of sessions'
+names on disk, personas or Telegram: callers submit messages and read typed events back, one turn at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +22,22 @@ from typing import Any
 
 import psutil
 
+from claude_events import (
+    CANCELLED,
+    EXITED,
+    START_FAILED,
+    WATCHDOG,
+    AssistantText,
+    ControlResponse,
+    Event,
+    ProcessStatus,
+    SessionStarted,
+    TextDelta,
+    ToolResult,
+    ToolUse,
+    TurnResult,
+    parse_event,
+)
 from errors import BridgeError, ClaudeNotFound, ClaudeStartError
 
 logger = logging.getLogger(__name__)
@@ -41,279 +57,8 @@ BASE_ARGS = (
 READ_CHUNK = 1 << 20
 MAX_LINE_BYTES = 512 << 20
 STDERR_KEEP = 256 << 10
-PREVIEW_CHARS = 300
 MARKER_ENV = "CLAUDE_BRIDGE_PROCESS"
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions", "dontAsk", "auto")
-
-
-# ---- typed events: what a turn's stream yields ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SessionStarted:
-    """`system/init`: emitted at the start of every turn."""
-
-    session_id: str
-    model: str
-    cwd: str = ""
-    permission_mode: str = ""
-    version: str = ""
-
-
-@dataclass(frozen=True)
-class AssistantText:
-    """A text block of Claude's answer."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class TextDelta:
-    """A piece of the text block being streamed; the whole block follows as AssistantText."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class ToolUse:
-    """Claude asked to run a tool."""
-
-    id: str
-    name: str
-    input: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    """A tool finished; `preview` is the start of its output."""
-
-    tool_use_id: str
-    is_error: bool
-    preview: str
-
-
-@dataclass(frozen=True)
-class ApiRetry:
-    """The CLI is retrying a failed API call."""
-
-    attempt: int
-    max_retries: int
-    delay_ms: float
-    error: str
-    status: int | None
-
-
-@dataclass(frozen=True)
-class PermissionRequest:
-    """`control_request can_use_tool` (only with --permission-prompt-tool stdio)."""
-
-    request_id: str
-    tool_name: str
-    input: Mapping[str, Any]
-    tool_use_id: str = ""
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ControlCancel:
-    """The CLI abandoned a pending permission request."""
-
-    request_id: str
-
-
-@dataclass(frozen=True)
-class ControlResponse:
-    """The CLI's answer to one of our control requests (routed here, not given to callers)."""
-
-    request_id: str
-    ok: bool
-    error: str = ""
-    payload: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ProcessStatus:
-    """Our own lifecycle notice: the process crashed, is restarting, recovered or gave up."""
-
-    kind: str  # "crashed" | "restarting" | "recovered" | "gave_up"
-    message: str
-    exit_code: int | None = None
-    attempt: int = 0
-
-
-# Subtypes we add for turns the CLI could not finish itself.
-EXITED = "process_exited"
-WATCHDOG = "watchdog"
-START_FAILED = "start_failed"
-CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class TurnResult:
-    """The end of a turn: the CLI's `result`, or our own when the process failed."""
-
-    subtype: str
-    is_error: bool
-    text: str
-    session_id: str = ""
-    duration_ms: int = 0
-    cost_usd: float = 0.0
-    total_cost_usd: float = 0.0
-    usage: Mapping[str, Any] = field(default_factory=dict)
-    num_turns: int = 0
-    terminal_reason: str = ""
-    errors: tuple[str, ...] = ()
-
-    @property
-    def stopped(self) -> bool:
-        """The turn was interrupted (by /stop, the watchdog or shutdown)."""
-        return self.terminal_reason.startswith("aborted")
-
-    @property
-    def error_text(self) -> str:
-        """A human sentence for a failed turn, following the SDK's order: errors, result, subtype."""
-        if self.stopped and self.subtype not in (WATCHDOG, CANCELLED):
-            return "Stopped."
-        if self.subtype == "error_max_turns":
-            return "Claude reached the maximum number of turns for one message. " + "; ".join(self.errors)
-        useful = [e for e in self.errors if not e.startswith("[ede_diagnostic]")]
-        return "; ".join(useful) or self.text or f"Claude ended with {self.subtype}"
-
-
-Event = (
-    SessionStarted
-    | TextDelta
-    | AssistantText
-    | ToolUse
-    | ToolResult
-    | ApiRetry
-    | PermissionRequest
-    | ControlCancel
-    | ControlResponse
-    | ProcessStatus
-    | TurnResult
-)
-
-
-def _number(value: Any, kind: type[int] | type[float] = int) -> Any:
-    """A number from the stream, or 0 when the CLI sent null or something else."""
-    try:
-        return kind(value) if value is not None else kind(0)
-    except (TypeError, ValueError):
-        return kind(0)
-
-
-def _flatten_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            str(block.get("text", "")) for block in content if isinstance(block, dict) and "text" in block
-        )
-    return ""
-
-
-def parse_event(raw: Mapping[str, Any]) -> tuple[Event, ...]:
-    """Turn one stream-json object into typed events; unknown types give () (newer CLIs must not break us)."""
-    kind = raw.get("type")
-    subtype = raw.get("subtype")
-    if kind == "system" and subtype == "init":
-        return (
-            SessionStarted(
-                session_id=str(raw.get("session_id", "")),
-                model=str(raw.get("model", "")),
-                cwd=str(raw.get("cwd", "")),
-                permission_mode=str(raw.get("permissionMode", "")),
-                version=str(raw.get("claude_code_version", "")),
-            ),
-        )
-    if kind == "system" and subtype == "api_retry":
-        status = raw.get("error_status")
-        return (
-            ApiRetry(
-                attempt=_number(raw.get("attempt")),
-                max_retries=_number(raw.get("max_retries")),
-                delay_ms=_number(raw.get("retry_delay_ms"), float),
-                error=str(raw.get("error", "")),
-                status=int(status) if isinstance(status, int) else None,
-            ),
-        )
-    if kind == "stream_event":
-        inner = raw.get("event") or {}
-        delta = inner.get("delta") or {}
-        is_text = inner.get("type") == "content_block_delta" and delta.get("type") == "text_delta"
-        if is_text and raw.get("parent_tool_use_id") is None and delta.get("text"):
-            return (TextDelta(str(delta["text"])),)
-        return ()
-    if kind == "assistant":
-        if raw.get("parent_tool_use_id") is not None:
-            return ()  # a subagent's inner conversation: its result comes back as the Task tool's result
-        events: list[Event] = []
-        for block in (raw.get("message") or {}).get("content") or []:
-            if not isinstance(block, dict):
-                continue
-            if block.get("type") == "text" and block.get("text"):
-                events.append(AssistantText(str(block["text"])))
-            elif block.get("type") == "tool_use":
-                events.append(
-                    ToolUse(str(block.get("id", "")), str(block.get("name", "")), dict(block.get("input") or {}))
-                )
-        return tuple(events)
-    if kind == "user":
-        content = (raw.get("message") or {}).get("content")
-        if not isinstance(content, list) or raw.get("parent_tool_use_id") is not None:
-            return ()
-        return tuple(
-            ToolResult(
-                tool_use_id=str(block.get("tool_use_id", "")),
-                is_error=bool(block.get("is_error", False)),
-                preview=_flatten_text(block.get("content"))[:PREVIEW_CHARS],
-            )
-            for block in content
-            if isinstance(block, dict) and block.get("type") == "tool_result"
-        )
-    if kind == "result":
-        return (
-            TurnResult(
-                subtype=str(subtype or ""),
-                is_error=bool(raw.get("is_error", False)),
-                text=str(raw.get("result") or ""),
-                session_id=str(raw.get("session_id", "")),
-                duration_ms=_number(raw.get("duration_ms")),
-                total_cost_usd=_number(raw.get("total_cost_usd"), float),
-                usage=dict(raw.get("usage") or {}),
-                num_turns=_number(raw.get("num_turns")),
-                terminal_reason=str(raw.get("terminal_reason") or ""),
-                errors=tuple(str(e) for e in raw.get("errors") or ()),
-            ),
-        )
-    if kind == "control_request":
-        request = raw.get("request") or {}
-        if request.get("subtype") == "can_use_tool":
-            return (
-                PermissionRequest(
-                    request_id=str(raw.get("request_id", "")),
-                    tool_name=str(request.get("tool_name", "")),
-                    input=dict(request.get("input") or {}),
-                    tool_use_id=str(request.get("tool_use_id", "")),
-                    reason=str(request.get("decision_reason", "")),
-                ),
-            )
-        return ()
-    if kind == "control_cancel_request":
-        return (ControlCancel(str(raw.get("request_id", ""))),)
-    if kind == "control_response":
-        response = raw.get("response") or {}
-        return (
-            ControlResponse(
-                request_id=str(response.get("request_id", "")),
-                ok=response.get("subtype") == "success",
-                error=str(response.get("error", "")),
-                payload=dict(response.get("response") or {}),
-            ),
-        )
-    logger.debug("skipping stream-json event type=%s subtype=%s", kind, subtype)
-    return ()
 
 
 # ---- options, turns, timings -----------------------------------------------------------------------

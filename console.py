@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
-from claude_subprocess import ApiRetry, AssistantText, Event, ProcessStatus, TextDelta, ToolResult, ToolUse, TurnResult
+from claude_events import ApiRetry, AssistantText, Event, ProcessStatus, TextDelta, ToolResult, ToolUse, TurnResult
 from config import Settings, find_claude, load_settings
 from errors import BridgeError, ConfigError
 from render import tool_line

@@ -20,17 +20,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from claude_subprocess import (
-    CANCELLED,
-    START_FAILED,
-    Event,
-    ProcessOptions,
-    ProcessStatus,
-    Turn,
-    TurnResult,
-    TurnTimings,
-    reap_leftover,
-)
+from claude_events import CANCELLED, START_FAILED, Event, ProcessStatus, TurnResult
+from claude_subprocess import ProcessOptions, Turn, TurnTimings, reap_leftover
 from errors import BridgeError, SessionError
 
 logger = logging.getLogger(__name__)

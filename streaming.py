@@ -19,16 +19,7 @@ from telegram import Bot, InlineKeyboardMarkup, MessageEntity
 from telegram.constants import ChatAction
 from telegram.error import RetryAfter, TelegramError
 
-from claude_subprocess import (
-    ApiRetry,
-    AssistantText,
-    Event,
-    ProcessStatus,
-    TextDelta,
-    ToolResult,
-    ToolUse,
-    TurnResult,
-)
+from claude_events import ApiRetry, AssistantText, Event, ProcessStatus, TextDelta, ToolResult, ToolUse, TurnResult
 from outbox import Outbox
 from render import (
     Chunk,

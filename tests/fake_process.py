@@ -9,16 +9,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from claude_subprocess import (
-    AssistantText,
-    Event,
-    ProcessOptions,
-    ProcessStatus,
-    SessionStarted,
-    Turn,
-    TurnResult,
-    TurnTimings,
-)
+from claude_events import AssistantText, Event, ProcessStatus, SessionStarted, TurnResult
+from claude_subprocess import ProcessOptions, Turn, TurnTimings
 
 _pids = itertools.count(40000)
 

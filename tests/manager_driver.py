@@ -18,7 +18,7 @@ import logging
 import sys
 
 from bot import build_manager
-from claude_subprocess import TurnResult
+from claude_events import TurnResult
 from config import find_claude, load_settings
 from session_manager import Delivery, Notice
 

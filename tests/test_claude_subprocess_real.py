@@ -14,19 +14,8 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from claude_subprocess import (
-    EXITED,
-    AssistantText,
-    ClaudeSubprocess,
-    Event,
-    ProcessOptions,
-    ProcessStatus,
-    SessionStarted,
-    ToolResult,
-    ToolUse,
-    Turn,
-    TurnResult,
-)
+from claude_events import EXITED, AssistantText, Event, ProcessStatus, SessionStarted, ToolResult, ToolUse, TurnResult
+from claude_subprocess import ClaudeSubprocess, ProcessOptions, Turn
 from conftest import cli_env, real_cli_path
 from errors import ClaudeNotFound, ClaudeStartError
 from fake_anthropic import FakeAnthropic, Hang, HttpError, Text

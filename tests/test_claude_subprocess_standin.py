@@ -19,24 +19,19 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from claude_subprocess import (
-    BASE_ARGS,
+from claude_events import (
     CANCELLED,
     EXITED,
-    MARKER_ENV,
     WATCHDOG,
     AssistantText,
-    ClaudeSubprocess,
     Event,
-    ProcessOptions,
     ProcessStatus,
     SessionStarted,
     ToolResult,
     ToolUse,
-    Turn,
     TurnResult,
-    reap_leftover,
 )
+from claude_subprocess import BASE_ARGS, MARKER_ENV, ClaudeSubprocess, ProcessOptions, Turn, reap_leftover
 from errors import BridgeError, ClaudeNotFound, ClaudeStartError
 from fake_claude_helper import ROOT_REFUSAL, FakeCliScript, Step, make_fake_cli
 

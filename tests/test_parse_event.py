@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from claude_subprocess import (
+from claude_events import (
     CANCELLED,
     PREVIEW_CHARS,
     WATCHDOG,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_subprocess import AssistantText, TurnResult
+from claude_events import AssistantText, TurnResult
 from errors import SessionError
 from fake_process import FakeClock, FakeSpawner, base_options
 from session_manager import Delivery, Notice, Persona, SessionManager, load_personas, validate_name

@@ -21,7 +21,8 @@ import pytest
 import pytest_asyncio
 
 import bot
-from claude_subprocess import TurnResult, reap_leftover
+from claude_events import TurnResult
+from claude_subprocess import reap_leftover
 from config import load_settings
 from conftest import ROOT, cli_env, real_cli_path
 from fake_anthropic import FakeAnthropic, Text
