@@ -44,12 +44,8 @@ from claude_subprocess import ProcessOptions
 from config import Settings, find_claude, load_settings
 from errors import BridgeError, ConfigError, SessionError
 from outbox import Outboxes
-from session_manager import (
-    MODEL_ALIASES,
-    Delivery,
-    SessionManager,
-    load_personas,
-)
+from session_manager import MODEL_ALIASES, Delivery, SessionManager
+from session_store import load_personas
 from streaming import ChatPrefs, Sender, TurnView
 
 logger = logging.getLogger(__name__)

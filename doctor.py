@@ -22,7 +22,7 @@ from telegram.request import HTTPXRequest
 from claude_subprocess import ClaudeSubprocess, ProcessOptions
 from config import ALLOWLIST_HELP, TOKEN_HELP, Settings, find_claude, load_settings
 from errors import BridgeError, ClaudeNotFound, ConfigError
-from session_manager import DEFAULT_PERSONA, Persona, load_personas
+from session_store import DEFAULT_PERSONA, Persona, load_personas
 
 VERSION_TIMEOUT = 10.0
 TURN_TIMEOUT = 120.0

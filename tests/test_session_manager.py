@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from claude_events import AssistantText, TurnResult
 from errors import SessionError
 from fake_process import FakeClock, FakeSpawner, base_options
-from session_manager import Delivery, Notice, Persona, SessionManager, load_personas, validate_name
+from session_manager import Delivery, Notice, SessionManager
+from session_store import Persona, load_personas, validate_name
 
 PERSONAS = {
     "default": Persona("default", "plain", ""),

@@ -26,7 +26,8 @@ from claude_subprocess import reap_leftover
 from config import load_settings
 from conftest import ROOT, cli_env, real_cli_path
 from fake_anthropic import FakeAnthropic, Text
-from session_manager import Delivery, Inbox, Notice, SessionManager, load_personas
+from session_manager import Delivery, Notice, SessionManager
+from session_store import Inbox, load_personas
 
 pytestmark = pytest.mark.real_cli
 
