@@ -42,7 +42,7 @@ from telegram.ext import (
 
 from claude_subprocess import ProcessOptions
 from config import Settings, find_claude, load_settings
-from errors import BridgeError, ConfigError, SessionError
+from errors import BridgeError, ConfigError
 from outbox import Outboxes
 from session_manager import MODEL_ALIASES, Delivery, SessionManager
 from session_store import load_personas
@@ -175,11 +175,7 @@ async def submit(update: Update, context: ContextTypes.DEFAULT_TYPE, content: st
     chat = update.effective_chat
     message = update.effective_message
     assert chat is not None and message is not None
-    try:
-        delivery = await state.manager.send(chat.id, content)
-    except BridgeError as exc:
-        await reply(update, context, f"⚠️ {exc}")
-        return
+    delivery = await state.manager.send(chat.id, content)
     logger.debug("chat %s → session %s: %r", chat.id, delivery.session, content)
     start_view(state, context.bot, delivery, message.message_id)
 
@@ -296,12 +292,8 @@ async def cmd_new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     name = args[0].lower() if args else _next_free_name(manager)
     persona = args[1] if len(args) > 1 else "default"
-    try:
-        manager.create(name, persona)
-        info = manager.switch(_chat_id(update), name)
-    except SessionError as exc:
-        await reply(update, context, f"⚠️ {exc}")
-        return
+    manager.create(name, persona)
+    info = manager.switch(_chat_id(update), name)
     await reply(update, context, f"✨ New session “{name}” (persona {info.persona}) is now active.")
 
 
@@ -339,11 +331,7 @@ async def cmd_switch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 
 
 async def _switch(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str) -> None:
-    try:
-        info = state_of(context).manager.switch(_chat_id(update), name)
-    except SessionError as exc:
-        await reply(update, context, f"⚠️ {exc}")
-        return
+    info = state_of(context).manager.switch(_chat_id(update), name)
     await reply(update, context, f"➡️ Active session: “{info.name}” ({info.state}, persona {info.persona}).")
 
 
@@ -393,12 +381,7 @@ async def cmd_model(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _set_model(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str, model: str) -> None:
-    manager = state_of(context).manager
-    try:
-        info = await manager.set_model(name, None if model == "default" else model)
-    except SessionError as exc:
-        await reply(update, context, f"⚠️ {exc}")
-        return
+    info = await state_of(context).manager.set_model(name, None if model == "default" else model)
     await reply(update, context, f"🧠 Model of “{name}” is now {info.model}.")
 
 
@@ -423,11 +406,7 @@ async def cmd_persona(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 async def _set_persona(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str, persona: str) -> None:
-    try:
-        info = await state_of(context).manager.set_persona(name, persona)
-    except SessionError as exc:
-        await reply(update, context, f"⚠️ {exc}")
-        return
+    info = await state_of(context).manager.set_persona(name, persona)
     await reply(update, context, f"🎭 Persona of “{name}” is now {info.persona}; it applies from the next message.")
 
 
@@ -456,11 +435,7 @@ async def cmd_delete(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await reply(update, context, "Usage: /delete <name>")
         return
     name = args[0].lower()
-    try:
-        manager.status(name)
-    except SessionError as exc:
-        await reply(update, context, f"⚠️ {exc}")
-        return
+    manager.status(name)  # an unknown name raises SessionError, which on_error turns into the reply
     markup = InlineKeyboardMarkup(
         [
             [
@@ -501,11 +476,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if name is not None:
             await _set_persona(update, context, name, value)
     elif action == "delete":
-        try:
-            await manager.delete(value)
-        except SessionError as exc:
-            await reply(update, context, f"⚠️ {exc}")
-            return
+        await manager.delete(value)
         await reply(update, context, f"🗑 Deleted session “{value}”.")
     elif action == "cancel":
         await reply(update, context, "Cancelled.")
@@ -526,11 +497,18 @@ async def on_raw_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log every unhandled error; tell the user something went wrong instead of staying silent."""
-    logger.error("error while handling an update", exc_info=context.error)
-    if isinstance(update, Update) and update.effective_chat is not None:
-        with contextlib.suppress(Exception):
-            sender_for(context, update.effective_chat.id).text(f"⚠️ Internal error: {context.error}")
+    """A BridgeError becomes its short reply; anything else is logged with its traceback and reported."""
+    error = context.error
+    if not isinstance(update, Update) or update.effective_chat is None:
+        logger.error("error outside an update", exc_info=error)
+        return
+    if isinstance(error, BridgeError):
+        logger.info("refused in chat %s: %s", update.effective_chat.id, error)
+        await reply(update, context, f"⚠️ {error}")
+        return
+    logger.error("error while handling an update", exc_info=error)
+    with contextlib.suppress(Exception):
+        sender_for(context, update.effective_chat.id).text(f"⚠️ Internal error: {error}")
 
 
 # ---- wiring --------------------------------------------------------------------------------------

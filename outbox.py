@@ -61,8 +61,6 @@ class Outbox:
         self._last: dict[str, float] = {}
         self._retry_at = 0.0
         self._task: asyncio.Task[None] | None = None
-        self.dropped_frames = 0
-        self.rate_limited = 0
 
     def send(self, call: Call, *, fallback: Call | None = None, kind: str = "message") -> asyncio.Future[Any]:
         """Queue a call that must arrive (retried through flood limits); `fallback` runs if Telegram rejects it."""
@@ -76,7 +74,6 @@ class Outbox:
         old = self._frames.pop(key, None)
         if old is not None and not old.future.done():
             old.future.set_result(None)
-            self.dropped_frames += 1
         op = _Op(call, kind)
         # Nobody has to await a frame; retrieve its outcome so a failure is not reported as "never retrieved".
         op.future.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -89,12 +86,6 @@ class Outbox:
         op = self._frames.pop(key, None)
         if op is not None and not op.future.done():
             op.future.set_result(None)
-
-    async def drain(self, timeout: float = 30.0) -> None:
-        """Wait until everything queued so far was sent (or given up)."""
-        pending = [op.future for op in [*self._messages, *self._frames.values()]]
-        if pending:
-            await asyncio.wait(pending, timeout=timeout)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -162,13 +153,11 @@ class Outbox:
             result = await op.call()
         except RetryAfter as exc:
             wait = _retry_seconds(exc)
-            self.rate_limited += 1
             self._retry_at = self._clock() + wait
             logger.warning("chat %s: Telegram asked to wait %.0f s", self.chat_id, wait)
             if op.kind == "message":
                 self._messages.appendleft(op)  # final text is retried until delivered
             else:
-                self.dropped_frames += 1
                 op.future.set_result(None)  # a stale frame is worth nothing later
             return
         except BadRequest as exc:

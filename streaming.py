@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegram import Bot, InlineKeyboardMarkup, MessageEntity
+from telegram import Bot, InlineKeyboardMarkup, MessageEntity, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import RetryAfter, TelegramError
 
@@ -66,10 +66,8 @@ class Sender:
     ) -> asyncio.Future[Any]:
         """A short plain message (notices, errors, command replies)."""
         chunks = plain_chunks(text) or [Chunk("…", ())]
-        future: asyncio.Future[Any] = asyncio.Future()
-        for i, chunk in enumerate(chunks):
-            future = self.chunk(chunk, reply_to=reply_to if i == 0 else None, markup=markup)
-        return future
+        futures = [self.chunk(c, reply_to=reply_to if i == 0 else None, markup=markup) for i, c in enumerate(chunks)]
+        return futures[-1]
 
     def chunk(
         self, chunk: Chunk, *, reply_to: int | None = None, markup: InlineKeyboardMarkup | None = None
@@ -109,11 +107,9 @@ class Sender:
         return [self.chunk(chunk, reply_to=reply_to if i == 0 else None) for i, chunk in enumerate(chunks)]
 
 
-def _reply(message_id: int | None) -> Any:
+def _reply(message_id: int | None) -> ReplyParameters | None:
     if message_id is None:
         return None
-    from telegram import ReplyParameters
-
     return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
 
 

@@ -19,6 +19,7 @@ from bot_harness import OWNER, STRANGER, RunningBot, running_bot
 from fake_anthropic import FakeAnthropic, Hang, HttpError, Text
 from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import FakeBotAPI, utf16_len
+from processes import eventually, transcript_text
 
 pytestmark = pytest.mark.real_cli
 GROUP = -100500
@@ -188,6 +189,8 @@ async def test_a_group_sees_an_edited_preview_and_flood_limits_never_lose_the_an
 
     edits = [c for c in tg.calls_to("editMessageText") if c.ok and c.params["chat_id"] == GROUP]
     assert edits, "the group saw no live preview"
+    typing = [c for c in tg.calls_to("sendChatAction") if c.params["chat_id"] == GROUP]
+    assert len(typing) >= 2  # "typing…" lasts 5 s, so a ~9 s answer refreshes it
     answer_parts = [m.text for m in bot.visible(GROUP) if m.text and m.text.startswith("w")]
     assert " ".join(answer_parts).split() == words.split()  # complete, in order, nothing lost to 429s
     assert not any(m.text and m.text.startswith("…") for m in bot.visible(GROUP))  # the preview was removed
@@ -295,11 +298,7 @@ async def test_commands_claude_runs_never_see_the_bot_token(tmp_path, bot, tg, a
 
 async def test_a_crash_mid_turn_is_told_once_and_the_conversation_carries_on(tmp_path, bot, tg, api):
     await command(bot, "remember the word kiwi", "echo: remember the word kiwi")
-    transcripts = tmp_path / "claude-config/projects"
-    for _ in range(100):  # the CLI writes its transcript a moment after the result
-        if "kiwi" in "".join(p.read_text() for p in transcripts.rglob("*.jsonl")):
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: "kiwi" in transcript_text(tmp_path))  # written a moment after the result
     api.enqueue(Hang())
     tg.push_text(OWNER, "this one will crash")
     await api.wait_for_requests(2)
@@ -344,12 +343,8 @@ async def test_the_idle_timer_suspends_a_session_and_the_next_message_resumes_it
         await command(bot, "remember plum", "echo: remember plum")
         first_pid = bot.manager.status("default").pid
 
-        for _ in range(200):  # the APScheduler job runs every 5 s at the shortest
-            if bot.manager.status("default").state == "suspended":
-                break
-            await asyncio.sleep(0.1)
-
-        assert bot.manager.status("default").state == "suspended"
+        # the APScheduler job runs every 5 s at the shortest
+        await eventually(lambda: bot.manager.status("default").state == "suspended", timeout=20)
         assert first_pid is not None and not psutil.pid_exists(first_pid)
         await command(bot, "what fruit?", "echo: what fruit?")
         assert api.requests[-1].user_texts == ["remember plum", "what fruit?"]

@@ -20,6 +20,7 @@ from conftest import cli_env, real_cli_path
 from errors import ClaudeNotFound, ClaudeStartError
 from fake_anthropic import FakeAnthropic, Hang, HttpError, Text
 from fake_anthropic import ToolUse as ScriptedTool
+from processes import eventually, processes_matching, transcript_text
 
 pytestmark = pytest.mark.real_cli
 
@@ -70,25 +71,7 @@ def result(events: list[Event]) -> TurnResult:
     return events[-1]
 
 
-def processes_running(needle: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if needle in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE and proc.pid != os.getpid():
-            found.append(proc)
-    return found
 
-
-def transcript_text(tmp_path: Path) -> str:
-    return "".join(p.read_text() for p in (tmp_path / "claude-config/projects").rglob("*.jsonl"))
-
-
-async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_three_turns_in_one_process_carry_the_history(tmp_path, api, running):
@@ -163,7 +146,7 @@ async def test_interrupt_while_a_tool_sleeps_stops_within_a_second(tmp_path, api
     process = await running.start(options(tmp_path, api))
     api.enqueue(ScriptedTool("Bash", {"command": "sleep 30.25", "description": "nap"}), Text("after"))
     turn = process.submit("sleep")
-    await wait_until(lambda: processes_running("sleep 30.25"))
+    await eventually(lambda: processes_matching("sleep 30.25"))
 
     started = time.monotonic()
     await process.interrupt()
@@ -171,7 +154,7 @@ async def test_interrupt_while_a_tool_sleeps_stops_within_a_second(tmp_path, api
 
     assert time.monotonic() - started < 1.0
     assert stopped.stopped and stopped.terminal_reason == "aborted_tools"
-    await wait_until(lambda: not processes_running("sleep 30.25"))
+    await eventually(lambda: not processes_matching("sleep 30.25"))
     assert not result(await collect(process.submit("still there?"))).is_error
 
 
@@ -179,7 +162,7 @@ async def test_sigkill_mid_turn_reports_respawns_with_continue_and_keeps_history
     process = await running.start(options(tmp_path, api))
     await collect(process.submit("first words"))
     # The CLI writes its transcript a moment after the result; a kill before that loses the last exchange.
-    await wait_until(lambda: "first words" in transcript_text(tmp_path))
+    await eventually(lambda: "first words" in transcript_text(tmp_path))
     api.enqueue(Hang())
     doomed = process.submit("this one dies")
     await api.wait_for_requests(2)
@@ -189,7 +172,7 @@ async def test_sigkill_mid_turn_reports_respawns_with_continue_and_keeps_history
 
     assert cut.is_error and cut.subtype == EXITED
     assert "exit code -9" in cut.text and "cut off" in cut.text
-    await wait_until(lambda: any(s.kind == "recovered" for s in running.statuses))
+    await eventually(lambda: any(s.kind == "recovered" for s in running.statuses))
     api.enqueue(Text("still here"))
     answer = result(await collect(process.submit("are you back?")))
     assert answer.text == "still here"
@@ -200,12 +183,12 @@ async def test_stop_while_a_tool_runs_leaves_no_process_behind(tmp_path, api, ru
     process = await running.start(options(tmp_path, api))
     api.enqueue(ScriptedTool("Bash", {"command": "sleep 300.125", "description": "long"}))
     process.submit("sleep long")
-    await wait_until(lambda: processes_running("sleep 300.125"))
+    await eventually(lambda: processes_matching("sleep 300.125"))
     cli_pid = process.pid
 
     await process.stop()
 
-    assert not processes_running("sleep 300.125")
+    assert not processes_matching("sleep 300.125")
     assert cli_pid is not None and not psutil.pid_exists(cli_pid)
 
 
@@ -213,12 +196,12 @@ async def test_a_crash_while_a_tool_runs_leaves_no_orphan(tmp_path, api, running
     process = await running.start(options(tmp_path, api))
     api.enqueue(ScriptedTool("Bash", {"command": "sleep 300.375", "description": "long"}))
     turn = process.submit("sleep long")
-    await wait_until(lambda: processes_running("sleep 300.375"))
+    await eventually(lambda: processes_matching("sleep 300.375"))
 
     os.kill(process.pid or 0, signal.SIGKILL)
     await turn.wait()
 
-    await wait_until(lambda: not processes_running("sleep 300.375"))
+    await eventually(lambda: not processes_matching("sleep 300.375"))
 
 
 async def test_five_messages_sent_while_busy_get_five_results_in_order(tmp_path, api, running):

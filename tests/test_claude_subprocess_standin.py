@@ -34,6 +34,7 @@ from claude_events import (
 from claude_subprocess import BASE_ARGS, MARKER_ENV, ClaudeSubprocess, ProcessOptions, Turn, reap_leftover
 from errors import BridgeError, ClaudeNotFound, ClaudeStartError
 from fake_claude_helper import ROOT_REFUSAL, FakeCliScript, Step, make_fake_cli
+from processes import eventually
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -187,13 +188,6 @@ def hold_the_loop(seconds: float) -> None:
     time.sleep(seconds)
 
 
-async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
-    """For state no event announces: how far a pipe has been read, a flag the watchdog sets."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
 
 async def test_a_turn_is_init_text_result_with_timings(running):
     process = await running.start()
@@ -232,7 +226,7 @@ async def test_a_10_mib_stderr_flood_does_not_stall_the_turn_and_only_its_tail_i
     answer = final(await collect(process.submit("flood")))
 
     assert answer.text == "done"
-    await wait_until(lambda: process.stderr_tail.endswith("last words\n"))
+    await eventually(lambda: process.stderr_tail.endswith("last words\n"))
     assert 128 * 1024 <= len(process.stderr_tail) <= 256 * 1024
     assert process.stderr_tail.endswith("e" * 1023 + "\nlast words\n")
 
@@ -415,7 +409,7 @@ async def test_stop_returns_when_it_lands_just_as_the_watchdogs_turn_ends(runnin
     script.turn(Step.hang(ignore_interrupt=True))
     process = await running.start(watchdog_seconds=1.0)
     turn = process.submit("hang")
-    await wait_until(lambda: turn.watchdog_fired)
+    await eventually(lambda: turn.watchdog_fired)
     await process.interrupt()  # acknowledged after the watchdog's own: the watchdog now waits for the result
     os.kill(process.pid or 0, signal.SIGKILL)
 

@@ -13,7 +13,6 @@ from asyncio.subprocess import DEVNULL, Process
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 import bot
@@ -21,6 +20,7 @@ from bot_harness import bot_env
 from conftest import ROOT
 from fake_anthropic import FakeAnthropic, Text
 from fake_telegram import FakeBotAPI
+from processes import claude_processes
 
 pytestmark = pytest.mark.real_cli
 
@@ -111,16 +111,6 @@ def screen_of(process: Process) -> Screen:
     assert process.stdout is not None
     return Screen(process.stdout)
 
-
-def claude_processes(sessions_dir: Path) -> list[psutil.Process]:
-    """Live CLI processes working in this test's sessions."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
-        with contextlib.suppress(psutil.Error):
-            in_sessions = str(proc.info["cwd"] or "").startswith(str(sessions_dir))
-            if in_sessions and "stream-json" in (proc.info["cmdline"] or []) and proc.info["status"] != "zombie":
-                found.append(proc)
-    return found
 
 
 async def test_a_conversation_through_a_pipe(tmp_path, tg, api):

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import psutil
 import pytest
 import pytest_asyncio
 
@@ -20,6 +18,7 @@ from conftest import ROOT
 from fake_anthropic import FakeAnthropic
 from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import FakeBotAPI
+from processes import claude_processes, eventually, processes_matching
 
 pytestmark = pytest.mark.real_cli
 
@@ -97,33 +96,7 @@ async def test_python_bot_py_answers_a_message_and_stops_cleanly_on_sigterm(tmp_
         assert lifecycle in log
 
 
-def claude_processes(sessions_dir: Path) -> list[psutil.Process]:
-    """CLI processes working in this test's sessions directory."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
-        with contextlib.suppress(psutil.Error):
-            if proc.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            if "stream-json" in (proc.info["cmdline"] or []) and str(proc.info["cwd"] or "").startswith(
-                str(sessions_dir)
-            ):
-                found.append(proc)
-    return found
 
-
-def processes_with(needle: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        if needle in " ".join(proc.info["cmdline"] or []) and proc.info["status"] != psutil.STATUS_ZOMBIE:
-            found.append(proc)
-    return found
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_sigterm_with_a_tool_running_exits_0_and_leaves_no_process(tmp_path, fakes):
@@ -139,14 +112,14 @@ async def test_sigterm_with_a_tool_running_exits_0_and_leaves_no_process(tmp_pat
         await tg.wait_for("sendMessage", lambda p: "work" in p.get("text", ""), timeout=30)
         api.enqueue(ScriptedTool("Bash", {"command": "sleep 300.625", "description": "long"}))
         tg.push_text(OWNER, "run the long thing")
-        await eventually(lambda: bool(processes_with("sleep 300.625")))
+        await eventually(lambda: bool(processes_matching("sleep 300.625")))
         assert len(claude_processes(tmp_path / "sessions")) == 2
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), 60)
 
     assert process.returncode == 0, output.decode()
-    assert not processes_with("sleep 300.625")
+    assert not processes_matching("sleep 300.625")
     assert not claude_processes(tmp_path / "sessions")
     log = output.decode()
     assert "shutdown complete" in log and tg.token not in log
@@ -174,7 +147,7 @@ async def test_after_the_bot_is_killed_the_next_start_stops_what_it_left(tmp_pat
     await tg.wait_polling(timeout=60)
     api.enqueue(ScriptedTool("Bash", {"command": "sleep 300.875", "description": "long"}))
     tg.push_text(OWNER, "start something long")
-    await eventually(lambda: bool(processes_with("sleep 300.875")))
+    await eventually(lambda: bool(processes_matching("sleep 300.875")))
     leftover = claude_processes(tmp_path / "sessions")
     assert leftover and (tmp_path / "sessions/default/claude.pid").exists()
 
@@ -184,7 +157,8 @@ async def test_after_the_bot_is_killed_the_next_start_stops_what_it_left(tmp_pat
 
     second = await start_bot(tmp_path, tg, api)
     try:
-        await eventually(lambda: not processes_with("sleep 300.875") and not claude_processes(tmp_path / "sessions"))
+        sessions = tmp_path / "sessions"
+        await eventually(lambda: not processes_matching("sleep 300.875") and not claude_processes(sessions))
         await tg.wait_for("sendMessage", lambda p: "cut off" in p.get("text", ""), timeout=30)
     finally:
         second.send_signal(signal.SIGTERM)

@@ -337,3 +337,15 @@ async def test_close_all_ends_queued_deliveries_with_a_promise_to_deliver_later(
     async with asyncio.timeout(2):
         events = await drain(queued)
     assert "delivered after it restarts" in result_of(events).text
+
+
+async def test_each_chats_active_session_is_remembered_across_a_restart(tmp_path):
+    manager, _, _ = make_manager(tmp_path)
+    manager.create("work")
+    manager.switch(1, "work")
+    await drain(await manager.send(2, "chat two starts default"))
+    await manager.close_all()
+
+    again, _, _ = make_manager(tmp_path)
+
+    assert again.active_session(1) == "work" and again.active_session(2) == "default"

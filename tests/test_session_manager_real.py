@@ -26,6 +26,7 @@ from claude_subprocess import reap_leftover
 from config import load_settings
 from conftest import ROOT, cli_env, real_cli_path
 from fake_anthropic import FakeAnthropic, Text
+from processes import eventually
 from session_manager import Delivery, Notice, SessionManager
 from session_store import Inbox, load_personas
 
@@ -89,13 +90,6 @@ def cli_processes(root: Path) -> list[psutil.Process]:
             found.append(proc)
     return found
 
-
-async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_suspend_then_resume_keeps_the_history_and_the_session_id(tmp_path, api):
@@ -240,7 +234,7 @@ async def test_queued_messages_survive_a_crash_of_the_bot_and_the_cut_off_one_is
     await crashing.read_until("ACCEPTED 4")
     await api.wait_for_requests(1)
     inbox = Inbox(tmp_path / "sessions/default/inbox.jsonl")
-    await wait_until(lambda: [entry.state for entry in inbox.read()] == ["sent"] + ["queued"] * 4)
+    await eventually(lambda: [entry.state for entry in inbox.read()] == ["sent"] + ["queued"] * 4)
     cli_pid = int((tmp_path / "sessions/default/claude.pid").read_text())
 
     await crashing.kill()

@@ -1,0 +1,47 @@
+"""Process-table and waiting helpers shared by the tests that check what runs and what is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+
+def processes_matching(needle: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose command line contains `needle`."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if needle in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE and proc.pid != os.getpid():
+            found.append(proc)
+    return found
+
+
+def claude_processes(sessions_dir: Path) -> list[psutil.Process]:
+    """Live stream-json CLI processes working in this test's sessions directory."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
+        with contextlib.suppress(psutil.Error):
+            in_sessions = str(proc.info["cwd"] or "").startswith(str(sessions_dir))
+            live = proc.info["status"] != psutil.STATUS_ZOMBIE
+            if in_sessions and live and "stream-json" in (proc.info["cmdline"] or []):
+                found.append(proc)
+    return found
+
+
+def transcript_text(root: Path) -> str:
+    """Every transcript the CLI wrote under `root`/claude-config (the config dir `cli_env` gives it)."""
+    return "".join(p.read_text() for p in (root / "claude-config/projects").rglob("*.jsonl"))
+
+
+async def eventually(predicate: Callable[[], object], timeout: float = 30.0) -> None:
+    """For state no event announces (the process table, a file on disk): poll until it holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
