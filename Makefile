@@ -44,6 +44,7 @@ test: $(VENV)/.installed-test $(CLI_BIN)
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 SERVICE_DIR := $(HOME)/.config/systemd/user
 

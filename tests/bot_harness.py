@@ -11,12 +11,13 @@ from typing import Any
 
 from telegram import Update
 
-import bot
-from config import Settings, load_settings
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.settings import Settings, load_settings
+from claude_bridge.telegram import app as telegram_app
 from conftest import ROOT, cli_env, real_cli_path
 from fake_anthropic import FakeAnthropic
 from fake_telegram import BotMessage, FakeBotAPI
-from session_manager import SessionManager
+from session_manager import build_manager
 
 OWNER = 111
 STRANGER = 999
@@ -66,10 +67,10 @@ class RunningBot:
 async def running_bot(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, **extra: str) -> AsyncIterator[RunningBot]:
     """Start the bot the way run_polling does (post_init, polling …) and stop it the same way."""
     settings = load_settings(bot_env(tmp_path, tg, api, **extra), dotenv_path=None)
-    manager = bot.build_manager(settings, real_cli_path())
-    app = bot.build_application(settings, manager)
+    manager = build_manager(settings, real_cli_path())
+    app = telegram_app.build_application(settings, manager)
     await app.initialize()
-    await bot.post_init(app)
+    await telegram_app.post_init(app)
     await app.start()
     await app.updater.start_polling(
         poll_interval=0, timeout=1, allowed_updates=[*Update.ALL_TYPES, "stopped_message_generation"]
@@ -79,6 +80,6 @@ async def running_bot(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, **extr
     finally:
         await app.updater.stop()
         await app.stop()
-        await bot.post_stop(app)
+        await telegram_app.post_stop(app)
         await app.shutdown()
-        await bot.post_shutdown(app)
+        await telegram_app.post_shutdown(app)

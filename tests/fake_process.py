@@ -9,8 +9,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from claude_events import AssistantText, Event, ProcessStatus, SessionStarted, TurnResult
-from claude_subprocess import ProcessOptions, Turn, TurnTimings
+from claude_bridge.process.subprocess import ProcessOptions, Turn, TurnTimings
+from claude_bridge.protocol.events import AssistantText, Event, ProcessStatus, SessionStarted, TurnResult
 
 _pids = itertools.count(40000)
 
@@ -65,7 +65,7 @@ class FakeProcess:
 
     async def start(self) -> None:
         if self.spawner.fail_start:
-            from errors import ClaudeStartError
+            from claude_bridge.errors import ClaudeStartError
 
             raise ClaudeStartError(self.spawner.fail_start, 1, "")
         self.started = True

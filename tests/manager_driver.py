@@ -17,10 +17,10 @@ import asyncio
 import logging
 import sys
 
-from bot import build_manager
-from claude_events import TurnResult
-from config import find_claude, load_settings
-from session_manager import Delivery, Notice
+from claude_bridge.protocol.events import TurnResult
+from claude_bridge.sessions.manager import Delivery, Notice
+from claude_bridge.settings import find_claude, load_settings
+from session_manager import build_manager
 
 CHAT = 1
 

@@ -14,10 +14,19 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from claude_events import EXITED, AssistantText, Event, ProcessStatus, SessionStarted, ToolResult, ToolUse, TurnResult
-from claude_subprocess import ClaudeSubprocess, ProcessOptions, Turn
+from claude_bridge.errors import ClaudeNotFound, ClaudeStartError
+from claude_bridge.process.subprocess import ClaudeSubprocess, ProcessOptions, Turn
+from claude_bridge.protocol.events import (
+    EXITED,
+    AssistantText,
+    Event,
+    ProcessStatus,
+    SessionStarted,
+    ToolResult,
+    ToolUse,
+    TurnResult,
+)
 from conftest import cli_env, real_cli_path
-from errors import ClaudeNotFound, ClaudeStartError
 from fake_anthropic import FakeAnthropic, Hang, HttpError, Text
 from fake_anthropic import ToolUse as ScriptedTool
 from processes import eventually, processes_matching, transcript_text

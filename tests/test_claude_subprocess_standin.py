@@ -19,7 +19,16 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from claude_events import (
+from claude_bridge.errors import BridgeError, ClaudeNotFound, ClaudeStartError
+from claude_bridge.process.subprocess import (
+    BASE_ARGS,
+    MARKER_ENV,
+    ClaudeSubprocess,
+    ProcessOptions,
+    Turn,
+    reap_leftover,
+)
+from claude_bridge.protocol.events import (
     CANCELLED,
     EXITED,
     WATCHDOG,
@@ -31,8 +40,6 @@ from claude_events import (
     ToolUse,
     TurnResult,
 )
-from claude_subprocess import BASE_ARGS, MARKER_ENV, ClaudeSubprocess, ProcessOptions, Turn, reap_leftover
-from errors import BridgeError, ClaudeNotFound, ClaudeStartError
 from fake_claude_helper import ROOT_REFUSAL, FakeCliScript, Step, make_fake_cli
 from processes import eventually
 

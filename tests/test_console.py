@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-import bot
 from bot_harness import bot_env
+from claude_bridge.runtime import take_instance_lock
 from conftest import ROOT
 from fake_anthropic import FakeAnthropic, Text
 from fake_telegram import FakeBotAPI
@@ -232,7 +232,7 @@ async def test_without_the_cli_it_says_how_to_install_it(tmp_path, tg, api):
 
 
 async def test_it_refuses_sessions_the_running_bot_is_using(tmp_path, tg, api):
-    held = bot.take_instance_lock(tmp_path / "sessions")  # what a running bot holds
+    held = take_instance_lock(tmp_path / "sessions")  # what a running bot holds
     assert held is not None
     with held:
         process = await start_console(tmp_path, console_env(tmp_path, tg, api), DEVNULL, DEVNULL)

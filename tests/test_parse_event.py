@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from claude_events import (
+from claude_bridge.protocol.events import (
     CANCELLED,
     PREVIEW_CHARS,
     WATCHDOG,

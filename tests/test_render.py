@@ -7,7 +7,8 @@ import telegramify_markdown
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from render import (
+from claude_bridge.commands.describe import tool_line
+from claude_bridge.telegram.render import (
     MAX_UNITS,
     Chunk,
     chunk_plain_text,
@@ -17,7 +18,6 @@ from render import (
     progress_text,
     render_markdown,
     render_tail,
-    tool_line,
     utf16_len,
     utf16_slice,
 )

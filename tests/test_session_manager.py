@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_events import AssistantText, TurnResult
-from errors import SessionError
+from claude_bridge.errors import SessionError
+from claude_bridge.protocol.events import AssistantText, TurnResult
+from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
+from claude_bridge.sessions.store import Persona, load_personas, validate_name
 from fake_process import FakeClock, FakeSpawner, base_options
-from session_manager import Delivery, Notice, SessionManager
-from session_store import Persona, load_personas, validate_name
 
 PERSONAS = {
     "default": Persona("default", "plain", ""),

@@ -1,4 +1,4 @@
-"""SessionManager with real Claude Code CLI processes (bot.build_manager) against the fake Messages API.
+"""SessionManager with real Claude Code CLI processes (build_manager) against the fake Messages API.
 
 Suspend and resume, /model and /persona across new processes and a bot restart, and the durable queue across a
 SIGKILL of the bot itself (tests/manager_driver.py plays the bot in a child process).
@@ -20,15 +20,15 @@ import psutil
 import pytest
 import pytest_asyncio
 
-import bot
-from claude_events import TurnResult
-from claude_subprocess import reap_leftover
-from config import load_settings
+from claude_bridge.process.subprocess import reap_leftover
+from claude_bridge.protocol.events import TurnResult
+from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
+from claude_bridge.sessions.store import Inbox, load_personas
+from claude_bridge.settings import load_settings
 from conftest import ROOT, cli_env, real_cli_path
 from fake_anthropic import FakeAnthropic, Text
 from processes import eventually
-from session_manager import Delivery, Notice, SessionManager
-from session_store import Inbox, load_personas
+from session_manager import build_manager
 
 pytestmark = pytest.mark.real_cli
 
@@ -53,7 +53,7 @@ def manager_env(tmp_path: Path, api: FakeAnthropic) -> dict[str, str]:
 async def real_manager(tmp_path: Path, api: FakeAnthropic) -> AsyncIterator[SessionManager]:
     """The manager the bot builds, over tmp_path/sessions; every process is stopped at the end."""
     settings = load_settings(manager_env(tmp_path, api), dotenv_path=None, require_telegram=False)
-    manager = bot.build_manager(settings, real_cli_path())
+    manager = build_manager(settings, real_cli_path())
     try:
         yield manager
     finally:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from errors import ClaudeNotFound, ConfigError
+from claude_bridge.errors import ClaudeNotFound, ConfigError
 
 DEFAULT_API_BASE = "https://api.telegram.org"
 
@@ -165,3 +165,8 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def cli_environment(settings: Settings) -> dict[str, str]:
+    """What the CLI (and every command Claude runs) inherits: everything but the bot's own secret."""
+    return {k: v for k, v in settings.env.items() if k != "TELEGRAM_BOT_TOKEN"}

@@ -14,6 +14,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 300
+# The CLI's --permission-mode values (it lists them when given a wrong one).
+PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions", "dontAsk", "auto")
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,21 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
-from claude_events import ApiRetry, AssistantText, Event, ProcessStatus, TextDelta, ToolResult, ToolUse, TurnResult
-from config import Settings, find_claude, load_settings
-from errors import BridgeError, ConfigError
-from render import tool_line
-from session_manager import MODEL_ALIASES, Delivery, Notice, SessionManager
+from claude_bridge.commands.describe import tool_line
+from claude_bridge.errors import BridgeError, ConfigError
+from claude_bridge.protocol.events import (
+    ApiRetry,
+    AssistantText,
+    Event,
+    ProcessStatus,
+    TextDelta,
+    ToolResult,
+    ToolUse,
+    TurnResult,
+)
+from claude_bridge.runtime import setup_logging, take_instance_lock
+from claude_bridge.sessions.manager import MODEL_ALIASES, Delivery, Notice, SessionManager, build_manager
+from claude_bridge.settings import Settings, find_claude, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -398,8 +408,6 @@ def read_lines(fd: int, loop: asyncio.AbstractEventLoop, inputs: asyncio.Queue[s
 
 async def console_main(settings: Settings, claude_bin: Path) -> int:
     """Run the console on stdin / stdout until /quit or the end of input; every session is closed after."""
-    from bot import build_manager
-
     manager = build_manager(settings, claude_bin)
     reaped = manager.reap_leftovers()
     if reaped:
@@ -429,8 +437,6 @@ def run_console(args: list[str]) -> int:
         for problem in exc.problems:
             print(f"• {problem}", file=sys.stderr)
         return 2
-    from bot import setup_logging, take_instance_lock
-
     setup_logging(settings.log_level if "LOG_LEVEL" in settings.env else "WARNING", settings.telegram_token)
     try:
         claude_bin = find_claude(settings.claude_bin, settings.env)

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from claude_subprocess import PERMISSION_MODES
-from errors import SessionError
+from claude_bridge.errors import SessionError
+from claude_bridge.protocol.events import PERMISSION_MODES
 
 logger = logging.getLogger(__name__)
 

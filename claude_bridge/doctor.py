@@ -19,10 +19,11 @@ from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.request import HTTPXRequest
 
-from claude_subprocess import ClaudeSubprocess, ProcessOptions
-from config import ALLOWLIST_HELP, TOKEN_HELP, Settings, find_claude, load_settings
-from errors import BridgeError, ClaudeNotFound, ConfigError
-from session_store import DEFAULT_PERSONA, Persona, load_personas
+from claude_bridge.errors import BridgeError, ClaudeNotFound, ConfigError
+from claude_bridge.process.subprocess import ClaudeSubprocess, ProcessOptions
+from claude_bridge.runtime import setup_logging
+from claude_bridge.sessions.store import DEFAULT_PERSONA, Persona, load_personas
+from claude_bridge.settings import ALLOWLIST_HELP, TOKEN_HELP, Settings, cli_environment, find_claude, load_settings
 
 VERSION_TIMEOUT = 10.0
 TURN_TIMEOUT = 120.0
@@ -199,8 +200,6 @@ def check_personas(settings: Settings) -> tuple[dict[str, Persona], list[Check]]
 
 async def check_turn(claude_bin: Path, settings: Settings, personas: Mapping[str, Persona]) -> Check:
     """One tiny real turn in a throw-away folder, with the default persona's permission mode."""
-    from bot import cli_environment
-
     persona = personas.get(DEFAULT_PERSONA)
     with tempfile.TemporaryDirectory(prefix="claude-doctor-") as folder:
         process = ClaudeSubprocess(
@@ -238,8 +237,6 @@ async def check_turn(claude_bin: Path, settings: Settings, personas: Mapping[str
 
 def run_checks(settings: Settings, turn: bool) -> list[Check]:
     """Every check that needs the settings, each printed as soon as it is known."""
-    from bot import cli_environment
-
     checks = [show(check_allowlist(settings)), show(asyncio.run(check_telegram(settings)))]
     claude_bin, found = check_claude(settings)
     checks.append(show(found))
@@ -267,8 +264,6 @@ def run_doctor(args: list[str]) -> int:
     parser.add_argument("--turn", action="store_true", help="also run one tiny real turn (costs a few tokens)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the log on stderr")
     options = parser.parse_args(args)
-    from bot import setup_logging
-
     settings, checks = check_settings()
     setup_logging("DEBUG" if options.verbose else "CRITICAL", settings.telegram_token if settings else "")
     for check in checks:

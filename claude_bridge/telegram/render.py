@@ -1,4 +1,4 @@
-"""Claude's Markdown → Telegram text + entities, split to Telegram's UTF-16 limits; tool progress lines.
+"""Claude's Markdown → Telegram text + entities, split to Telegram's UTF-16 limits; the tool-progress body.
 
 Knows telegramify-markdown and Telegram's text rules only: nothing here sends, edits or talks to PTB's Application.
 """
@@ -171,50 +171,6 @@ def render_tail(md: str, limit: int = MAX_UNITS) -> Chunk:
     return _make_chunk(text, units, spans, start, len(text), prefix=marker) or Chunk("", ())
 
 
-_TOOL_ICONS = {
-    "Bash": "🖥",
-    "BashOutput": "🖥",
-    "KillShell": "🖥",
-    "Read": "📖",
-    "Edit": "✏️",
-    "MultiEdit": "✏️",
-    "NotebookEdit": "✏️",
-    "Write": "📝",
-    "Grep": "🔎",
-    "Glob": "🔎",
-    "LS": "🔎",
-    "WebFetch": "🌐",
-    "WebSearch": "🌐",
-    "TodoWrite": "📋",
-    "Task": "🤖",
-    "Agent": "🤖",
-}
-_SUMMARY_KEYS = {
-    "Bash": ("command",),
-    "Read": ("file_path",),
-    "Edit": ("file_path",),
-    "MultiEdit": ("file_path",),
-    "Write": ("file_path",),
-    "NotebookEdit": ("notebook_path",),
-    "Grep": ("pattern",),
-    "Glob": ("pattern",),
-    "LS": ("path",),
-    "WebFetch": ("url",),
-    "WebSearch": ("query",),
-    "Task": ("description", "prompt"),
-    "Agent": ("description", "prompt"),
-}
-_PATH_KEYS = {"file_path", "notebook_path", "path"}
-_SUMMARY_CHARS = 80
-
-
-def tool_line(name: str, tool_input: dict[str, Any]) -> str:
-    """One plain-text progress line for a tool call: icon, tool name and a short summary of its input."""
-    icon = _TOOL_ICONS.get(name, "🔧")
-    summary = _tool_summary(name, tool_input)
-    return f"{icon} {name}: {summary}" if summary else f"{icon} {name}"
-
-
 def progress_text(lines: list[str], limit: int = MAX_UNITS) -> str:
     """The tool-progress message body; the oldest lines give way to "… N earlier steps" when it is too long."""
     _check_limit(limit)
@@ -244,45 +200,6 @@ def _fit(text: str, limit: int) -> str:
     if utf16_len(text) <= limit:
         return text
     return utf16_slice(text, 0, limit - 1) + _ELLIPSIS
-
-
-def _tool_summary(name: str, tool_input: dict[str, Any]) -> str:
-    if name == "TodoWrite":
-        return _todo_summary(tool_input.get("todos"))
-    for key in _SUMMARY_KEYS.get(name, ()):
-        value = tool_input.get(key)
-        if isinstance(value, str) and value.strip():
-            return _shorten(value, from_left=key in _PATH_KEYS)
-    for key, value in tool_input.items():
-        if isinstance(value, str) and value.strip() and len(value) <= 500:
-            return _shorten(value, from_left=key in _PATH_KEYS)
-    return ""
-
-
-def _todo_summary(todos: object) -> str:
-    if not isinstance(todos, list):
-        return ""
-    items = [todo for todo in todos if isinstance(todo, dict)]
-    done = sum(1 for todo in items if todo.get("status") == "completed")
-    current = next((todo for todo in items if todo.get("status") == "in_progress"), None)
-    summary = f"{done}/{len(items)} done"
-    if current is not None:
-        label = current.get("activeForm") or current.get("content")
-        if isinstance(label, str) and label.strip():
-            summary += " · " + label
-    return _shorten(summary, from_left=False)
-
-
-def _shorten(value: str, *, from_left: bool) -> str:
-    """First line, whitespace collapsed, cut to ~80 characters; paths keep their file name."""
-    lines = value.strip().splitlines() or [""]
-    first = " ".join(lines[0].split())
-    more = len(lines) > 1
-    if len(first) > _SUMMARY_CHARS:
-        if from_left:
-            return _ELLIPSIS + first[-(_SUMMARY_CHARS - 1) :]
-        return first[: _SUMMARY_CHARS - 1].rstrip() + _ELLIPSIS
-    return first + (" " + _ELLIPSIS if more else "")
 
 
 def _check_limit(limit: int) -> None:

@@ -19,9 +19,20 @@ from telegram import Bot, InlineKeyboardMarkup, MessageEntity, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import RetryAfter, TelegramError
 
-from claude_events import ApiRetry, AssistantText, Event, ProcessStatus, TextDelta, ToolResult, ToolUse, TurnResult
-from outbox import Outbox
-from render import (
+from claude_bridge.commands.describe import tool_line
+from claude_bridge.protocol.events import (
+    ApiRetry,
+    AssistantText,
+    Event,
+    ProcessStatus,
+    TextDelta,
+    ToolResult,
+    ToolUse,
+    TurnResult,
+)
+from claude_bridge.sessions.manager import Notice
+from claude_bridge.telegram.outbox import Outbox
+from claude_bridge.telegram.render import (
     Chunk,
     chunk_plain_text,
     document_preview,
@@ -30,9 +41,7 @@ from render import (
     progress_text,
     render_markdown,
     render_tail,
-    tool_line,
 )
-from session_manager import Notice
 
 logger = logging.getLogger(__name__)
 
