@@ -11,17 +11,23 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from telegram import Update
+from telegram.error import InvalidToken
 
 from claude_bridge.console import run_console
 from claude_bridge.doctor import run_doctor
 from claude_bridge.errors import BridgeError, ConfigError
-from claude_bridge.runtime import setup_logging, take_instance_lock
+from claude_bridge.runtime import protect_process, setup_logging, take_instance_lock
 from claude_bridge.settings import find_claude, load_settings
 from claude_bridge.telegram.app import build_application
+from claude_bridge.telegram.gate import ALLOWED_UPDATES
 from session_manager import build_manager
 
 logger = logging.getLogger("bot")
+
+
+def _not_the_token_traceback(record: logging.LogRecord) -> bool:
+    """PTB logs a rejected token with a traceback before raising it; run_bot says it in one line instead."""
+    return not (record.exc_info and isinstance(record.exc_info[1], InvalidToken))
 
 
 def run_bot() -> int:
@@ -35,6 +41,8 @@ def run_bot() -> int:
         print("\nSee README.md (Configuration). `python bot.py doctor` checks everything.", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.telegram_token)
+    logging.getLogger("telegram.ext").addFilter(_not_the_token_traceback)
+    protect_process()
     try:
         claude_bin = find_claude(settings.claude_bin, settings.env)
     except BridgeError as exc:
@@ -46,7 +54,12 @@ def run_bot() -> int:
     manager = build_manager(settings, claude_bin)
     app = build_application(settings, manager)
     logger.info("starting; sessions in %s, Claude CLI %s", settings.sessions_dir, claude_bin)
-    app.run_polling(allowed_updates=[*Update.ALL_TYPES, "stopped_message_generation"])
+    try:
+        app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    except InvalidToken:
+        # PTB's message quotes the token; the one line below does not (and the formatter would blank it anyway).
+        logger.error("Telegram rejected TELEGRAM_BOT_TOKEN: check it, or get a new one from @BotFather (/token).")
+        return 1
     return 0
 
 

@@ -5,38 +5,66 @@ It knows the operating system and the logging module, nothing of sessions, Claud
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote
 
 logger = logging.getLogger(__name__)
 
+PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 
-class RedactToken(logging.Filter):
-    """Keeps the bot token out of every log line (it is part of every Bot API URL)."""
 
-    def __init__(self, secret: str) -> None:
-        super().__init__()
+class RedactingFormatter(logging.Formatter):
+    """Formats a record, traceback and stack included, then blanks every occurrence of the secret.
+
+    The bot token is part of every Bot API URL, and PTB puts it in some exception texts ("The token `…` was
+    rejected"): redacting the finished text covers messages, arguments and tracebacks alike.
+    """
+
+    def __init__(self, fmt: str, secret: str) -> None:
+        super().__init__(fmt)
         self.secret = secret
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secret:
-            message = record.getMessage()
-            if self.secret in message:
-                record.msg = message.replace(self.secret, "<token>")
-                record.args = None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.secret)
+
+
+def redact(text: str, secret: str) -> str:
+    """`text` with the secret (and its URL-encoded form) replaced by `<token>`."""
+    if not secret:
+        return text
+    for form in {secret, quote(secret, safe="")}:
+        text = text.replace(form, "<token>")
+    return text
 
 
 def setup_logging(level: str, secret: str = "") -> None:
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactToken(secret))
+    """Log to stderr (journald keeps it) through the redacting formatter; quiet the chatty libraries."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s", secret))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def protect_process() -> None:
+    """Private files (umask 077) and a non-dumpable process.
+
+    Tools Claude runs execute as the bot's user and could read /proc/<bot pid>/environ (the token) or attach a
+    debugger; PR_SET_DUMPABLE=0 makes those root-only. The CLI children get the flag reset by execve.
+    """
+    os.umask(0o077)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            logger.warning("could not make the bot process non-dumpable (errno %d)", ctypes.get_errno())
+    except (OSError, AttributeError) as exc:  # not Linux
+        logger.warning("could not make the bot process non-dumpable: %s", exc)
 
 
 def take_instance_lock(sessions_dir: Path) -> IO[str] | None:

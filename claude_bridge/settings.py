@@ -7,6 +7,7 @@ IS_SANDBOX, …) is left alone and reaches the Claude Code CLI unchanged.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class Settings:
 
     telegram_token: str
     allowed_user_ids: frozenset[int]
+    allowed_chat_ids: frozenset[int] = frozenset()
     telegram_api_base_url: str = DEFAULT_API_BASE
     claude_bin: str | None = None
     sessions_dir: Path = Path("sessions")
@@ -107,13 +109,31 @@ def _number(env: Mapping[str, str], name: str, default: float, problems: list[st
     return value
 
 
+_USER_ID = re.compile(r"[0-9]{1,20}")
+_CHAT_ID = re.compile(r"-?[0-9]{1,20}")
+
+
 def _parse_user_ids(raw: str, problems: list[str]) -> frozenset[int]:
+    """Strict: ASCII digits only, greater than 0 (isdigit() would let '²' or '-5' through)."""
     ids: set[int] = set()
     for part in raw.replace(" ", "").split(","):
         if not part:
             continue
-        if not part.lstrip("-").isdigit():
-            problems.append(f"ALLOWED_USER_IDS: {part!r} is not a numeric Telegram user id.")
+        if not _USER_ID.fullmatch(part) or int(part) <= 0:
+            problems.append(f"ALLOWED_USER_IDS: {part!r} is not a numeric Telegram user id (digits, greater than 0).")
+            continue
+        ids.add(int(part))
+    return frozenset(ids)
+
+
+def _parse_chat_ids(raw: str, problems: list[str]) -> frozenset[int]:
+    """Group and supergroup ids are negative (-100… for supergroups); 0 is never a chat."""
+    ids: set[int] = set()
+    for part in raw.replace(" ", "").split(","):
+        if not part:
+            continue
+        if not _CHAT_ID.fullmatch(part) or int(part) == 0:
+            problems.append(f"ALLOWED_CHAT_IDS: {part!r} is not a numeric Telegram chat id (e.g. -1001234567890).")
             continue
         ids.add(int(part))
     return frozenset(ids)
@@ -144,6 +164,7 @@ def load_settings(
     allowed = _parse_user_ids(raw_ids, problems) if raw_ids else frozenset()
     if require_telegram and (not raw_ids or (not allowed and not problems)):
         problems.append(ALLOWLIST_HELP)
+    allowed_chats = _parse_chat_ids(merged.get("ALLOWED_CHAT_IDS", "").strip(), problems)
     max_live = _number(merged, "MAX_LIVE_SESSIONS", 4, problems)
     log_level = merged.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -151,6 +172,7 @@ def load_settings(
     settings = Settings(
         telegram_token=token,
         allowed_user_ids=allowed,
+        allowed_chat_ids=allowed_chats,
         telegram_api_base_url=merged.get("TELEGRAM_API_BASE_URL", "").strip() or DEFAULT_API_BASE,
         claude_bin=merged.get("CLAUDE_BIN", "").strip() or None,
         sessions_dir=Path(merged.get("SESSIONS_DIR", "").strip() or "sessions").expanduser().absolute(),

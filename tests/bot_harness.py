@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from telegram import Update
-
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.settings import Settings, load_settings
 from claude_bridge.telegram import app as telegram_app
+from claude_bridge.telegram.gate import ALLOWED_UPDATES
 from conftest import ROOT, cli_env, real_cli_path
 from fake_anthropic import FakeAnthropic
 from fake_telegram import BotMessage, FakeBotAPI
@@ -73,7 +72,7 @@ async def running_bot(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, **extr
     await telegram_app.post_init(app)
     await app.start()
     await app.updater.start_polling(
-        poll_interval=0, timeout=1, allowed_updates=[*Update.ALL_TYPES, "stopped_message_generation"]
+        poll_interval=0, timeout=1, allowed_updates=ALLOWED_UPDATES
     )
     try:
         yield RunningBot(tg, api, settings, manager, app)

@@ -29,7 +29,7 @@ GROUP = -100500
 
 @pytest_asyncio.fixture
 async def bot(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic) -> AsyncIterator[RunningBot]:
-    async with running_bot(tmp_path, tg, api) as running:
+    async with running_bot(tmp_path, tg, api, ALLOWED_CHAT_IDS=str(GROUP)) as running:
         yield running
 
 

@@ -36,6 +36,7 @@ def test_the_unit_has_every_key_a_graceful_long_running_user_service_needs(tmp_p
     assert int(service["TimeoutStopSec"]) >= 30  # close_all() takes up to ~20 s
     assert "StartLimitBurst" in unit["Unit"]
     assert "User" not in service  # a user unit runs as its user, never root
+    assert service["UMask"] == "0077"
     assert unit["Install"]["WantedBy"] == "default.target"
 
 

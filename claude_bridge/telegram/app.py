@@ -26,7 +26,6 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
-    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -38,6 +37,7 @@ from telegram.ext import (
 from claude_bridge.errors import BridgeError
 from claude_bridge.sessions.manager import MODEL_ALIASES, Delivery, SessionManager
 from claude_bridge.settings import Settings
+from claude_bridge.telegram.gate import make_gate
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
 
@@ -67,7 +67,6 @@ HELP = """Send any message and Claude Code answers in the active session (a fold
 /delete <name> — delete a session (asks first)
 
 Files and photos you send are saved in the session's files/ folder and shown to Claude."""
-REFUSAL = "⛔ This is a private bot. Your Telegram user id is {uid}; the owner can add it to ALLOWED_USER_IDS."
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -79,7 +78,6 @@ class BotState:
         self.manager = manager
         self.outboxes = Outboxes()
         self.prefs: dict[int, ChatPrefs] = {}
-        self.refused_at: dict[int, float] = {}
         self.views: set[asyncio.Task[None]] = set()
         self.download_limit = int(settings.max_download_mb * 1024 * 1024)
 
@@ -102,34 +100,6 @@ async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, *
     future = sender_for(context, chat.id).text(text, reply_to=message.message_id if message else None, **kwargs)
     with contextlib.suppress(Exception):
         await future
-
-
-# ---- allowlist: runs before every other handler, for every kind of update ----------------------------
-
-
-async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Let allowed users through; refuse strangers once a minute and stop the update here."""
-    state = state_of(context)
-    user = update.effective_user
-    if user is not None and user.id in state.settings.allowed_user_ids:
-        return
-    chat = update.effective_chat
-    if user is None:
-        stopped = update.api_kwargs.get("stopped_message_generation") if update.api_kwargs else None
-        chat_id = (stopped or {}).get("chat", {}).get("id") if isinstance(stopped, dict) else None
-        if chat_id in state.settings.allowed_user_ids:
-            return  # a private chat's id is the user's id
-        raise ApplicationHandlerStop
-    logger.warning("refused update from user id %s (@%s)", user.id, user.username or "-")
-    now = time.monotonic()
-    if now - state.refused_at.get(user.id, -3600.0) >= 60:
-        state.refused_at[user.id] = now
-        if update.callback_query is not None:
-            with contextlib.suppress(Exception):
-                await update.callback_query.answer("Not allowed.")
-        if chat is not None:
-            sender_for(context, chat.id).text(REFUSAL.format(uid=user.id))
-    raise ApplicationHandlerStop
 
 
 # ---- messages to Claude ---------------------------------------------------------------------------
@@ -534,7 +504,11 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
         await Sender(app.bot, state.outboxes(chat_id)).text(text)
 
     manager.notify = notify
-    app.add_handler(TypeHandler(Update, gate), group=-1)
+
+    def notify_soon(chat_id: int, text: str) -> None:
+        Sender(app.bot, state.outboxes(chat_id)).text(text)
+
+    app.add_handler(TypeHandler(Update, make_gate(settings, notify_soon)), group=-1)
     app.add_handler(CommandHandler("start", cmd_start))
     app.add_handler(CommandHandler("help", cmd_help))
     app.add_handler(CommandHandler("new", cmd_new))
