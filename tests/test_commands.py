@@ -157,7 +157,8 @@ async def test_delete_asks_first_then_the_confirming_choice_deletes(world, tmp_p
 
 
 async def test_wrong_arguments_get_the_usage_line_from_the_catalog(world):
-    for line, name in [("/new a b c", "new"), ("/delete", "delete"), ("/delete x now", "delete"), ("/model a b", "model")]:
+    wrong = [("/new a b c", "new"), ("/delete", "delete"), ("/delete x now", "delete"), ("/model a b", "model")]
+    for line, name in wrong:
         assert (await world.run(line)).text == f"Usage: {catalog.BY_NAME[name].usage}"
     assert (await world.run("/frobnicate")).text == "Unknown command /frobnicate. /help lists them."
 
