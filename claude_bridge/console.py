@@ -1,7 +1,8 @@
 """`python bot.py console`: the bot's sessions driven from a terminal, no Telegram needed.
 
-It knows lines in and text out: each line is a message or a /command for the SessionManager, and each turn
-is printed as it streams. Works through a pipe and on a tty; input is read while an answer streams, so /stop works.
+Lines in, text out: a line is a message for the SessionManager or a /command for the command layer (its choices
+print as numbered lines; typing the number picks one); each turn prints as it streams. Works through a pipe and on
+a tty; input is read while an answer streams, so /stop works.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import os
 import signal
 import sys
 import threading
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
+from claude_bridge.commands.catalog import CommandSpec
+from claude_bridge.commands.core import Commands, parse
 from claude_bridge.commands.describe import tool_line
+from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.errors import BridgeError, ConfigError
 from claude_bridge.protocol.events import (
     ApiRetry,
@@ -33,22 +35,19 @@ from claude_bridge.protocol.events import (
     TurnResult,
 )
 from claude_bridge.runtime import setup_logging, take_instance_lock
-from claude_bridge.sessions.manager import MODEL_ALIASES, Delivery, Notice, SessionManager, build_manager
+from claude_bridge.sessions.manager import Delivery, Notice, SessionManager, build_manager
 from claude_bridge.settings import Settings, find_claude, load_settings
 
 logger = logging.getLogger(__name__)
 
 CHAT_ID = 0  # Telegram never uses 0 for a chat, so the console has its own active session in chats.json
-HELP = """Type a message and Claude Code answers in the active session (a folder under SESSIONS_DIR).
-
-/new [name] [persona] — start a session (and switch to it)
-/switch <name> — change the active session
-/sessions — list sessions
-/model [sonnet|opus|haiku|full id|default] — show or change the model
-/persona [name] — show or change the persona (system prompt)
-/stop — stop the running answer (Ctrl-C does too); the session lives on
-/status — what the active session is doing
-/quit — stop every session and leave (so does Ctrl-C while nothing runs; end of input leaves after the last answer)"""
+QUIT = CommandSpec(
+    "quit",
+    "/quit",
+    "stop every session and leave (Ctrl-C stops an answer, a second one leaves; end of input leaves after the "
+    "last answer)",
+    in_menu=False,
+)
 
 
 class Screen:
@@ -165,19 +164,8 @@ class Console:
         self.showing: Delivery | None = None
         self.stopping: Delivery | None = None
         self.quitting = False
-        self.commands: dict[str, Callable[[list[str]], Awaitable[None]]] = {
-            "new": self.cmd_new,
-            "switch": self.cmd_switch,
-            "sessions": self.cmd_sessions,
-            "model": self.cmd_model,
-            "persona": self.cmd_persona,
-            "stop": self.cmd_stop,
-            "status": self.cmd_status,
-            "help": self.cmd_help,
-            "start": self.cmd_help,
-            "quit": self.cmd_quit,
-            "exit": self.cmd_quit,
-        }
+        self.commands = Commands(manager, extra=(QUIT,))
+        self.choices: tuple[Choice, ...] = ()
 
     # -- the loop --
 
@@ -239,8 +227,11 @@ class Console:
     async def handle(self, line: str) -> None:
         """One line: a /command, or a message for the active session."""
         text = line.strip()
+        choices, self.choices = self.choices, ()  # choices answer the very next line only
         if not text:
             return
+        if text.isdigit() and 1 <= int(text) <= len(choices):
+            text = choices[int(text) - 1].command
         try:
             if text.startswith("/"):
                 await self.command(text)
@@ -250,13 +241,25 @@ class Console:
             self.screen.line(f"[error] {exc}")
 
     async def command(self, text: str) -> None:
-        """Run a /command with its arguments."""
-        name, *args = text[1:].split() or [""]
-        handler = self.commands.get(name.lower())
-        if handler is None:
-            self.screen.line(f"Unknown command /{name}. /help lists them.")
+        """A /command: /quit here, everything else through the command layer."""
+        name, args = parse(text)
+        if name in ("quit", "exit"):
+            self.quitting = True
             return
-        await handler(args)
+        if name == "stop":
+            self.stopping = self.showing
+            if self.showing is not None and not args:
+                text = f"/stop {self.showing.session}"  # the answer on screen, even after a /switch
+        self.show(await self.commands.run(CHAT_ID, text))
+
+    def show(self, reply: Reply) -> None:
+        """A command's reply: its text, then its choices as numbered lines that typing the number picks."""
+        self.screen.line(reply.text)
+        for number, choice in enumerate(reply.choices, 1):
+            self.screen.line(f"  {number}. {choice.label}")
+        if reply.choices:
+            self.screen.line("(type a number to pick one)")
+        self.choices = reply.choices
 
     async def send(self, text: str) -> None:
         """Queue a message for the active session; its turn prints when the turns before it are done."""
@@ -268,110 +271,6 @@ class Console:
     async def notify(self, chat_id: int, text: str) -> None:
         """The manager's notices (a crashed process restarted, …)."""
         self.screen.info(text)
-
-    # -- commands --
-
-    def _active(self) -> str | None:
-        name = self.manager.active_session(CHAT_ID)
-        if name is None:
-            self.screen.line("No active session yet. Type a message to start one, or /new <name>.")
-        return name
-
-    async def cmd_new(self, args: list[str]) -> None:
-        """/new [name] [persona]."""
-        if len(args) > 2:
-            self.screen.line("Usage: /new [name] [persona]")
-            return
-        name = args[0].lower() if args else self._free_name()
-        self.manager.create(name, args[1] if len(args) > 1 else "default")
-        info = self.manager.switch(CHAT_ID, name)
-        self.screen.line(f"New session “{name}” (persona {info.persona}) is now active.")
-
-    def _free_name(self) -> str:
-        taken = {info.name for info in self.manager.list_sessions()}
-        return next(f"s{n}" for n in range(1, len(taken) + 2) if f"s{n}" not in taken)
-
-    async def cmd_switch(self, args: list[str]) -> None:
-        """/switch <name>."""
-        if len(args) != 1:
-            await self.cmd_sessions([])
-            self.screen.line("Usage: /switch <name>")
-            return
-        info = self.manager.switch(CHAT_ID, args[0].lower())
-        self.screen.line(f"Active session: “{info.name}” ({info.state}, persona {info.persona}).")
-
-    async def cmd_sessions(self, args: list[str]) -> None:
-        """/sessions."""
-        infos = self.manager.list_sessions()
-        if not infos:
-            self.screen.line("No sessions yet. Type a message, or /new <name>.")
-            return
-        active = self.manager.active_session(CHAT_ID)
-        now = time.time()
-        lines = ["Sessions:", *(info.line(info.name == active, now) for info in infos)]
-        self.screen.line("\n".join(lines))
-
-    async def cmd_model(self, args: list[str]) -> None:
-        """/model [name]."""
-        name = self._active()
-        if name is None:
-            return
-        if not args:
-            info = self.manager.status(name)
-            source = "session override" if info.model_override else "persona / CLI default"
-            choices = ", ".join([*MODEL_ALIASES, "default", "a full model id"])
-            self.screen.line(f"Model of “{name}”: {info.model} ({source}). /model <{choices}> changes it.")
-            return
-        if len(args) != 1:
-            self.screen.line("Usage: /model [sonnet|opus|haiku|<full model id>|default]")
-            return
-        info = await self.manager.set_model(name, None if args[0] == "default" else args[0])
-        self.screen.line(f"Model of “{name}” is now {info.model}.")
-
-    async def cmd_persona(self, args: list[str]) -> None:
-        """/persona [name]."""
-        name = self._active()
-        if name is None:
-            return
-        if not args:
-            current = self.manager.status(name).persona
-            lines = [f"Persona of “{name}”: {current}. Available:"]
-            lines += [f"• {p.name} — {p.description}" for p in self.manager.personas.values()]
-            self.screen.line("\n".join(lines))
-            return
-        if len(args) != 1:
-            self.screen.line("Usage: /persona [name]")
-            return
-        info = await self.manager.set_persona(name, args[0].lower())
-        self.screen.line(f"Persona of “{name}” is now {info.persona}; it applies from the next message.")
-
-    async def cmd_stop(self, args: list[str]) -> None:
-        """/stop: interrupt the answer being shown (or the active session's)."""
-        self.stopping = self.showing
-        name = self.showing.session if self.showing is not None else self._active()
-        if name is None:
-            return
-        if await self.manager.interrupt(name):
-            self.screen.info(f"Stopping “{name}”…")
-        else:
-            self.screen.line(f"Nothing is running in “{name}”.")
-
-    async def cmd_status(self, args: list[str]) -> None:
-        """/status."""
-        name = self._active()
-        if name is None:
-            return
-        self.screen.line(self.manager.status(name).describe(time.time()))
-
-    async def cmd_help(self, args: list[str]) -> None:
-        """/help."""
-        self.screen.line(HELP)
-
-    async def cmd_quit(self, args: list[str]) -> None:
-        """/quit."""
-        self.quitting = True
-
-
 
 
 def read_lines(fd: int, loop: asyncio.AbstractEventLoop, inputs: asyncio.Queue[str | None]) -> None:

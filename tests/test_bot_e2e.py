@@ -63,7 +63,7 @@ async def test_a_stranger_is_refused_for_every_kind_of_update_and_claude_sees_no
         tg.push_text(STRANGER, "hello", user_id=STRANGER)
         await bot.reply_containing("private bot", chat_id=STRANGER)
         tg.push_text(STRANGER, "/new sneaky", user_id=STRANGER)
-        tg.push_callback(STRANGER, STRANGER, "delete:default", message_id=1)
+        tg.push_callback(STRANGER, STRANGER, "/delete default confirm", message_id=1)
         tg.push_document(STRANGER, STRANGER, "evil.sh", b"rm -rf /")
         tg.push_photo(STRANGER, STRANGER, b"\xff\xd8fakejpeg")
         await command(bot, "hi from the owner", "echo: hi from the owner")
@@ -82,10 +82,10 @@ async def test_sessions_are_created_switched_by_name_and_by_button_and_listed(bo
 
     buttons = await command(bot, "/switch", "Switch to which session?")
     keyboard = buttons["reply_markup"]["inline_keyboard"]
-    assert {row[0]["callback_data"] for row in keyboard} == {"switch:alpha", "switch:beta"}
+    assert {button["callback_data"] for row in keyboard for button in row} == {"/switch alpha", "/switch beta"}
     message = next(m for m in tg.messages(OWNER) if m.text == "Switch to which session?")
     since = len(tg.calls)
-    tg.push_callback(OWNER, OWNER, "switch:beta", message.message_id)
+    tg.push_callback(OWNER, OWNER, "/switch beta", message.message_id)
     await tg.wait_for("sendMessage", lambda p: "Active session: “beta”" in p.get("text", ""), since=since)
 
     listing = (await command(bot, "/sessions", "Sessions:"))["text"]
@@ -112,6 +112,22 @@ async def test_model_and_persona_commands_reach_the_api_request(bot, tg, api):
 
     status = (await command(bot, "/status", "Session: default"))["text"]
     assert "planner" in status and "haiku" in status and "Turns: 3" in status and "Last turn:" in status
+
+
+async def test_a_model_button_sets_the_model_the_next_answer_uses(bot, tg, api):
+    await command(bot, "warm up", "echo: warm up")
+    shown = await command(bot, "/model", "Model of “default”")
+    haiku = next(b for row in shown["reply_markup"]["inline_keyboard"] for b in row if b["text"] == "haiku")
+    message = next(m for m in tg.messages(OWNER) if m.text and m.text.startswith("Model of"))
+
+    since = len(tg.calls)
+    tg.push_callback(OWNER, OWNER, haiku["callback_data"], message.message_id)
+    await tg.wait_for("sendMessage", lambda p: "Model of “default” is now haiku" in p.get("text", ""), since=since)
+    await command(bot, "which model now?", "echo: which model now?")
+
+    assert haiku["callback_data"] == "/model haiku"
+    assert "haiku" in api.requests[-1].model
+    assert [c.params["message_id"] for c in tg.calls_to("editMessageReplyMarkup")] == [message.message_id]
 
 
 async def test_stop_interrupts_a_slow_answer_and_the_session_lives_on(bot, tg, api):
@@ -239,9 +255,9 @@ async def test_delete_asks_first_and_removes_the_session(tmp_path, bot, tg):
     await command(bot, "/new scratch", "New session")
     prompt = await command(bot, "/delete scratch", "cannot be undone")
     message = next(m for m in tg.messages(OWNER) if m.text and "cannot be undone" in m.text)
-    assert prompt["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "delete:scratch"
+    assert prompt["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "/delete scratch confirm"
 
-    tg.push_callback(OWNER, OWNER, "delete:scratch", message.message_id)
+    tg.push_callback(OWNER, OWNER, "/delete scratch confirm", message.message_id)
     await bot.reply_containing("Deleted session “scratch”")
     assert not (tmp_path / "sessions/scratch").exists()
 

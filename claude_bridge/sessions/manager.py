@@ -52,7 +52,7 @@ class Notice:
 
 @dataclass(frozen=True)
 class SessionInfo:
-    """A session as /sessions and /status show it."""
+    """The facts about a session; the command layer words them for /sessions and /status."""
 
     name: str
     state: str  # live | busy | suspended | failed
@@ -67,47 +67,6 @@ class SessionInfo:
     claude_session_id: str
     last_timings: dict[str, float | None]
     pid: int | None
-
-    def line(self, active: bool, now: float) -> str:
-        """One line of /sessions."""
-        queued = f", {self.queued} queued" if self.queued else ""
-        return (
-            f"{'▶️' if active else '•'} {self.name} — {self.state}{queued}; {self.persona}, {self.model}; "
-            f"{self.turns} turns, ${self.total_cost_usd:.4f}; active {ago(now - self.last_active)}"
-        )
-
-    def describe(self, now: float) -> str:
-        """What /status shows."""
-        timings = self.last_timings
-        lines = [
-            f"Session: {self.name} ({self.state}{', pid ' + str(self.pid) if self.pid else ''})",
-            f"Persona: {self.persona} · permissions: {self.permission_mode}",
-            f"Model: {self.model}{' (override)' if self.model_override else ''}",
-            f"Queued: {self.queued}",
-            f"Turns: {self.turns} · cost: ${self.total_cost_usd:.4f}",
-            f"Last active: {ago(now - self.last_active)}",
-            "Last turn: start {} · first text {} · answer {}".format(
-                *(_seconds(timings.get(key)) for key in ("spawn_to_init", "send_to_first_text", "send_to_result"))
-            ),
-        ]
-        if self.claude_session_id:
-            lines.append(f"Claude session: {self.claude_session_id}")
-        return "\n".join(lines)
-
-
-def ago(seconds: float) -> str:
-    """A short human duration in the past: "40 s ago", "5 min ago", "3 h ago", "2 d ago"."""
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 129600:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} d ago"
-
-
-def _seconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f} s"
 
 
 class Delivery:

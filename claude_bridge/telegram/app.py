@@ -1,4 +1,4 @@
-"""The Telegram front end: allowlist, commands, routing messages and uploads to sessions, the Application.
+"""The Telegram front end: allowlist, routing messages and uploads to sessions, command replies as buttons, the app.
 
 It knows Telegram only; sessions come from the sessions layer and the rendering of a turn from streaming.py.
 """
@@ -34,8 +34,12 @@ from telegram.ext import (
     filters,
 )
 
+from claude_bridge.commands.active import ensure_active
+from claude_bridge.commands.catalog import SPECS, menu
+from claude_bridge.commands.core import Commands
+from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.errors import BridgeError
-from claude_bridge.sessions.manager import MODEL_ALIASES, Delivery, SessionManager
+from claude_bridge.sessions.manager import Delivery, SessionManager
 from claude_bridge.settings import Settings
 from claude_bridge.telegram.gate import make_gate
 from claude_bridge.telegram.outbox import Outboxes
@@ -43,30 +47,8 @@ from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
 
 logger = logging.getLogger(__name__)
 
-COMMANDS = [
-    ("start", "What this bot is"),
-    ("help", "Commands and tips"),
-    ("new", "New session: /new [name] [persona]"),
-    ("switch", "Switch session: /switch [name]"),
-    ("sessions", "List sessions"),
-    ("model", "Show or set the model: /model [name]"),
-    ("persona", "Show or set the persona: /persona [name]"),
-    ("stop", "Stop the running answer"),
-    ("status", "Session, model, queue, cost, timings"),
-    ("delete", "Delete a session: /delete <name>"),
-]
-HELP = """Send any message and Claude Code answers in the active session (a folder on this machine).
-
-/new [name] [persona] — start a session (and switch to it)
-/switch [name] — change the active session (no name: buttons)
-/sessions — list sessions
-/model [sonnet|opus|haiku|full id|default] — show or change the model
-/persona [name] — show or change the persona (system prompt)
-/stop — stop the running answer; the session lives on
-/status — what the active session is doing
-/delete <name> — delete a session (asks first)
-
-Files and photos you send are saved in the session's files/ folder and shown to Claude."""
+BUTTONS_PER_ROW = 4
+SHORT_LABEL = 12  # characters; longer labels get a row each so Telegram does not cut them
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -76,6 +58,7 @@ class BotState:
     def __init__(self, settings: Settings, manager: SessionManager) -> None:
         self.settings = settings
         self.manager = manager
+        self.commands = Commands(manager)
         self.outboxes = Outboxes()
         self.prefs: dict[int, ChatPrefs] = {}
         self.views: set[asyncio.Task[None]] = set()
@@ -178,14 +161,10 @@ async def on_upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             "Nothing was sent to Claude.",
         )
         return
-    name = state.manager.active_session(chat.id)
-    if name is None:
-        # The first message creates the default session; do that now so the file has a home.
-        name = "default"
-        if not state.manager.exists(name):
-            state.manager.create(name)
-            await reply(update, context, f"ℹ️ Created session “{name}” and made it active.")
-        state.manager.switch(chat.id, name)
+    # The first message creates the default session; do that now so the file has a home.
+    name, notice = ensure_active(state.manager, chat.id)
+    if notice:
+        await reply(update, context, f"ℹ️ {notice}")
     try:
         telegram_file = await item.get_file()
         data = bytes(await telegram_file.download_as_bytearray())
@@ -224,225 +203,45 @@ def unique_name(original: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 1_000_000:06d}-{base[-100:]}"
 
 
-# ---- commands ------------------------------------------------------------------------------------
+# ---- commands: run by the command layer, shown here --------------------------------------------------
 
 
-async def cmd_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Greeting."""
-    await reply(update, context, "👋 Claude Code, in your pocket. Just write; Claude answers here.\n\n" + HELP)
+def keyboard(choices: tuple[Choice, ...]) -> InlineKeyboardMarkup | None:
+    """A reply's choices as inline buttons whose callback_data is the command; short labels share a row."""
+    if not choices:
+        return None
+    per_row = BUTTONS_PER_ROW if all(len(choice.label) <= SHORT_LABEL for choice in choices) else 1
+    buttons = [InlineKeyboardButton(choice.label, callback_data=choice.command) for choice in choices]
+    return InlineKeyboardMarkup([buttons[i : i + per_row] for i in range(0, len(buttons), per_row)])
 
 
-async def cmd_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """The command list."""
-    await reply(update, context, HELP)
+async def show(update: Update, context: ContextTypes.DEFAULT_TYPE, answer: Reply) -> None:
+    """A command's reply, its choices as buttons."""
+    await reply(update, context, answer.text, markup=keyboard(answer.choices))
 
 
-def _chat_id(update: Update) -> int:
-    assert update.effective_chat is not None
-    return update.effective_chat.id
-
-
-def _active(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
-    return state_of(context).manager.active_session(_chat_id(update))
-
-
-async def cmd_new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/new [name] [persona]: create a session and switch to it."""
-    manager = state_of(context).manager
-    args = context.args or []
-    if len(args) > 2:
-        await reply(update, context, "Usage: /new [name] [persona]")
-        return
-    name = args[0].lower() if args else _next_free_name(manager)
-    persona = args[1] if len(args) > 1 else "default"
-    manager.create(name, persona)
-    info = manager.switch(_chat_id(update), name)
-    await reply(update, context, f"✨ New session “{name}” (persona {info.persona}) is now active.")
-
-
-def _next_free_name(manager: SessionManager) -> str:
-    taken = {info.name for info in manager.list_sessions()}
-    n = 1
-    while f"s{n}" in taken:
-        n += 1
-    return f"s{n}"
-
-
-def _session_buttons(manager: SessionManager, prefix: str, current: str | None) -> InlineKeyboardMarkup:
-    rows = [
-        [InlineKeyboardButton(("• " if i.name == current else "") + i.name, callback_data=f"{prefix}:{i.name}")]
-        for i in manager.list_sessions()[:30]
-    ]
-    return InlineKeyboardMarkup(rows)
-
-
-async def cmd_switch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/switch [name]: change the active session; without a name, offer buttons."""
-    manager = state_of(context).manager
-    args = context.args or []
-    if not args:
-        if not manager.list_sessions():
-            await reply(update, context, "No sessions yet. Send a message, or /new <name>.")
-            return
-        markup = _session_buttons(manager, "switch", _active(update, context))
-        await reply(update, context, "Switch to which session?", markup=markup)
-        return
-    if len(args) != 1:
-        await reply(update, context, "Usage: /switch [name]")
-        return
-    await _switch(update, context, args[0].lower())
-
-
-async def _switch(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str) -> None:
-    info = state_of(context).manager.switch(_chat_id(update), name)
-    await reply(update, context, f"➡️ Active session: “{info.name}” ({info.state}, persona {info.persona}).")
-
-
-async def cmd_sessions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """List sessions with their state."""
-    manager = state_of(context).manager
-    infos = manager.list_sessions()
-    if not infos:
-        await reply(update, context, "No sessions yet. Send a message, or /new <name>.")
-        return
-    active = _active(update, context)
-    now = time.time()
-    lines = ["Sessions:", *(info.line(info.name == active, now) for info in infos)]
-    await reply(update, context, "\n".join(lines))
-
-
-async def _require_active(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str | None:
-    name = _active(update, context)
-    if name is None:
-        await reply(update, context, "No active session yet. Send a message to start one, or /new <name>.")
-    return name
-
-
-async def cmd_model(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/model [name]: show the model (with buttons) or set it for the active session."""
-    manager = state_of(context).manager
-    name = await _require_active(update, context)
-    if name is None:
-        return
-    args = context.args or []
-    if not args:
-        info = manager.status(name)
-        source = "session override" if info.model_override else "persona / CLI default"
-        buttons = [InlineKeyboardButton(alias, callback_data=f"model:{alias}") for alias in MODEL_ALIASES]
-        buttons.append(InlineKeyboardButton("default", callback_data="model:default"))
-        await reply(
-            update,
-            context,
-            f"Model of “{name}”: {info.model} ({source}). Pick one or /model <full model id>.",
-            markup=InlineKeyboardMarkup([buttons]),
-        )
-        return
-    if len(args) != 1:
-        await reply(update, context, "Usage: /model [sonnet|opus|haiku|<full model id>|default]")
-        return
-    await _set_model(update, context, name, args[0])
-
-
-async def _set_model(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str, model: str) -> None:
-    info = await state_of(context).manager.set_model(name, None if model == "default" else model)
-    await reply(update, context, f"🧠 Model of “{name}” is now {info.model}.")
-
-
-async def cmd_persona(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/persona [name]: show personas or set the active session's."""
-    manager = state_of(context).manager
-    name = await _require_active(update, context)
-    if name is None:
-        return
-    args = context.args or []
-    if not args:
-        current = manager.status(name).persona
-        lines = [f"Persona of “{name}”: {current}. Available:"]
-        lines += [f"• {p.name} — {p.description}" for p in manager.personas.values()]
-        buttons = [[InlineKeyboardButton(p, callback_data=f"persona:{p}")] for p in sorted(manager.personas)]
-        await reply(update, context, "\n".join(lines), markup=InlineKeyboardMarkup(buttons))
-        return
-    if len(args) != 1:
-        await reply(update, context, "Usage: /persona [name]")
-        return
-    await _set_persona(update, context, name, args[0].lower())
-
-
-async def _set_persona(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str, persona: str) -> None:
-    info = await state_of(context).manager.set_persona(name, persona)
-    await reply(update, context, f"🎭 Persona of “{name}” is now {info.persona}; it applies from the next message.")
-
-
-async def cmd_stop(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Interrupt the running answer; the session and its queue live on."""
-    name = await _require_active(update, context)
-    if name is None:
-        return
-    if not await state_of(context).manager.interrupt(name):
-        await reply(update, context, f"Nothing is running in “{name}”.")
-
-
-async def cmd_status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """What the active session is doing."""
-    name = await _require_active(update, context)
-    if name is None:
-        return
-    await reply(update, context, state_of(context).manager.status(name).describe(time.time()))
-
-
-async def cmd_delete(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/delete <name>: ask for confirmation with a button."""
-    manager = state_of(context).manager
-    args = context.args or []
-    if len(args) != 1:
-        await reply(update, context, "Usage: /delete <name>")
-        return
-    name = args[0].lower()
-    manager.status(name)  # an unknown name raises SessionError, which on_error turns into the reply
-    markup = InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(f"🗑 Delete {name}", callback_data=f"delete:{name}"),
-                InlineKeyboardButton("Cancel", callback_data="cancel:"),
-            ]
-        ]
-    )
-    await reply(
-        update, context, f"Delete session “{name}” with its folder and files? This cannot be undone.", markup=markup
-    )
-
-
-async def cmd_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Any other /command."""
-    await reply(update, context, "Unknown command. /help lists what I understand.")
+async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any /command (known or not): the command layer answers it."""
+    message = update.effective_message
+    assert message is not None
+    await show(update, context, await state_of(context).commands.run(_chat_id(update), message.text or ""))
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Inline buttons: switch, model, persona, delete confirmation."""
+    """An inline button: its callback_data is the command to run; the buttons go away once one is pressed."""
     query = update.callback_query
     assert query is not None
-    action, _, value = (query.data or "").partition(":")
     with contextlib.suppress(Exception):
         await query.answer()
     with contextlib.suppress(Exception):
         if isinstance(query.message, Message):
             await query.message.edit_reply_markup(None)
-    manager = state_of(context).manager
-    if action == "switch":
-        await _switch(update, context, value)
-    elif action == "model":
-        name = await _require_active(update, context)
-        if name is not None:
-            await _set_model(update, context, name, value)
-    elif action == "persona":
-        name = await _require_active(update, context)
-        if name is not None:
-            await _set_persona(update, context, name, value)
-    elif action == "delete":
-        await manager.delete(value)
-        await reply(update, context, f"🗑 Deleted session “{value}”.")
-    elif action == "cancel":
-        await reply(update, context, "Cancelled.")
+    await show(update, context, await state_of(context).commands.run(_chat_id(update), query.data or ""))
+
+
+def _chat_id(update: Update) -> int:
+    assert update.effective_chat is not None
+    return update.effective_chat.id
 
 
 async def on_raw_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -509,17 +308,9 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
         Sender(app.bot, state.outboxes(chat_id)).text(text)
 
     app.add_handler(TypeHandler(Update, make_gate(settings, notify_soon)), group=-1)
-    app.add_handler(CommandHandler("start", cmd_start))
-    app.add_handler(CommandHandler("help", cmd_help))
-    app.add_handler(CommandHandler("new", cmd_new))
-    app.add_handler(CommandHandler("switch", cmd_switch))
-    app.add_handler(CommandHandler("sessions", cmd_sessions))
-    app.add_handler(CommandHandler("model", cmd_model))
-    app.add_handler(CommandHandler("persona", cmd_persona))
-    app.add_handler(CommandHandler("stop", cmd_stop))
-    app.add_handler(CommandHandler("status", cmd_status))
-    app.add_handler(CommandHandler("delete", cmd_delete))
-    app.add_handler(MessageHandler(filters.COMMAND, cmd_unknown))
+    # CommandHandler skips "/cmd@otherbot" in groups; any other /command gets the command layer's "unknown".
+    app.add_handler(CommandHandler([spec.name for spec in SPECS], on_command))
+    app.add_handler(MessageHandler(filters.COMMAND, on_command))
     app.add_handler(CallbackQueryHandler(on_button))
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, on_edited))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
@@ -532,7 +323,7 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
 async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Register commands, clean up after a crash, re-deliver queued messages, start the idle timer."""
     state: BotState = app.bot_data["state"]
-    await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+    await app.bot.set_my_commands([BotCommand(name, text) for name, text in menu()])
     reaped = state.manager.reap_leftovers()
     if reaped:
         logger.warning("stopped %d Claude process(es) left by a previous run: %s", len(reaped), reaped)

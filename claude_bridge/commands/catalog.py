@@ -1,0 +1,67 @@
+"""The bot's commands by name: the one source of the help text, the usage lines and Telegram's command menu.
+
+Words only; running a command is core.py's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from claude_bridge.sessions.manager import MODEL_ALIASES
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """How a command is typed and what it does, in the words /help and the menu use."""
+
+    name: str
+    usage: str
+    summary: str
+    in_help: bool = True
+    in_menu: bool = True
+
+
+SPECS = (
+    CommandSpec("start", "/start", "what this bot is", in_help=False),
+    CommandSpec("help", "/help", "commands and tips", in_help=False),
+    CommandSpec("new", "/new [name] [persona]", "start a session (and switch to it)"),
+    CommandSpec("switch", "/switch [name]", "change the active session (no name: pick one)"),
+    CommandSpec("sessions", "/sessions", "list sessions"),
+    CommandSpec("model", f"/model [{'|'.join(MODEL_ALIASES)}|<full model id>|default]", "show or change the model"),
+    CommandSpec("persona", "/persona [name]", "show or change the persona (system prompt)"),
+    CommandSpec("stop", "/stop [name]", "stop the running answer; the session lives on"),
+    CommandSpec("status", "/status", "what the active session is doing"),
+    CommandSpec("delete", "/delete <name>", "delete a session (asks first)"),
+    CommandSpec("cancel", "/cancel", "forget a pending question", in_help=False, in_menu=False),
+)
+BY_NAME = {spec.name: spec for spec in SPECS}
+
+INTRO = "Send a message and Claude Code answers in the active session (a folder on this machine)."
+TIPS = "Files and photos sent from Telegram are saved in the session's files/ folder and shown to Claude."
+GREETING = "👋 Claude Code, in your pocket. Just write; Claude answers here."
+
+
+def help_text(extra: tuple[CommandSpec, ...] = ()) -> str:
+    """What /help shows; `extra` are a front end's own commands (the console's /quit)."""
+    lines = [f"{spec.usage} — {spec.summary}" for spec in (*SPECS, *extra) if spec.in_help]
+    return "\n\n".join([INTRO, "\n".join(lines), TIPS])
+
+
+def menu() -> list[tuple[str, str]]:
+    """(command, description) pairs for Telegram's command menu (setMyCommands)."""
+    return [(spec.name, _menu_line(spec)) for spec in SPECS if spec.in_menu]
+
+
+def _menu_line(spec: CommandSpec) -> str:
+    summary = spec.summary[:1].upper() + spec.summary[1:]
+    return summary if spec.usage == f"/{spec.name}" else f"{summary}: {spec.usage}"
+
+
+def usage(name: str) -> str:
+    """The usage line a command answers when its arguments are wrong."""
+    return f"Usage: {BY_NAME[name].usage}"
+
+
+def unknown(name: str) -> str:
+    """The answer to a command nobody knows."""
+    return f"Unknown command /{name}. /help lists them."

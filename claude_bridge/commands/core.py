@@ -1,0 +1,176 @@
+"""The session commands, implemented once for every front end: a command line in, a Reply out.
+
+It knows sessions (through SessionManager) and words; not Telegram, not the terminal. Errors stay exceptions
+(BridgeError), which each front end shows in its one place for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from claude_bridge.commands import catalog
+from claude_bridge.commands.active import ensure_active
+from claude_bridge.commands.reply import Choice, Reply
+from claude_bridge.commands.wording import session_line, status_text
+from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[int, list[str]], Awaitable[Reply]]
+MAX_SESSION_CHOICES = 30  # a longer keyboard is unusable; /switch <name> still reaches the rest
+CONFIRM = "confirm"
+
+
+def parse(line: str) -> tuple[str, list[str]]:
+    """`/Name@bot a b` → ("name", ["a", "b"]); the bot suffix is Telegram's way to address a bot in a group."""
+    word, *args = line.strip().split() or [""]
+    return word.removeprefix("/").partition("@")[0].lower(), args
+
+
+class Commands:
+    """Runs /commands for a chat against the SessionManager."""
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        *,
+        clock: Callable[[], float] = time.time,
+        extra: tuple[catalog.CommandSpec, ...] = (),
+    ) -> None:
+        self.manager = manager
+        self._clock = clock
+        self._help = catalog.help_text(extra)
+        self._handlers: dict[str, Handler] = {
+            "start": self.start,
+            "help": self.help,
+            "new": self.new,
+            "switch": self.switch,
+            "sessions": self.sessions,
+            "model": self.model,
+            "persona": self.persona,
+            "stop": self.stop,
+            "status": self.status,
+            "delete": self.delete,
+            "cancel": self.cancel,
+        }
+
+    def knows(self, name: str) -> bool:
+        """Whether `name` (without the slash) is a command this layer runs."""
+        return name in self._handlers
+
+    async def run(self, chat_id: int, line: str) -> Reply:
+        """Run one command line (`/model haiku`, or a choice's command) for the chat."""
+        name, args = parse(line)
+        handler = self._handlers.get(name)
+        if handler is None:
+            return Reply(catalog.unknown(name))
+        logger.debug("chat %s: /%s %s", chat_id, name, args)
+        return await handler(chat_id, args)
+
+    def _active(self, chat_id: int) -> tuple[str, str]:
+        """The active session (the default one on a fresh chat) and a line saying so if it was just made."""
+        name, notice = ensure_active(self.manager, chat_id)
+        return name, f"ℹ️ {notice}\n" if notice else ""
+
+    async def start(self, chat_id: int, args: list[str]) -> Reply:
+        """/start: the greeting and the help."""
+        return Reply(f"{catalog.GREETING}\n\n{self._help}")
+
+    async def help(self, chat_id: int, args: list[str]) -> Reply:
+        """/help: the commands."""
+        return Reply(self._help)
+
+    async def new(self, chat_id: int, args: list[str]) -> Reply:
+        """/new [name] [persona]: create a session and make it active."""
+        if len(args) > 2:
+            return Reply(catalog.usage("new"))
+        name = args[0].lower() if args else self._free_name()
+        self.manager.create(name, args[1].lower() if len(args) > 1 else "default")
+        info = self.manager.switch(chat_id, name)
+        return Reply(f"✨ New session “{name}” (persona {info.persona}) is now active.")
+
+    def _free_name(self) -> str:
+        taken = {info.name for info in self.manager.list_sessions()}
+        return next(f"s{n}" for n in range(1, len(taken) + 2) if f"s{n}" not in taken)
+
+    async def switch(self, chat_id: int, args: list[str]) -> Reply:
+        """/switch [name]: change the active session; without a name, offer the sessions to pick from."""
+        if len(args) > 1:
+            return Reply(catalog.usage("switch"))
+        if args:
+            info = self.manager.switch(chat_id, args[0].lower())
+            return Reply(f"➡️ Active session: “{info.name}” ({info.state}, persona {info.persona}).")
+        current, notice = self._active(chat_id)
+        choices = tuple(
+            Choice(("• " if info.name == current else "") + info.name, f"/switch {info.name}")
+            for info in self.manager.list_sessions()[:MAX_SESSION_CHOICES]
+        )
+        return Reply(f"{notice}Switch to which session?", choices)
+
+    async def sessions(self, chat_id: int, args: list[str]) -> Reply:
+        """/sessions: every session with its state, the active one marked."""
+        current, notice = self._active(chat_id)
+        now = self._clock()
+        lines = [session_line(info, info.name == current, now) for info in self.manager.list_sessions()]
+        return Reply("\n".join([f"{notice}Sessions:", *lines]))
+
+    async def model(self, chat_id: int, args: list[str]) -> Reply:
+        """/model [name]: show the active session's model with the aliases to pick, or set it."""
+        if len(args) > 1:
+            return Reply(catalog.usage("model"))
+        name, notice = self._active(chat_id)
+        if args:
+            model = args[0]
+            info = await self.manager.set_model(name, None if model == "default" else model)
+            return Reply(f"{notice}🧠 Model of “{name}” is now {info.model}.")
+        info = self.manager.status(name)
+        source = "session override" if info.model_override else "persona / CLI default"
+        choices = tuple(Choice(alias, f"/model {alias}") for alias in (*MODEL_ALIASES, "default"))
+        text = f"{notice}Model of “{name}”: {info.model} ({source}). Pick one or /model <full model id>."
+        return Reply(text, choices)
+
+    async def persona(self, chat_id: int, args: list[str]) -> Reply:
+        """/persona [name]: show the personas to pick from, or set the active session's."""
+        if len(args) > 1:
+            return Reply(catalog.usage("persona"))
+        name, notice = self._active(chat_id)
+        if args:
+            info = await self.manager.set_persona(name, args[0].lower())
+            return Reply(f"{notice}🎭 Persona of “{name}” is now {info.persona}; it applies from the next message.")
+        current = self.manager.status(name).persona
+        personas = self.manager.personas
+        lines = [f"{notice}Persona of “{name}”: {current}. Available:"]
+        lines += [f"• {p.name} — {p.description}" for p in personas.values()]
+        return Reply("\n".join(lines), tuple(Choice(p, f"/persona {p}") for p in sorted(personas)))
+
+    async def stop(self, chat_id: int, args: list[str]) -> Reply:
+        """/stop [name]: interrupt the running answer of the active (or named) session; its queue lives on."""
+        if len(args) > 1:
+            return Reply(catalog.usage("stop"))
+        name, notice = (args[0].lower(), "") if args else self._active(chat_id)
+        if await self.manager.interrupt(name):
+            return Reply(f"{notice}⏹ Stopping “{name}”…")
+        return Reply(f"{notice}Nothing is running in “{name}”.")
+
+    async def status(self, chat_id: int, args: list[str]) -> Reply:
+        """/status: what the active session is doing."""
+        name, notice = self._active(chat_id)
+        return Reply(notice + status_text(self.manager.status(name), self._clock()))
+
+    async def delete(self, chat_id: int, args: list[str]) -> Reply:
+        """/delete <name>: ask first; the confirming choice (`/delete <name> confirm`) deletes."""
+        if not args or len(args) > 2 or (len(args) == 2 and args[1] != CONFIRM):
+            return Reply(catalog.usage("delete"))
+        name = args[0].lower()
+        if len(args) == 2:
+            await self.manager.delete(name)
+            return Reply(f"🗑 Deleted session “{name}”.")
+        self.manager.status(name)  # an unknown name raises SessionError, which the front end shows
+        choices = (Choice(f"🗑 Delete {name}", f"/delete {name} {CONFIRM}"), Choice("Cancel", "/cancel"))
+        return Reply(f"Delete session “{name}” with its folder and files? This cannot be undone.", choices)
+
+    async def cancel(self, chat_id: int, args: list[str]) -> Reply:
+        """/cancel: the answer to a question's Cancel choice."""
+        return Reply("Cancelled.")

@@ -1,0 +1,51 @@
+"""How a session reads to the user: a /sessions line, the /status text, "5 min ago".
+
+Plain strings from a SessionInfo; the sessions layer only supplies the facts.
+"""
+
+from __future__ import annotations
+
+from claude_bridge.sessions.manager import SessionInfo
+
+
+def session_line(info: SessionInfo, active: bool, now: float) -> str:
+    """One line of /sessions."""
+    queued = f", {info.queued} queued" if info.queued else ""
+    return (
+        f"{'▶️' if active else '•'} {info.name} — {info.state}{queued}; {info.persona}, {info.model}; "
+        f"{info.turns} turns, ${info.total_cost_usd:.4f}; active {ago(now - info.last_active)}"
+    )
+
+
+def status_text(info: SessionInfo, now: float) -> str:
+    """What /status shows."""
+    timings = info.last_timings
+    lines = [
+        f"Session: {info.name} ({info.state}{', pid ' + str(info.pid) if info.pid else ''})",
+        f"Persona: {info.persona} · permissions: {info.permission_mode}",
+        f"Model: {info.model}{' (override)' if info.model_override else ''}",
+        f"Queued: {info.queued}",
+        f"Turns: {info.turns} · cost: ${info.total_cost_usd:.4f}",
+        f"Last active: {ago(now - info.last_active)}",
+        "Last turn: start {} · first text {} · answer {}".format(
+            *(_seconds(timings.get(key)) for key in ("spawn_to_init", "send_to_first_text", "send_to_result"))
+        ),
+    ]
+    if info.claude_session_id:
+        lines.append(f"Claude session: {info.claude_session_id}")
+    return "\n".join(lines)
+
+
+def ago(seconds: float) -> str:
+    """A short human duration in the past: "40 s ago", "5 min ago", "3 h ago", "2 d ago"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 129600:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} d ago"
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f} s"
