@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+import sys
+import types
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, ClassVar
 
 import pytest
 import pytest_asyncio
@@ -100,6 +104,39 @@ async def test_without_a_url_nothing_is_sent():
 async def test_local_mode_without_the_extra_says_how_to_install_it():
     with pytest.raises(TranscriptionError, match=r"claude-telegram-bridge\[voice-local\]"):
         await transcribe(OGG, "voice.ogg", TranscribeSettings(url="local", model="tiny"))
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+
+
+class FakeWhisperModel:
+    """faster-whisper's face: `WhisperModel(name)`, `.transcribe(audio, language=…) -> (segments, info)`."""
+
+    loaded: ClassVar[list[str]] = []
+    heard: ClassVar[list[tuple[bytes, str | None]]] = []
+
+    def __init__(self, model_size_or_path: str) -> None:
+        self.loaded.append(model_size_or_path)
+
+    def transcribe(self, audio: IO[bytes], language: str | None = None) -> tuple[Iterator[Segment], Any]:
+        self.heard.append((audio.read(), language))
+        return iter([Segment(" Hello"), Segment(" world. ")]), None
+
+
+async def test_local_mode_runs_faster_whisper_and_loads_its_model_once(monkeypatch):
+    fake = types.ModuleType("faster_whisper")
+    fake.WhisperModel = FakeWhisperModel  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "faster_whisper", fake)
+    settings = TranscribeSettings(url="local", model="fake-model-once", language="en")
+
+    first = await transcribe(OGG, "voice.ogg", settings)
+    await transcribe(b"second", "voice.ogg", settings)
+
+    assert first == "Hello world."
+    assert FakeWhisperModel.loaded.count("fake-model-once") == 1
+    assert FakeWhisperModel.heard[-2:] == [(OGG, "en"), (b"second", "en")]
 
 
 async def test_the_doctors_probe_tells_a_working_service_from_a_rejected_key(stt):
