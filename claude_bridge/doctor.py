@@ -1,7 +1,7 @@
 """`python bot.py doctor`: checks the setup and prints one ✓ / ✗ line per check, with how to fix each ✗.
 
-It only looks (settings, Telegram's getMe, the CLI, root, folders, personas); the one thing it may spend is a
-tiny real turn, and only when asked with `--turn`.
+It only looks (settings, Telegram's getMe, the CLI, root, folders, personas, voice notes); the one thing it may
+spend is a tiny real turn, and only when asked with `--turn`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.request import HTTPXRequest
 
-from claude_bridge.errors import BridgeError, ClaudeNotFound, ConfigError
+from claude_bridge.errors import BridgeError, ClaudeNotFound, ConfigError, TranscriptionError
 from claude_bridge.process.subprocess import ClaudeSubprocess, ProcessOptions
 from claude_bridge.runtime import setup_logging
 from claude_bridge.sessions.store import DEFAULT_PERSONA, Persona, load_personas
 from claude_bridge.settings import ALLOWLIST_HELP, TOKEN_HELP, Settings, cli_environment, find_claude, load_settings
+from claude_bridge.voice import LOCAL_EXTRA, local_backend_installed, probe
 
 VERSION_TIMEOUT = 10.0
 TURN_TIMEOUT = 120.0
@@ -198,6 +199,26 @@ def check_personas(settings: Settings) -> tuple[dict[str, Persona], list[Check]]
     return personas, checks
 
 
+async def check_voice(settings: Settings) -> Check:
+    """Voice notes: off is fine; a service must answer; local needs faster-whisper installed."""
+    voice = settings.transcribe
+    if not voice.enabled:
+        return Check(True, "voice notes off: set TRANSCRIBE_URL to turn them on (README.md, Voice notes)")
+    if voice.local:
+        if not local_backend_installed():
+            return Check(False, "TRANSCRIBE_URL=local but faster-whisper is not installed", f"run `{LOCAL_EXTRA}`")
+        return Check(True, f"voice notes on: faster-whisper installed, model {voice.model} (fetched on first use)")
+    try:
+        answer = await probe(voice)
+    except TranscriptionError as exc:
+        return Check(
+            False,
+            f"voice notes: {exc}",
+            "check TRANSCRIBE_URL (the API's base, e.g. https://api.openai.com/v1) and TRANSCRIBE_API_KEY",
+        )
+    return Check(True, f"voice notes on: {answer}; model {voice.model}")
+
+
 async def check_turn(claude_bin: Path, settings: Settings, personas: Mapping[str, Persona]) -> Check:
     """One tiny real turn in a throw-away folder, with the default persona's permission mode."""
     persona = personas.get(DEFAULT_PERSONA)
@@ -246,6 +267,7 @@ def run_checks(settings: Settings, turn: bool) -> list[Check]:
     checks.append(show(check_not_root(settings, personas)))
     checks.append(show(check_sessions_dir(settings.sessions_dir)))
     checks += [show(check) for check in persona_checks]
+    checks.append(show(asyncio.run(check_voice(settings))))
     if turn and claude_bin is not None:
         print("… running one real turn (it costs a few tokens)", flush=True)
         checks.append(show(asyncio.run(check_turn(claude_bin, settings, personas))))

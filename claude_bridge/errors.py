@@ -5,7 +5,8 @@ BridgeError                 base
 ├── ClaudeNotFound          the CLI is missing: where we looked and how to install it
 ├── ClaudeStartError        the CLI refused to start (root without IS_SANDBOX, bad flag): stderr tail attached
 ├── ClaudeExited            the CLI died: exit code and stderr tail
-└── SessionError            bad name, unknown session, refused operation
+├── SessionError            bad name, unknown session, refused operation
+└── TranscriptionError      a voice note could not be turned into text: the service's answer, or why not
 """
 
 from __future__ import annotations
@@ -56,3 +57,11 @@ class ClaudeExited(BridgeError):
 
 class SessionError(BridgeError):
     """A session operation was refused: bad name, unknown session, busy, …"""
+
+
+class TranscriptionError(BridgeError):
+    """Speech to text failed; `status` is the service's HTTP status when it answered with an error."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)

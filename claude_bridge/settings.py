@@ -16,6 +16,9 @@ from pathlib import Path
 from claude_bridge.errors import ClaudeNotFound, ConfigError
 
 DEFAULT_API_BASE = "https://api.telegram.org"
+LOCAL_TRANSCRIPTION = "local"
+DEFAULT_TRANSCRIBE_MODEL = "whisper-1"
+DEFAULT_LOCAL_MODEL = "base"
 
 
 def usual_cli_locations(home: Path) -> list[Path]:
@@ -58,6 +61,25 @@ def find_claude(explicit: str | None, env: Mapping[str, str]) -> Path:
 
 
 @dataclass(frozen=True)
+class TranscribeSettings:
+    """Speech to text for voice notes: off (url None), an OpenAI-compatible base URL, or "local" (faster-whisper)."""
+
+    url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    model: str = DEFAULT_TRANSCRIBE_MODEL
+    language: str | None = None
+    timeout_seconds: float = 120.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None
+
+    @property
+    def local(self) -> bool:
+        return self.url == LOCAL_TRANSCRIPTION
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the bot is configured with."""
 
@@ -73,6 +95,7 @@ class Settings:
     log_level: str = "INFO"
     watchdog_seconds: float = 600.0
     max_download_mb: float = 20.0
+    transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -139,6 +162,26 @@ def _parse_chat_ids(raw: str, problems: list[str]) -> frozenset[int]:
     return frozenset(ids)
 
 
+def _transcribe_settings(env: Mapping[str, str], problems: list[str]) -> TranscribeSettings:
+    url = env.get("TRANSCRIBE_URL", "").strip() or None
+    if url is not None and url != LOCAL_TRANSCRIPTION and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        problems.append(
+            f"TRANSCRIBE_URL={url!r} is neither an http(s) URL nor 'local'. Set it to the base URL of an "
+            "OpenAI-compatible API (e.g. https://api.openai.com/v1), or to local for faster-whisper."
+        )
+    language = env.get("TRANSCRIBE_LANGUAGE", "").strip().lower() or None
+    if language is not None and not re.fullmatch(r"[a-z]{2,3}", language):
+        problems.append(f"TRANSCRIBE_LANGUAGE={language!r} is not an ISO-639-1 code. Use e.g. en, de or fr.")
+    default_model = DEFAULT_LOCAL_MODEL if url == LOCAL_TRANSCRIPTION else DEFAULT_TRANSCRIBE_MODEL
+    return TranscribeSettings(
+        url=url.rstrip("/") if url else None,
+        api_key=env.get("TRANSCRIBE_API_KEY", "").strip() or None,
+        model=env.get("TRANSCRIBE_MODEL", "").strip() or default_model,
+        language=language,
+        timeout_seconds=_number(env, "TRANSCRIBE_TIMEOUT_SECONDS", 120, problems),
+    )
+
+
 def load_settings(
     env: Mapping[str, str] | None = None,
     dotenv_path: Path | None = Path(".env"),
@@ -182,6 +225,7 @@ def load_settings(
         log_level=log_level,
         watchdog_seconds=_number(merged, "WATCHDOG_SECONDS", 600, problems),
         max_download_mb=_number(merged, "MAX_DOWNLOAD_MB", 20, problems),
+        transcribe=_transcribe_settings(merged, problems),
         env=dict(merged),
     )
     if problems:
@@ -189,6 +233,9 @@ def load_settings(
     return settings
 
 
+SECRETS = frozenset({"TELEGRAM_BOT_TOKEN", "TRANSCRIBE_API_KEY"})
+
+
 def cli_environment(settings: Settings) -> dict[str, str]:
-    """What the CLI (and every command Claude runs) inherits: everything but the bot's own secret."""
-    return {k: v for k, v in settings.env.items() if k != "TELEGRAM_BOT_TOKEN"}
+    """What the CLI (and every command Claude runs) inherits: everything but the bot's own secrets."""
+    return {k: v for k, v in settings.env.items() if k not in SECRETS}

@@ -489,6 +489,27 @@ class FakeBotAPI:
         self.push_update({"message": message | ({"caption": caption} if caption else {})})
         return int(message["message_id"])
 
+    def push_voice(
+        self, chat_id: int, user_id: int, content: bytes, *, duration: int = 3, username: str = "alice",
+    ) -> int:
+        """A user records a voice note (OGG/Opus, served as voice/file_N.oga like Telegram). Returns the message_id."""
+        stored = self._store("voice", content, None, "audio/ogg")
+        voice = stored.as_json() | {"duration": duration}
+        message = self._user_message(chat_id, user_id, None, username) | {"voice": voice}
+        self.push_update({"message": message})
+        return int(message["message_id"])
+
+    def push_audio(
+        self, chat_id: int, user_id: int, file_name: str, content: bytes, caption: str | None = None, *,
+        mime_type: str = "audio/mpeg", duration: int = 60, username: str = "alice",
+    ) -> int:
+        """A user sends an audio file (shown as music by Telegram). Returns the message_id."""
+        stored = self._store("music", content, file_name, mime_type)
+        audio = stored.as_json() | {"duration": duration}
+        message = self._user_message(chat_id, user_id, None, username) | {"audio": audio}
+        self.push_update({"message": message | ({"caption": caption} if caption else {})})
+        return int(message["message_id"])
+
     def calls_to(self, method: str) -> list[Call]:
         """Every recorded call of `method`, answered or rejected, in order."""
         return [c for c in self.calls if c.method == method]
@@ -762,7 +783,7 @@ class FakeBotAPI:
 
     def _store(self, folder: str, content: bytes, file_name: str | None = None, mime: str | None = None) -> StoredFile:
         n = next(self._ids)
-        default = "jpg" if folder == "photos" else "bin"
+        default = {"photos": "jpg", "voice": "oga"}.get(folder, "bin")
         suffix = file_name.rsplit(".", 1)[-1] if file_name and "." in file_name else default
         stored = StoredFile(f"FILE{n:06d}", f"U{n:06d}", f"{folder}/file_{n}.{suffix}", content, file_name, mime)
         self._files[stored.file_id] = stored

@@ -44,6 +44,7 @@ from claude_bridge.settings import Settings
 from claude_bridge.telegram.gate import make_gate
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
+from claude_bridge.telegram.voice import Borrowed, voice_handler
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +140,8 @@ async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A document or photo is saved in the session's files/ and described to Claude (photos also as images)."""
-    state = state_of(context)
     message = update.effective_message
-    chat = update.effective_chat
-    assert message is not None and chat is not None
+    assert message is not None
     if message.photo:
         item: Any = message.photo[-1]
         original = f"photo-{message.message_id}.jpg"
@@ -151,30 +150,10 @@ async def on_upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         original = message.document.file_name or f"file-{message.message_id}"
     else:
         return
-    limit = state.download_limit
-    if item.file_size and item.file_size > limit:
-        await reply(
-            update,
-            context,
-            f"⚠️ That file is {item.file_size / 2**20:.1f} MB; the bot can download at most {limit / 2**20:.0f} MB "
-            "(Telegram's limit for bots; a self-hosted Bot API server allows more, see MAX_DOWNLOAD_MB). "
-            "Nothing was sent to Claude.",
-        )
+    data = await download(update, context, item)
+    if data is None:
         return
-    # The first message creates the default session; do that now so the file has a home.
-    name, notice = ensure_active(state.manager, chat.id)
-    if notice:
-        await reply(update, context, f"ℹ️ {notice}")
-    try:
-        telegram_file = await item.get_file()
-        data = bytes(await telegram_file.download_as_bytearray())
-    except Exception as exc:
-        logger.warning("download of an upload failed: %s", exc)
-        await reply(update, context, f"⚠️ Could not download the file from Telegram: {exc}")
-        return
-    path = state.manager.files_dir(name) / unique_name(original)
-    async with aiofiles.open(path, "wb") as handle:
-        await handle.write(data)
+    path = await save_upload(update, context, original, data)
     caption = message.caption or ""
     note = f"[The user sent a file, saved at {path.relative_to(path.parent.parent)} (absolute path {path}).]"
     text = f"{note}\n{caption}" if caption else note
@@ -184,6 +163,42 @@ async def on_upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         image = {"type": "base64", "media_type": media_type, "data": base64.b64encode(data).decode()}
         content = [{"type": "image", "source": image}, {"type": "text", "text": text}]
     await submit(update, context, content)
+
+
+async def download(update: Update, context: ContextTypes.DEFAULT_TYPE, item: Any) -> bytes | None:
+    """An attachment's bytes, or None after telling the user why not (too big, or the download failed)."""
+    limit = state_of(context).download_limit
+    if item.file_size and item.file_size > limit:
+        await reply(
+            update,
+            context,
+            f"⚠️ That file is {item.file_size / 2**20:.1f} MB; the bot can download at most {limit / 2**20:.0f} MB "
+            "(Telegram's limit for bots; a self-hosted Bot API server allows more, see MAX_DOWNLOAD_MB). "
+            "Nothing was sent to Claude.",
+        )
+        return None
+    try:
+        telegram_file = await item.get_file()
+        return bytes(await telegram_file.download_as_bytearray())
+    except Exception as exc:
+        logger.warning("download of an upload failed: %s", exc)
+        await reply(update, context, f"⚠️ Could not download the file from Telegram: {exc}")
+        return None
+
+
+async def save_upload(update: Update, context: ContextTypes.DEFAULT_TYPE, original: str, data: bytes) -> Path:
+    """Save an attachment in the active session's files/ (creating the default session first if there is none)."""
+    state = state_of(context)
+    chat = update.effective_chat
+    assert chat is not None
+    # The first message creates the default session; do that now so the file has a home.
+    name, notice = ensure_active(state.manager, chat.id)
+    if notice:
+        await reply(update, context, f"ℹ️ {notice}")
+    path = state.manager.files_dir(name) / unique_name(original)
+    async with aiofiles.open(path, "wb") as handle:
+        await handle.write(data)
+    return path
 
 
 def image_type(data: bytes) -> str | None:
@@ -315,6 +330,7 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, on_edited))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
     app.add_handler(MessageHandler(filters.Document.ALL | filters.PHOTO, on_upload))
+    app.add_handler(voice_handler(settings.transcribe, Borrowed(download, save_upload, submit, sender_for)))
     app.add_handler(TypeHandler(Update, on_raw_update), group=1)
     app.add_error_handler(on_error)
     return app
