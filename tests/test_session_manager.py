@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from hypothesis import strategies as st
 
 from claude_bridge.errors import SessionError
 from claude_bridge.protocol.events import AssistantText, TurnResult
-from claude_bridge.sessions.inbox import Inbox, InboxEntry, InboxOp
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
 from claude_bridge.sessions.store import Persona, load_personas, validate_name
 from fake_process import FakeClock, FakeSpawner, base_options
@@ -450,30 +448,6 @@ async def test_a_send_after_delete_began_fails_clearly_and_starts_nothing(tmp_pa
     assert len(spawner.started) == 1 and spawner.started[0].stopped
     assert not (tmp_path / "sessions/x").exists()
     await manager.close_all()
-
-
-async def test_compact_never_drops_a_message_added_while_it_runs(tmp_path):
-    reading, adding_done = threading.Event(), threading.Event()
-
-    class PausingInbox(Inbox):
-        def read(self) -> list[InboxEntry]:
-            entries = super().read()
-            if threading.current_thread() is not threading.main_thread():
-                reading.set()
-                adding_done.wait(0.3)  # an add that is not kept out waits no longer than this
-            return entries
-
-    inbox = PausingInbox(tmp_path / "inbox.jsonl")
-    entry = await inbox.add(1, "old")
-    await inbox.mark(entry, InboxOp.DONE)
-
-    compacting = asyncio.create_task(inbox.compact())
-    await asyncio.to_thread(reading.wait)
-    adding = asyncio.create_task(inbox.add(1, "accepted meanwhile"))
-    adding.add_done_callback(lambda _: adding_done.set())
-    await asyncio.gather(compacting, adding)
-
-    assert [e.content for e in inbox.read()] == ["accepted meanwhile"]
 
 
 async def test_ensure_active_creates_the_default_session_exactly_once(tmp_path):

@@ -237,8 +237,7 @@ class SessionManager:
         return self._routes.get(chat_id)
 
     def ensure_active(self, chat_id: int) -> tuple[str, str | None]:
-        """The chat's active session; without one, the default session is created or adopted and made active,
-        and the second value is the notice that says so (else None)."""
+        """The chat's active session, creating or adopting "default" as a first message does (+ the notice, or None)."""
         name = self._routes.get(chat_id)
         if name is not None:
             return name, None

@@ -57,8 +57,7 @@ class LivePool:
 
     @contextlib.asynccontextmanager
     async def slot(self, member: Member, on_wait: Callable[[], None]) -> AsyncIterator[None]:
-        """Hold the right to start one process: under the cap, suspending an idle member or waiting for one
-        (`on_wait` is called once if it has to wait)."""
+        """Hold the right to start one process under the cap; `on_wait` is called once if it must wait for room."""
         async with self._spawn_lock:
             told = False
             while True:
