@@ -220,14 +220,18 @@ class SessionManager:
         if stops:
             _, pending = await asyncio.wait(stops, timeout=timeout)
             for task in pending:
+                logger.warning("a session did not stop within %.0f s", timeout)
                 task.cancel()
+            await asyncio.gather(*stops, return_exceptions=True)
         for session in sessions:
             try:
                 session.save()
             except OSError as exc:
                 logger.error("session %s: could not save metadata at shutdown: %s", session.name, exc)
-        for notice in list(self._notices):
+        notices = list(self._notices)
+        for notice in notices:
             notice.cancel()
+        await asyncio.gather(*notices, return_exceptions=True)
         logger.info("all sessions closed")
 
     # -- chats --
