@@ -9,6 +9,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from claude_bridge.errors import ClaudeStartError
 from claude_bridge.process.subprocess import ProcessOptions, Turn, TurnTimings
 from claude_bridge.protocol.events import AssistantText, Event, ProcessStatus, SessionStarted, TurnResult
 
@@ -65,13 +66,16 @@ class FakeProcess:
 
     async def start(self) -> None:
         if self.spawner.fail_start:
-            from claude_bridge.errors import ClaudeStartError
-
             raise ClaudeStartError(self.spawner.fail_start, 1, "")
+        if self.spawner.start_error is not None:
+            raise self.spawner.start_error
         self.started = True
+        await self.spawner.start_gate.wait()
         self._task = asyncio.create_task(self._run())
 
     def submit(self, content: Any) -> Turn:
+        if self.spawner.submit_error is not None:
+            raise self.spawner.submit_error
         turn = Turn(content)
         self._queue.append(turn)
         self._wake.set()
@@ -143,6 +147,10 @@ class FakeSpawner:
         self.release = asyncio.Event()
         self.interrupts = 0
         self.fail_start = ""
+        self.start_error: BaseException | None = None
+        self.submit_error: BaseException | None = None
+        self.start_gate = asyncio.Event()  # clear it to hold every start() until it is set again
+        self.start_gate.set()
         self._conversations: dict[Path, str] = {}
 
     def __call__(self, options: ProcessOptions, on_status: Any) -> FakeProcess:

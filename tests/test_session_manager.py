@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 from pathlib import Path
 
@@ -349,3 +350,118 @@ async def test_each_chats_active_session_is_remembered_across_a_restart(tmp_path
     again, _, _ = make_manager(tmp_path)
 
     assert again.active_session(1) == "work" and again.active_session(2) == "default"
+
+
+# ---- what review found: each of these failed before its fix ----------------------------------------
+
+
+async def test_close_all_ends_a_delivery_waiting_for_a_live_slot_and_the_running_one(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path, max_live=1)
+    manager.create("a"), manager.switch(1, "a")
+    manager.create("b"), manager.switch(2, "b")
+    spawner.enqueue(["hold"])
+    running = await manager.send(1, "busy")
+    await anext(aiter(running.events()))
+    waiting = await manager.send(2, "waiting for a slot")
+    await anext(aiter(waiting.events()))  # the "all live sessions are busy" notice
+
+    await manager.close_all()
+
+    async with asyncio.timeout(2):
+        ends = [await drain(running), await drain(waiting)]
+    assert all(sum(isinstance(e, TurnResult) for e in events) == 1 for events in ends)
+    assert "delivered after it restarts" in result_of(ends[1]).text
+
+
+async def test_close_all_ends_a_delivery_whose_process_is_still_starting(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path)
+    spawner.start_gate.clear()
+    delivery = await manager.send(1, "hi")
+    await anext(aiter(delivery.events()))  # the "created session" notice
+
+    await manager.close_all()
+
+    async with asyncio.timeout(2):
+        events = await drain(delivery)
+    assert result_of(events).is_error
+    assert spawner.started[0].stopped
+
+
+@pytest.mark.parametrize(
+    ("fault", "what"),
+    [
+        ("start", "Argument list too long"),
+        ("submit", "pipe broke"),
+        ("metadata", "metadata"),
+    ],
+)
+async def test_an_unexpected_failure_ends_the_message_with_an_error_and_the_worker_lives_on(tmp_path, fault, what):
+    manager, spawner, _ = make_manager(tmp_path)
+    manager.create("default")
+    metadata = tmp_path / "sessions/default/metadata.json"
+    if fault == "start":
+        spawner.start_error = OSError(errno.E2BIG, "Argument list too long")
+    elif fault == "submit":
+        spawner.submit_error = RuntimeError("pipe broke")
+    else:
+        metadata.unlink()
+        metadata.mkdir()  # writing metadata.json now fails with an OSError
+
+    first, behind = await manager.send(1, "one"), await manager.send(1, "two")
+    async with asyncio.timeout(2):
+        results = [result_of(await drain(first)), result_of(await drain(behind))]
+
+    assert all(r.is_error and what in r.text for r in results)
+    spawner.start_error = spawner.submit_error = None
+    if metadata.is_dir():
+        metadata.rmdir()
+    async with asyncio.timeout(2):
+        assert not result_of(await drain(await manager.send(1, "three"))).is_error
+    await manager.close_all()
+
+
+async def test_a_send_accepted_before_delete_makes_delete_refuse(tmp_path):
+    manager, _spawner, _ = make_manager(tmp_path)
+    manager.create("x"), manager.switch(1, "x")
+
+    sending = asyncio.create_task(manager.send(1, "hi"))
+    deleting = asyncio.create_task(manager.delete("x"))
+    delivery, refused = await asyncio.gather(sending, deleting, return_exceptions=True)
+
+    assert isinstance(delivery, Delivery) and isinstance(refused, SessionError)
+    assert not result_of(await drain(delivery)).is_error
+    assert (tmp_path / "sessions/x").is_dir()
+    await manager.close_all()
+
+
+async def test_a_send_after_delete_began_fails_clearly_and_starts_nothing(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path)
+    manager.create("x"), manager.switch(1, "x")
+    await drain(await manager.send(1, "make it live"))
+
+    deleting = asyncio.create_task(manager.delete("x"))
+    sending = asyncio.create_task(manager.send(1, "hi"))
+    deleted, refused = await asyncio.gather(deleting, sending, return_exceptions=True)
+
+    assert deleted is None
+    assert isinstance(refused, SessionError) and "deleted" in str(refused)
+    assert len(spawner.started) == 1 and spawner.started[0].stopped
+    assert not (tmp_path / "sessions/x").exists()
+    await manager.close_all()
+
+
+async def test_ensure_active_creates_the_default_session_exactly_once(tmp_path):
+    manager, _, _ = make_manager(tmp_path)
+
+    name, notice = manager.ensure_active(1)
+    again = manager.ensure_active(1)
+    adopted = manager.ensure_active(2)
+
+    assert name == "default" and notice is not None and "Created" in notice
+    assert again == ("default", None)
+    assert adopted[0] == "default" and adopted[1] is not None and "Using" in adopted[1]
+    assert manager.active_session(1) == manager.active_session(2) == "default"
+    assert (await manager.set_model("default", "haiku")).model == "haiku"
+    events = await drain(await manager.send(1, "hi"))
+    assert not any(isinstance(e, Notice) for e in events)  # the chat already had its session
+    await manager.close_all()

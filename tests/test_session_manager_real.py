@@ -22,8 +22,9 @@ import pytest_asyncio
 
 from claude_bridge.process.subprocess import reap_leftover
 from claude_bridge.protocol.events import TurnResult
+from claude_bridge.sessions.inbox import Inbox
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
-from claude_bridge.sessions.store import Inbox, load_personas
+from claude_bridge.sessions.store import load_personas
 from claude_bridge.settings import load_settings
 from conftest import ROOT, cli_env, real_cli_path
 from fake_anthropic import FakeAnthropic, Text

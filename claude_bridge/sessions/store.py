@@ -1,19 +1,19 @@
-"""What a session is on disk: its name rules, its metadata file, its durable inbox, and the persona files.
+"""What a session is on disk: its name rules, its directory and metadata file (SessionStore), and the personas.
 
-Plain files and validation only: no processes, no asyncio tasks, no Telegram. session_manager.py builds on it.
+Plain files and validation only: no processes, no asyncio tasks, no Telegram. The durable inbox is inbox.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import os
 import re
+import shutil
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ NAME_RULE = "a session name is 1–32 characters of a–z, 0–9 and '-', starti
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 MODEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@\[\]-]{0,99}")
 DEFAULT_PERSONA = "default"
-Content = str | list[dict[str, Any]]
 
 
 def validate_name(name: str) -> str:
@@ -127,6 +126,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
         os.close(dir_fd)
 
 
+class MetaStatus(StrEnum):
+    """What metadata.json says of the session's process when it was last saved."""
+
+    NEW = "new"
+    LIVE = "live"
+    SUSPENDED = "suspended"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
 @dataclass
 class Metadata:
     """What sessions/<name>/metadata.json holds."""
@@ -138,7 +147,7 @@ class Metadata:
     model: str | None = None
     permission_mode: str | None = None
     claude_session_id: str = ""
-    status: str = "new"
+    status: MetaStatus = MetaStatus.NEW
     turns: int = 0
     total_cost_usd: float = 0.0
     last_timings: dict[str, float | None] = field(default_factory=dict)
@@ -148,68 +157,79 @@ class Metadata:
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in raw.items() if k in known}
         values["name"] = name
+        try:
+            values["status"] = MetaStatus(values.get("status", MetaStatus.NEW))
+        except ValueError:
+            values["status"] = MetaStatus.SUSPENDED  # e.g. "busy" from an older version
         return cls(**values)
 
 
-class Inbox:
-    """A session's durable queue: an append-only, fsynced log of add / sent / done records."""
+class SessionStore:
+    """The sessions directory: one plain directory per session holding metadata.json and files/."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._seq = 0
+    def __init__(self, root: Path, personas: dict[str, Persona]) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._resolved = root.resolve()
+        self.personas = personas
 
-    def _append(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record) + "\n").encode("utf-8")
-        with open(self.path, "ab+") as handle:
-            if handle.tell() > 0:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    line = b"\n" + line  # a crash left a torn last line: never glue a record onto it
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+    def directory(self, name: str) -> Path:
+        """The session's directory (which may not exist yet); refuses names and links that lead elsewhere."""
+        validate_name(name)
+        path = self.root / name
+        if path.is_symlink() or (path.exists() and path.resolve().parent != self._resolved):
+            raise SessionError(f"Session {name!r} is not a plain directory inside the sessions directory.")
+        return path
 
-    def read(self) -> list[InboxEntry]:
-        """Entries in arrival order with their latest state."""
-        entries: dict[str, InboxEntry] = {}
+    def exists(self, name: str) -> bool:
+        return self.directory(name).is_dir()
+
+    def names(self) -> list[str]:
+        """Every session directory's name, sorted."""
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name)
+        )
+
+    def create(self, name: str, persona: str, now: float) -> Metadata:
+        """Make the directory, files/ and metadata.json of a new session."""
+        directory = self.directory(name)
+        self.check_persona(persona)
+        if directory.exists():
+            raise SessionError(f"Session {name!r} already exists; /switch {name} to use it.")
+        (directory / "files").mkdir(parents=True)
+        meta = Metadata(name=name, created=now, last_active=now, persona=persona)
+        self.save(meta)
+        logger.info("created session %s (persona %s)", name, persona)
+        return meta
+
+    def check_persona(self, persona: str) -> None:
+        if persona not in self.personas:
+            raise SessionError(f"Unknown persona {persona!r}. Personas: {', '.join(sorted(self.personas))}.")
+
+    def load(self, name: str) -> Metadata:
+        """The session's metadata; a missing or corrupt file is rebuilt (and said so in the log)."""
+        directory = self.directory(name)
+        if not directory.is_dir():
+            raise SessionError(f"No session named {name!r}. /sessions lists them; /new {name} creates it.")
+        path = directory / "metadata.json"
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a torn last line from a crash mid-write
-            entry_id = str(record.get("id", ""))
-            if record.get("op") == "add":
-                entries[entry_id] = InboxEntry(entry_id, int(record["chat_id"]), record["content"], "queued")
-            elif entry_id in entries and record.get("op") in ("sent", "done"):
-                entries[entry_id].state = record["op"]
-        return list(entries.values())
+            meta = Metadata.from_dict(json.loads(path.read_text(encoding="utf-8")), name)
+        except (FileNotFoundError, ValueError, TypeError, OSError) as exc:
+            logger.error("session %s: metadata.json missing or corrupt (%s); rebuilding it", name, exc)
+            created = directory.stat().st_mtime
+            # A conversation may exist: --continue in a directory without one simply starts fresh.
+            meta = Metadata(name, created, created, status=MetaStatus.SUSPENDED, claude_session_id="unknown")
+            self.save(meta)
+            return meta
+        if meta.persona not in self.personas:
+            logger.warning("session %s: persona %r is gone; using default", name, meta.persona)
+            meta.persona = DEFAULT_PERSONA
+        if meta.status == MetaStatus.LIVE:
+            meta.status = MetaStatus.SUSPENDED  # the previous run ended without suspending it
+        return meta
 
-    async def add(self, chat_id: int, content: Content) -> str:
-        self._seq += 1
-        entry_id = f"{time.time_ns()}-{self._seq}"
-        await asyncio.to_thread(self._append, {"op": "add", "id": entry_id, "chat_id": chat_id, "content": content})
-        return entry_id
+    def save(self, meta: Metadata) -> None:
+        write_json_atomic(self.root / meta.name / "metadata.json", asdict(meta))
 
-    async def mark(self, entry_id: str, op: str) -> None:
-        await asyncio.to_thread(self._append, {"op": op, "id": entry_id})
-
-    async def compact(self) -> None:
-        """Drop finished entries once nothing is pending, so the file does not grow forever."""
-
-        def _compact() -> None:
-            if all(entry.state == "done" for entry in self.read()):
-                self.path.unlink(missing_ok=True)
-
-        await asyncio.to_thread(_compact)
-
-
-@dataclass
-class InboxEntry:
-    id: str
-    chat_id: int
-    content: Content
-    state: str  # queued | sent | done
+    def remove(self, name: str) -> None:
+        shutil.rmtree(self.directory(name))

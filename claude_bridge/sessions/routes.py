@@ -1,0 +1,48 @@
+"""Which session each chat talks to: chats.json, a map of chat id → session name that survives restarts.
+
+It knows names only; whether a session exists is asked of the caller's `exists` function.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from claude_bridge.sessions.store import NAME_RE, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+
+class ChatRoutes:
+    """Each chat's active session, written atomically on every change."""
+
+    def __init__(self, path: Path, exists: Callable[[str], bool]) -> None:
+        self.path = path
+        self._exists = exists
+        self._routes = self._load()
+
+    def _load(self) -> dict[str, str]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            return {str(k): str(v) for k, v in raw.items() if NAME_RE.fullmatch(str(v))}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, AttributeError, OSError) as exc:
+            logger.error("%s is unreadable (%s); chats start without an active session", self.path.name, exc)
+            return {}
+
+    def get(self, chat_id: int) -> str | None:
+        """The chat's active session, if it has one that still exists."""
+        name = self._routes.get(str(chat_id))
+        return name if name and self._exists(name) else None
+
+    def set(self, chat_id: int, name: str) -> None:
+        self._routes[str(chat_id)] = name
+        write_json_atomic(self.path, self._routes)
+
+    def forget(self, name: str) -> None:
+        """No chat has `name` active any more (it was deleted)."""
+        self._routes = {chat: active for chat, active in self._routes.items() if active != name}
+        write_json_atomic(self.path, self._routes)

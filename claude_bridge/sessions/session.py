@@ -1,0 +1,279 @@
+"""One session at run time: its metadata, its inbox, its worker and the one Claude process it may hold.
+
+It turns a Delivery into a turn of that process (starting it through the pool when needed) and keeps the books
+(inbox marks, metadata); every failure becomes an error result for that message, never a dead worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Protocol
+
+from claude_bridge.errors import BridgeError
+from claude_bridge.process.subprocess import ProcessOptions, Turn, TurnTimings
+from claude_bridge.protocol.events import CANCELLED, START_FAILED, ProcessStatus, TurnResult
+from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
+from claude_bridge.sessions.pool import LivePool
+from claude_bridge.sessions.store import DEFAULT_PERSONA, Metadata, MetaStatus, Persona, SessionStore
+from claude_bridge.sessions.worker import SHUTDOWN_UNSENT, Delivery, SessionWorker, failure
+
+logger = logging.getLogger(__name__)
+
+
+class SessionState(StrEnum):
+    """What /sessions and /status say a session is doing."""
+
+    LIVE = "live"
+    BUSY = "busy"
+    SUSPENDED = "suspended"
+    FAILED = "failed"
+
+
+class ProcessLike(Protocol):
+    """What a session needs of a Claude process (ClaudeSubprocess, or a fake in tests)."""
+
+    session_id: str
+    last_timings: TurnTimings
+
+    @property
+    def alive(self) -> bool: ...
+    @property
+    def busy(self) -> bool: ...
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def failed(self) -> bool: ...
+    async def start(self) -> None: ...
+    def submit(self, content: Content) -> Turn: ...
+    async def interrupt(self) -> bool: ...
+    async def set_model(self, model: str | None) -> None: ...
+    async def stop(self) -> None: ...
+
+
+Spawner = Callable[[ProcessOptions, Callable[[ProcessStatus], None]], ProcessLike]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What every session shares with its manager."""
+
+    store: SessionStore
+    pool: LivePool
+    spawn: Spawner
+    base: ProcessOptions
+    clock: Callable[[], float]
+    tell: Callable[[int, str], None]  # a notice for a chat outside any delivery (fire and forget)
+
+
+class Session:
+    """The process is started lazily by the first message and suspended by the pool."""
+
+    def __init__(self, meta: Metadata, runtime: Runtime) -> None:
+        self.meta = meta
+        self._rt = runtime
+        self.directory = runtime.store.directory(meta.name)
+        self.inbox = Inbox(self.directory / "inbox.jsonl")
+        self.process: ProcessLike | None = None
+        self.restart_pending = False
+        self.last_chat_id: int | None = None
+        self.deleted = False
+        # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
+        self.lock = asyncio.Lock()
+        self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
+
+    # -- what the pool and the manager read --
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def live(self) -> bool:
+        # A process that is restarting after a crash still counts: it keeps its queue and comes back.
+        return self.process is not None and not self.process.failed
+
+    @property
+    def busy(self) -> bool:
+        return self.worker.busy
+
+    @property
+    def last_active(self) -> float:
+        return self.meta.last_active
+
+    @property
+    def state(self) -> SessionState:
+        if self.busy:
+            return SessionState.BUSY
+        if self.live:
+            return SessionState.LIVE
+        return SessionState.FAILED if self.meta.status == MetaStatus.FAILED else SessionState.SUSPENDED
+
+    def persona(self) -> Persona:
+        return self._rt.store.personas.get(self.meta.persona) or self._rt.store.personas[DEFAULT_PERSONA]
+
+    def effective_model(self) -> str | None:
+        """Session override > persona > CLI default (None)."""
+        return self.meta.model or self.persona().model
+
+    def permission_mode(self) -> str:
+        return self.meta.permission_mode or self.persona().permission_mode or "default"
+
+    def save(self) -> None:
+        self._rt.store.save(self.meta)
+
+    # -- the process --
+
+    async def suspend(self) -> None:
+        await self.stop_process(MetaStatus.SUSPENDED)
+
+    async def stop_process(self, status: MetaStatus) -> None:
+        """Stop the process if there is one and record `status`."""
+        process, self.process = self.process, None
+        try:
+            if process is not None:
+                await process.stop()
+                logger.info("session %s %s", self.name, status)
+            self.meta.status = status
+            if not self.deleted:
+                self.save()
+        finally:
+            await self._rt.pool.changed()
+
+    async def _ensure_live(self, delivery: Delivery) -> ProcessLike:
+        if self.process is not None and self.restart_pending:
+            delivery.notice(f"Restarting session “{self.name}” with its new settings…")
+            await self.stop_process(MetaStatus.SUSPENDED)
+        if self.process is not None and not self.process.failed:
+            return self.process
+        if self.process is not None:
+            await self.stop_process(MetaStatus.SUSPENDED)  # it gave up after crashes: start afresh
+        max_live = self._rt.pool.max_live
+        waiting = f"All {max_live} live sessions are busy; your message starts as soon as one finishes."
+        async with self._rt.pool.slot(self, lambda: delivery.notice(waiting)):
+            resuming = bool(self.meta.claude_session_id)
+            if resuming and self.meta.status == MetaStatus.SUSPENDED:
+                logger.info("resuming session %s with --continue", self.name)
+            process = self._rt.spawn(self._options(resuming), self._on_status)
+            # Set before start(): a shutdown during the start still finds and stops it.
+            self.process = process
+            self.restart_pending = False
+            try:
+                await process.start()
+            except BaseException:
+                if self.process is process:
+                    self.process = None
+                with contextlib.suppress(Exception):
+                    await process.stop()
+                raise
+        self.meta.status = MetaStatus.LIVE
+        self.save()
+        return process
+
+    def _options(self, resuming: bool) -> ProcessOptions:
+        persona = self.persona()
+        return replace(
+            self._rt.base,
+            cwd=self.directory,
+            model=self.effective_model(),
+            append_system_prompt=persona.system_prompt or None,
+            max_turns=persona.max_turns,
+            permission_mode=self.permission_mode(),
+            continue_conversation=resuming,
+            label=self.name,
+            pid_file=self.directory / "claude.pid",
+        )
+
+    def _on_status(self, status: ProcessStatus) -> None:
+        logger.info("session %s: %s", self.name, status.message)
+        if status.kind == "gave_up":
+            self.meta.status = MetaStatus.FAILED
+            try:
+                self.save()
+            except OSError as exc:
+                logger.error("session %s: could not save metadata: %s", self.name, exc)
+        current = self.worker.current
+        chat_id = current.chat_id if current else self.last_chat_id
+        # A crash mid-turn is already told by that turn's own error; say it here only for an idle session.
+        told_by_turn = status.kind == "crashed" and current is not None
+        if chat_id is not None and not told_by_turn and status.kind in ("crashed", "gave_up", "recovered"):
+            self._rt.tell(chat_id, f"⚙️ {self.name}: {status.message}")
+
+    # -- one message --
+
+    async def deliver(self, delivery: Delivery) -> None:
+        """Answer one message; whatever fails, the delivery ends with one result and the inbox marks it done."""
+        sent = False
+        stage = "start Claude"
+        try:
+            try:
+                process = await self._ensure_live(delivery)
+            except BridgeError as exc:
+                logger.error("session %s: could not start Claude: %s", self.name, exc)
+                self.meta.status = MetaStatus.FAILED
+                result = TurnResult(subtype=START_FAILED, is_error=True, text=str(exc))
+            else:
+                stage = "send the message to Claude"
+                turn = process.submit(delivery.content)
+                sent = await _written(turn)
+                if sent:
+                    stage = "record the message as sent"
+                    await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
+                stage = "pass on Claude's answer"
+                result = await _relay(turn, delivery)
+                self._book(process, turn, result)
+            stage = "save the session's state"
+            await self._finish(delivery)
+        except asyncio.CancelledError:
+            cut_off = failure("The bot is shutting down; Claude's work on this message was cut off.", CANCELLED)
+            delivery.finish(cut_off if sent else SHUTDOWN_UNSENT)
+            raise
+        except Exception as exc:
+            logger.exception("session %s: could not %s", self.name, stage)
+            result = failure(f"Could not {stage}: {exc}. Your next message will try again.")
+            with contextlib.suppress(OSError):
+                await self.inbox.mark(delivery.entry_id, InboxOp.DONE)
+        delivery.finish(result)
+
+    async def _finish(self, delivery: Delivery) -> None:
+        self.save()
+        await self.inbox.mark(delivery.entry_id, InboxOp.DONE)
+        if not self.worker.queued:
+            await self.inbox.compact()
+
+    def _book(self, process: ProcessLike, turn: Turn, result: TurnResult) -> None:
+        meta = self.meta
+        meta.turns += 1
+        meta.total_cost_usd = round(meta.total_cost_usd + result.cost_usd, 6)
+        meta.claude_session_id = process.session_id or result.session_id or meta.claude_session_id
+        meta.last_active = self._rt.clock()
+        meta.last_timings = {
+            "spawn_to_init": turn.timings.spawn_to_init,
+            "send_to_first_text": turn.timings.send_to_first_text,
+            "send_to_result": turn.timings.send_to_result,
+        }
+        meta.status = MetaStatus.LIVE if process.alive else MetaStatus.SUSPENDED
+
+
+async def _written(turn: Turn) -> bool:
+    """Wait until the message is written to Claude (True) or its turn ended without that (False)."""
+    waits = [asyncio.ensure_future(turn.written.wait()), asyncio.ensure_future(turn.done.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    return turn.written.is_set()
+
+
+async def _relay(turn: Turn, delivery: Delivery) -> TurnResult:
+    """Pass the turn's events on to the delivery; return its TurnResult (which the caller passes on last)."""
+    async for event in turn.events():
+        if isinstance(event, TurnResult):
+            return event
+        delivery.put(event)
+    raise BridgeError("the turn ended without a result")
