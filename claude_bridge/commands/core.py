@@ -11,7 +11,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 from claude_bridge.commands import catalog
-from claude_bridge.commands.active import ensure_active
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import session_line, status_text
 from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
@@ -71,7 +70,7 @@ class Commands:
 
     def _active(self, chat_id: int) -> tuple[str, str]:
         """The active session (the default one on a fresh chat) and a line saying so if it was just made."""
-        name, notice = ensure_active(self.manager, chat_id)
+        name, notice = self.manager.ensure_active(chat_id)
         return name, f"ℹ️ {notice}\n" if notice else ""
 
     async def start(self, chat_id: int, args: list[str]) -> Reply:

@@ -43,7 +43,6 @@ __all__ = [
     "SessionManager",
     "SessionState",
     "Spawner",
-    "ago",
     "build_manager",
 ]
 

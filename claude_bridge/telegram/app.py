@@ -34,7 +34,6 @@ from telegram.ext import (
     filters,
 )
 
-from claude_bridge.commands.active import ensure_active
 from claude_bridge.commands.catalog import SPECS, menu
 from claude_bridge.commands.core import Commands
 from claude_bridge.commands.reply import Choice, Reply
@@ -192,7 +191,7 @@ async def save_upload(update: Update, context: ContextTypes.DEFAULT_TYPE, origin
     chat = update.effective_chat
     assert chat is not None
     # The first message creates the default session; do that now so the file has a home.
-    name, notice = ensure_active(state.manager, chat.id)
+    name, notice = state.manager.ensure_active(chat.id)
     if notice:
         await reply(update, context, f"ℹ️ {notice}")
     path = state.manager.files_dir(name) / unique_name(original)
