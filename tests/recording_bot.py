@@ -82,6 +82,7 @@ class RecordingBot:
     def __init__(self, clock: SteppedClock) -> None:
         self.clock = clock
         self.calls: list[BotCall] = []
+        self.called = asyncio.Event()  # set on every call; a waiter clears it
         self._failures: defaultdict[str, deque[BaseException]] = defaultdict(deque)
         self._ids = itertools.count(1)
 
@@ -93,6 +94,7 @@ class RecordingBot:
 
     def _record(self, method: str, chat_id: int, **params: Any) -> None:
         self.calls.append(BotCall(self.clock.now(), method, chat_id, params))
+        self.called.set()
         if self._failures[method]:
             raise self._failures[method].popleft()
 
