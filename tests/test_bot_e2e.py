@@ -174,8 +174,9 @@ async def test_a_private_chat_sees_drafts_before_the_final_message(bot, tg, api)
     assert drafts, "no draft frame was shown"
     assert len({d.draft_id for d in tg.drafts(OWNER)}) == 1
     assert all(d.params.get("can_stop") is True for d in tg.drafts(OWNER))
-    first_final = next(c for c in tg.calls_to("sendMessage") if "streaming words" in c.params.get("text", ""))
-    assert drafts[0] in tg.drafts(OWNER) and tg.calls.index(first_final) > 0
+    order = [c.method for c in tg.calls if c.ok and "streaming words" in str(c.params.get("text"))]
+    first_final = order.index("sendMessage")
+    assert "sendMessageDraft" in order[:first_final] and "sendMessageDraft" not in order[first_final:]
 
 
 async def test_a_group_sees_an_edited_preview_and_flood_limits_never_lose_the_answer(bot, tg, api):

@@ -9,11 +9,11 @@ import logging
 from typing import Any
 
 import pytest
+from recording_bot import RecordingBot, SteppedClock
 from telegram.error import Forbidden, RetryAfter
 
 from claude_bridge.telegram.outbox import OpKind, Outbox
 from claude_bridge.telegram.streaming import Sender
-from recording_bot import RecordingBot, SteppedClock
 
 PRIVATE, GROUP = 111, -100500
 OUTBOX_LOGGER = "claude_bridge.telegram.outbox"

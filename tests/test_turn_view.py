@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from recording_bot import BotCall, RecordingBot, SteppedClock
 
 from claude_bridge.protocol.events import AssistantText, Event, TextDelta, TurnResult
 from claude_bridge.sessions.manager import Notice
 from claude_bridge.telegram.outbox import Outbox
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
-from recording_bot import BotCall, RecordingBot, SteppedClock
 
 PRIVATE, GROUP = 111, -100500
 
