@@ -237,15 +237,13 @@ class Outbox:
 
     async def _perform(self, op: _Op) -> None:
         op.attempts += 1
-        bucket = self._buckets[op.kind]
-        bucket.spend(self._clock.now())
         try:
-            result = await op.call()
+            result = await self._call(op)
         except RetryAfter as exc:
             wait = _retry_seconds(exc)
             now = self._clock.now()
             self._retry_at = now + wait
-            bucket.drain(now)
+            self._buckets[op.kind].drain(now)
             logger.warning("chat %s: Telegram asked to wait %.0f s", self.chat_id, wait)
             if not op.is_frame:
                 self._messages.appendleft(op)  # final text is retried until delivered
@@ -278,6 +276,14 @@ class Outbox:
             return
         if not op.future.done():
             op.future.set_result(result)
+
+    async def _call(self, op: _Op) -> Any:
+        try:
+            return await op.call()
+        finally:
+            # Spent when the answer is back: Telegram counted the call on arrival, which is no later, so the next
+            # call never reaches Telegram sooner than the bucket allows, however the latency jitters.
+            self._buckets[op.kind].spend(self._clock.now())
 
     def _network_failure(self, op: _Op, exc: Exception) -> None:
         if not op.is_frame and op.attempts < NETWORK_RETRIES:
