@@ -179,6 +179,22 @@ async def test_a_private_chat_sees_drafts_before_the_final_message(bot, tg, api)
     assert "sendMessageDraft" in order[:first_final] and "sendMessageDraft" not in order[first_final:]
 
 
+async def test_quick_follow_ups_and_a_three_part_answer_draw_no_429(bot, tg, api):
+    await command(bot, "warm up", "echo: warm up")
+    tg.enforce_telegram_limits()  # burst 3, then 1/s per private chat
+
+    for i in range(3):
+        await command(bot, f"follow-up {i}", f"echo: follow-up {i}")
+    api.enqueue(Text("\n\n".join(f"Part {i}: " + "words " * 600 for i in range(3))))
+    await command(bot, "a long one", "Part 2:")
+    for i in range(3):
+        tg.push_text(OWNER, f"burst {i}")
+    await bot.reply_containing("echo: burst 2")
+
+    assert tg.flood_rejections == 0
+    assert sum(t.startswith("Part ") for t in sent_texts(tg)) == 3
+
+
 async def test_a_group_sees_an_edited_preview_and_flood_limits_never_lose_the_answer(bot, tg, api):
     tg.enforce_flood(per_chat_interval=1.0)
     words = " ".join(f"w{i}" for i in range(1500))
