@@ -108,17 +108,19 @@ async def test_drafts_and_typing_do_not_spend_the_message_budget(clock, bot):
     await outbox.close()
 
 
-async def test_a_live_edit_leaves_the_burst_for_the_answer(clock, bot):
+async def test_a_live_edit_never_takes_the_last_token_so_the_answer_goes_at_once(clock, bot):
     outbox = Outbox(PRIVATE, clock=clock)
-    await clock.run_until(outbox.send(message(bot, PRIVATE, "preview")))
-    edits = [outbox.frame("preview", lambda: bot.edit_message_text("more", PRIVATE, 1), kind=OpKind.EDIT)]
-    await clock.run_until(*edits)
+    edit = lambda: bot.edit_message_text("more", PRIVATE, 1)  # noqa: E731
+    await clock.run_until(outbox.send(message(bot, PRIVATE, "preview")), outbox.frame("preview", edit))
 
-    sent = [outbox.send(message(bot, PRIVATE, f"part {i}")) for i in range(2)]
-    elapsed = await clock.run_until(*sent)
+    later_edit = outbox.frame("preview", edit)
+    elapsed = await clock.run_until(outbox.send(message(bot, PRIVATE, "answer")))
+    await clock.run_until(later_edit)
 
-    assert elapsed == 0  # the edit waited for a full bucket, so two tokens were still there
-    assert bot.to("edit_message_text")[0].at == 1.0
+    assert elapsed == 0
+    assert [(c.method, c.at) for c in bot.calls] == [
+        ("send_message", 0), ("edit_message_text", 0), ("send_message", 0), ("edit_message_text", 2.0)
+    ]
     await outbox.close()
 
 

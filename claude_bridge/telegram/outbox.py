@@ -90,11 +90,6 @@ class TokenBucket:
         self._tokens = self.tokens(now) - 1.0
         self._updated = now
 
-    def drain(self, now: float) -> None:
-        """Telegram said 429: start refilling from empty, so the wait is not followed by a fresh burst."""
-        self._tokens = 0.0
-        self._updated = now
-
 
 def not_modified(exc: BaseException) -> bool:
     """Telegram's "message is not modified" is success: the chat already shows that text."""
@@ -188,8 +183,8 @@ class Outbox:
 
     def _ready_at(self, op: _Op, now: float) -> float:
         bucket = self._buckets[op.kind]
-        # A frame spends only from a full bucket, so live edits never eat the burst a final answer needs.
-        reserve = bucket.rate.burst - 1 if op.is_frame else 0
+        # A live frame never takes a shared budget's last token: the final answer's first part need not wait.
+        reserve = 1.0 if op.is_frame and bucket.rate.burst > 1 else 0.0
         return max(self._retry_at, bucket.ready_at(now, reserve=reserve))
 
     def _next(self, now: float) -> _Op | None:
@@ -241,9 +236,7 @@ class Outbox:
             result = await self._call(op)
         except RetryAfter as exc:
             wait = _retry_seconds(exc)
-            now = self._clock.now()
-            self._retry_at = now + wait
-            self._buckets[op.kind].drain(now)
+            self._retry_at = self._clock.now() + wait
             logger.warning("chat %s: Telegram asked to wait %.0f s", self.chat_id, wait)
             if not op.is_frame:
                 self._messages.appendleft(op)  # final text is retried until delivered
