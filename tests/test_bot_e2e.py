@@ -231,7 +231,8 @@ async def test_a_document_and_a_photo_are_saved_and_referenced_in_the_request(tm
     tg.push_photo(OWNER, OWNER, tiny_png(), caption="what is this?")
     await tg.wait_for("sendMessage", lambda p: "what is this?" in p.get("text", ""), since=since)
 
-    files = sorted((tmp_path / "sessions/default/files").iterdir())
+    # Saved names start with the time to the second; two uploads within a second sort by chance, so by mtime.
+    files = sorted((tmp_path / "sessions/default/files").iterdir(), key=lambda f: f.stat().st_mtime_ns)
     assert [f.read_bytes() for f in files] == [b"remember the milk", tiny_png()]
     assert files[0].name.endswith("notes.txt") and files[0].parent.name == "files"
     document_request = next(r for r in api.requests if "notes.txt" in r.last_user_text)
