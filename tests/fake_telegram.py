@@ -30,6 +30,8 @@ NOT_MODIFIED = (
     "the same as a current content and reply markup of the message"
 )
 FLOOD_METHODS = frozenset({"sendMessage", "editMessageText", "sendDocument", "sendPhoto", "sendMessageDraft"})
+# Telegram documents no limit for drafts; the Telegram-like rule counts only what lands in the chat.
+BUCKET_METHODS = FLOOD_METHODS - {"sendMessageDraft"}
 # Form values are raw strings for these; every other value is JSON (PTB json.dumps non-str values).
 STRING_PARAMS = frozenset(
     {"text", "caption", "parse_mode", "action", "callback_query_id", "file_id", "url", "emoji", "data",
@@ -360,6 +362,8 @@ class FakeBotAPI:
         self._injected: defaultdict[str, deque[ApiError]] = defaultdict(deque)
         self._flood_interval: float | None = None
         self._last_accepted: dict[object, float] = {}
+        self._bucket_rule: tuple[int, float, float] | None = None  # burst, private per second, group per second
+        self._buckets: dict[object, tuple[float, float]] = {}  # chat_id -> (tokens, when)
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": lambda p: self._bot_user(), "deleteWebhook": self._delete_webhook,
             "getUpdates": self._get_updates, "setMyCommands": self._set_my_commands,
@@ -424,6 +428,10 @@ class FakeBotAPI:
     def enforce_flood(self, per_chat_interval: float | None = 1.0) -> None:
         """429 any send/edit/draft to a chat within `per_chat_interval` s of the last accepted one (None: off)."""
         self._flood_interval = per_chat_interval
+
+    def enforce_telegram_limits(self, *, burst: int = 3, per_second: float = 1.0, group_per_minute: float = 20) -> None:
+        """429 like Telegram: per chat a burst of `burst` messages/edits, then `per_second` (groups: 20 a minute)."""
+        self._bucket_rule = (burst, per_second, group_per_minute / 60)
 
     def push_update(self, update: dict[str, Any]) -> int:
         """Queue a raw update for getUpdates (update_id assigned unless given); returns its update_id."""
@@ -564,6 +572,7 @@ class FakeBotAPI:
             if self._injected[method.lower()]:
                 raise self._injected[method.lower()].popleft()
             self._check_flood(method, params, arrived)
+            self._check_bucket(method, params, arrived)
             result = self._methods[method](params)
             if inspect.isawaitable(result):
                 result = await result
@@ -631,6 +640,20 @@ class FakeBotAPI:
             self.flood_rejections += 1
             wait = max(1, math.ceil(self._flood_interval - (now - last)))
             raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+
+    def _check_bucket(self, method: str, params: dict[str, Any], now: float) -> None:
+        if self._bucket_rule is None or method not in BUCKET_METHODS:
+            return
+        burst, private_rate, group_rate = self._bucket_rule
+        chat_id = params.get("chat_id")
+        rate = group_rate if int(str(chat_id)) < 0 else private_rate
+        tokens, when = self._buckets.get(chat_id, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - when) * rate)
+        if tokens < 1.0:
+            self.flood_rejections += 1
+            wait = max(1, math.ceil((1.0 - tokens) / rate))
+            raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+        self._buckets[chat_id] = (tokens - 1.0, now)
 
     async def _get_updates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         offset, limit, timeout = int(p.get("offset", 0)), int(p.get("limit", 100)), float(p.get("timeout", 0))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -31,7 +32,7 @@ from claude_bridge.protocol.events import (
     TurnResult,
 )
 from claude_bridge.sessions.manager import Notice
-from claude_bridge.telegram.outbox import Outbox
+from claude_bridge.telegram.outbox import OpKind, Outbox
 from claude_bridge.telegram.render import (
     Chunk,
     chunk_plain_text,
@@ -46,6 +47,7 @@ from claude_bridge.telegram.render import (
 logger = logging.getLogger(__name__)
 
 TYPING_EVERY = 4.0  # Telegram shows "typing…" for at most 5 s
+_view_ids = itertools.count(1)
 
 
 @dataclass
@@ -132,6 +134,8 @@ class TurnView:
         self.prefs = prefs
         self.reply_to = reply_to
         self.use_drafts = prefs.drafts_ok and self.chat_id > 0
+        # Frame keys are this view's own: a queued turn's view in the same chat must not replace ours.
+        self.view_id = next(_view_ids)
         self.draft_id = random.randint(1, 2**31 - 1)
         self.parts: list[str] = []
         self.streaming = ""  # the text block still arriving as deltas
@@ -189,6 +193,9 @@ class TurnView:
                 f"in {event.delay_ms / 1000:.0f} s",
             )
 
+    def _key(self, name: str) -> str:
+        return f"{self.view_id}:{name}"
+
     # -- live answer --
 
     def _draft(self) -> None:
@@ -212,7 +219,7 @@ class TurnView:
                 self._live_frame()
                 return None
 
-        self.sender.outbox.frame("draft", call, kind="draft")
+        self.sender.outbox.frame(self._key("draft"), call, kind=OpKind.DRAFT)
 
     def _live_frame(self) -> None:
         if self.use_drafts:
@@ -232,7 +239,7 @@ class TurnView:
                 tail.text, self.chat_id, message.message_id, entities=list(tail.entities) or None, parse_mode=None
             )
 
-        self.sender.outbox.frame("preview", edit, kind="edit")
+        self.sender.outbox.frame(self._key("preview"), edit, kind=OpKind.EDIT)
 
     # -- tool progress --
 
@@ -243,7 +250,6 @@ class TurnView:
             self.progress.message_id = self.sender.outbox.send(
                 lambda: self.bot.send_message(self.chat_id, progress_text(self.progress.lines), parse_mode=None)
             )
-            self.progress.message_id.add_done_callback(lambda f: f.cancelled() or f.exception())
         else:
             self._progress_frame()
 
@@ -258,22 +264,22 @@ class TurnView:
                 progress_text(self.progress.lines), self.chat_id, message.message_id, parse_mode=None
             )
 
-        self.sender.outbox.frame("progress", edit, kind="edit")
+        self.sender.outbox.frame(self._key("progress"), edit, kind=OpKind.EDIT)
 
     async def _keep_typing(self) -> None:
+        def typing() -> Any:
+            return self.bot.send_chat_action(self.chat_id, ChatAction.TYPING)
+
         while True:
-            self.sender.outbox.frame(
-                "typing", lambda: self.bot.send_chat_action(self.chat_id, ChatAction.TYPING), kind="action"
-            )
+            self.sender.outbox.frame(self._key("typing"), typing, kind=OpKind.ACTION)
             await asyncio.sleep(TYPING_EVERY)
 
     # -- the end --
 
     async def _finish(self) -> None:
         outbox = self.sender.outbox
-        outbox.discard_frame("draft")
-        outbox.discard_frame("preview")
-        outbox.discard_frame("typing")
+        for name in ("draft", "preview", "typing"):
+            outbox.discard_frame(self._key(name))  # only this view's frames: the final answer supersedes them
         result = self.result
         text = self.answer_text
         futures: list[asyncio.Future[Any]] = []
@@ -299,8 +305,6 @@ class TurnView:
                     return await self.bot.delete_message(self.chat_id, message.message_id)
                 return None
 
-            futures.append(outbox.send(delete, kind="message"))
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for failure in results:
-            if isinstance(failure, BaseException):
-                logger.error("chat %s: could not deliver part of an answer: %s", self.chat_id, failure)
+            futures.append(outbox.send(delete))
+        # A part that could not be delivered was logged by the outbox; the view just waits for all of them.
+        await asyncio.gather(*futures, return_exceptions=True)
