@@ -15,7 +15,9 @@ import pytest
 import pytest_asyncio
 
 from claude_bridge.errors import ClaudeNotFound, ClaudeStartError
-from claude_bridge.process.subprocess import ClaudeSubprocess, ProcessOptions, Turn
+from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.subprocess import ClaudeSubprocess
+from claude_bridge.process.turns import Turn
 from claude_bridge.protocol.events import (
     EXITED,
     AssistantText,

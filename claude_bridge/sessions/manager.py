@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from claude_bridge.errors import BridgeError, SessionError
-from claude_bridge.process.subprocess import ClaudeSubprocess, ProcessOptions, Turn, TurnTimings, reap_leftover
+from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.reaping import reap_leftover
+from claude_bridge.process.subprocess import ClaudeSubprocess
+from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.events import CANCELLED, START_FAILED, Event, ProcessStatus, TurnResult
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
