@@ -58,8 +58,8 @@ class Running:
         self.processes: list[ClaudeSubprocess] = []
         self.statuses: list[ProcessStatus] = []
 
-    async def start(self, opts: ProcessOptions) -> ClaudeSubprocess:
-        process = ClaudeSubprocess(opts, on_status=self.statuses.append)
+    async def start(self, opts: ProcessOptions, **callbacks: Any) -> ClaudeSubprocess:
+        process = ClaudeSubprocess(opts, on_status=self.statuses.append, **callbacks)
         self.processes.append(process)
         await process.start()
         return process
@@ -71,6 +71,28 @@ async def running() -> AsyncIterator[Running]:
     yield holder
     for process in holder.processes:
         await process.stop()
+
+
+class ClaudeTurns:
+    """The on_claude_turn callback: the turns Claude started by itself, awaitable one by one."""
+
+    def __init__(self) -> None:
+        self.turns: asyncio.Queue[Turn] = asyncio.Queue()
+
+    def __call__(self, turn: Turn) -> None:
+        self.turns.put_nowait(turn)
+
+    async def next(self, timeout: float = 30.0) -> Turn:
+        async with asyncio.timeout(timeout):
+            return await self.turns.get()
+
+
+def background(command: str, description: str) -> ScriptedTool:
+    return ScriptedTool("Bash", {"command": command, "description": description, "run_in_background": True})
+
+
+def texts(events: list[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, AssistantText))
 
 
 async def collect(turn: Turn) -> list[Event]:
@@ -267,3 +289,54 @@ async def test_root_refusal_says_to_run_as_a_normal_user_or_set_is_sandbox(tmp_p
     with pytest.raises(ClaudeStartError, match="IS_SANDBOX=1") as caught:
         await process.start()
     assert "root" in caught.value.stderr_tail
+
+
+async def test_a_background_command_that_ends_starts_claudes_own_turn_with_its_header(tmp_path, api, running):
+    claude = ClaudeTurns()
+    process = await running.start(options(tmp_path, api), on_claude_turn=claude)
+    nap = "python3 -c 'import time; time.sleep(2)'"
+    api.enqueue(background(nap, "short nap"), Text("started it"), Text("the nap is over"))
+
+    mine = result(await collect(process.submit("nap in the background")))
+    assert mine.text == "started it" and mine.origin == ""
+    assert [t.description for t in process.running_tasks] == ["short nap"]
+
+    theirs = await claude.next()
+    events = await collect(theirs)
+
+    assert theirs.started_by_claude
+    assert theirs.header == 'Background command "short nap" completed (exit code 0)'
+    assert result(events).text == "the nap is over" and result(events).origin == "task-notification"
+    assert process.running_tasks == ()
+    assert "short nap" in str(api.requests[-1].messages[-1])  # the model was told, not the user
+
+
+async def test_a_message_sent_while_claudes_follow_up_streams_gets_its_own_unmixed_turn(tmp_path, api, running):
+    claude = ClaudeTurns()
+    process = await running.start(options(tmp_path, api), on_claude_turn=claude)
+    nap = "python3 -c 'import time; time.sleep(1)'"
+    follow_up = "the nap is over " * 30
+    api.enqueue(background(nap, "nap"), Text("started"), Text(follow_up, chunk_size=16, delay=0.05), Text("four"))
+    await collect(process.submit("nap in the background"))
+
+    theirs = await claude.next()
+    mine = process.submit("what is 2+2?")
+    their_events, my_events = await asyncio.gather(collect(theirs), collect(mine))
+
+    assert texts(their_events) == follow_up and result(their_events).origin == "task-notification"
+    assert texts(my_events) == "four" and result(my_events).text == "four" and result(my_events).origin == ""
+    assert api.requests[-1].last_user_text == "what is 2+2?"
+
+
+async def test_stop_task_ends_a_running_background_command(tmp_path, api, running):
+    claude = ClaudeTurns()
+    process = await running.start(options(tmp_path, api), on_claude_turn=claude)
+    api.enqueue(background("python3 -c 'import time; time.sleep(300.5)'", "long nap"), Text("started"))
+    await collect(process.submit("nap for long"))
+    await eventually(lambda: processes_matching("time.sleep(300.5)"))
+    [task] = process.running_tasks
+
+    await process.stop_task(task.task_id)
+
+    await eventually(lambda: not processes_matching("time.sleep(300.5)"))
+    await eventually(lambda: process.running_tasks == ())

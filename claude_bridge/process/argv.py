@@ -43,6 +43,7 @@ class ProcessOptions:
     restart_delays: tuple[float, ...] = (1.0, 2.0, 4.0)
     start_timeout: float = 60.0
     stop_timeout: float = 5.0
+    control_timeout: float = 10.0  # how long set_model / stop_task wait for the CLI's answer
     label: str = "claude"
     pid_file: Path | None = None
     # After a task_notification the CLI starts Claude's own turn within milliseconds (measured); our next message

@@ -184,11 +184,11 @@ class ClaudeSubprocess:
         """Switch model: at once on a live process (`set_model`), and for every later spawn."""
         self.model = model
         if self.alive:
-            await self._request(messages.set_model(model), timeout=10.0)
+            await self._request(messages.set_model(model), self.options.control_timeout)
 
     async def stop_task(self, task_id: str) -> None:
         """Stop one background task; BridgeError if the CLI refuses or does not answer."""
-        await self._request(messages.stop_task(task_id), timeout=10.0)
+        await self._request(messages.stop_task(task_id), self.options.control_timeout)
 
     async def stop(self) -> None:
         """Interrupt if busy, close stdin, wait, then SIGTERM/SIGKILL the group; no process is left behind."""
