@@ -804,7 +804,7 @@ class FakeClaude:
         timer.start()
 
     def step_ask(self, request: dict[str, Any]) -> None:
-        """A control_request to the host (any subtype); the `response` object of our answer becomes the text, as JSON."""
+        """A control_request to the host (any subtype); our answer's `response` object becomes the text, as JSON."""
         request_id = new_uuid()
         with self.cond:
             self.pending_permission = request_id

@@ -21,6 +21,7 @@ from claude_bridge.process.subprocess import ClaudeSubprocess, State
 from claude_bridge.process.turns import Turn
 from claude_bridge.protocol.events import AssistantText, ControlRequest, Event, TaskInfo, TurnResult
 from fake_claude_helper import FakeCliScript, Step, make_fake_cli
+from processes import eventually
 
 BACKGROUND_DONE = 'Background command "pytest -q" completed (exit code 0)'
 
@@ -45,10 +46,12 @@ class Handler:
     def __init__(self, reply: Mapping[str, Any] | None = None, error: Exception | None = None) -> None:
         self.reply, self.error = reply, error
         self.seen: list[ControlRequest] = []
+        self.asked = asyncio.Event()
         self.cancelled = asyncio.Event()
 
     async def __call__(self, request: ControlRequest) -> Mapping[str, Any]:
         self.seen.append(request)
+        self.asked.set()
         if self.error is not None:
             raise self.error
         if self.reply is not None:
@@ -127,7 +130,7 @@ async def test_a_pending_set_model_fails_at_once_when_its_process_dies(started, 
     script.ignore_control("set_model")
     process = await started.start(control_timeout=30.0)
     waiting = asyncio.create_task(process.set_model("haiku"))
-    await asyncio.sleep(0.2)  # let the request reach the CLI; the failure must not wait for the 30 s timeout
+    await eventually(lambda: "set_model" in [r["message"].get("request", {}).get("subtype") for r in script.received()])
 
     began = time.monotonic()
     os.kill(process.pid or 0, signal.SIGKILL)
@@ -214,8 +217,7 @@ async def test_control_cancel_request_cancels_the_pending_handler(started, scrip
     process = await started.start(on_control_request=handler)
     turn = process.submit("ls please")
     async with asyncio.timeout(5):
-        while not handler.seen:
-            await asyncio.sleep(0.05)
+        await handler.asked.wait()
 
     await process.interrupt()  # the stand-in, like the CLI, withdraws its pending request first
 
@@ -230,8 +232,7 @@ async def test_stop_cancels_a_handler_that_is_still_working(started, script):
     process = await started.start(on_control_request=handler)
     process.submit("call it")
     async with asyncio.timeout(5):
-        while not handler.seen:
-            await asyncio.sleep(0.05)
+        await handler.asked.wait()
 
     await process.stop()
 
