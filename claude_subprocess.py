@@ -5,7 +5,8 @@ Its parts live in `claude_bridge/process/` (spawning, framing, lifecycle, reapin
 """
 
 from claude_bridge.process.argv import ProcessOptions
-from claude_bridge.process.subprocess import ClaudeSubprocess, State
+from claude_bridge.process.state import State
+from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.process.turns import Turn
 
 __all__ = ["ClaudeSubprocess", "ProcessOptions", "State", "Turn"]

@@ -17,7 +17,8 @@ import pytest_asyncio
 
 from claude_bridge.errors import BridgeError, ClaudeNoAnswer
 from claude_bridge.process.argv import ProcessOptions
-from claude_bridge.process.subprocess import ClaudeSubprocess, State
+from claude_bridge.process.state import State
+from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.process.turns import Turn
 from claude_bridge.protocol.events import AssistantText, ControlRequest, Event, TaskInfo, TurnResult
 from fake_claude_helper import FakeCliScript, Step, make_fake_cli

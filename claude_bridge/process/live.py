@@ -10,12 +10,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from claude_bridge.errors import BridgeError, ClaudeNoAnswer
+from claude_bridge.errors import BridgeError, ClaudeNoAnswer, ClaudeNotFound, ClaudeStartError
+from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.reaping import kill_marked_processes, kill_tree
 from claude_bridge.protocol import messages
 from claude_bridge.protocol.events import ControlCancel, ControlRequest, ControlResponse, Event, parse_event
 
@@ -28,23 +32,27 @@ MAX_LINE_BYTES = 512 << 20
 STDERR_KEEP = 256 << 10
 
 ControlHandler = Callable[[ControlRequest], Awaitable[Mapping[str, Any]]]
+EventSink = Callable[["LiveProcess", Event], None]
+ExitSink = Callable[["LiveProcess"], None]
 
 
 class LiveProcess:
-    """A spawned CLI: `start_reading()`, `write()`, `request()`, and `close()` once it has exited or been killed."""
+    """A spawned CLI: `spawn()`, `write()`, `request()`; `shutdown()` to end it, `close()` once it has exited."""
 
     def __init__(
         self,
         proc: asyncio.subprocess.Process,
         marker: str,
         label: str,
-        on_event: Callable[[LiveProcess, Event], None],
-        on_exit: Callable[[LiveProcess], None],
+        on_event: EventSink,
+        on_exit: ExitSink,
         on_control_request: ControlHandler | None = None,
+        pid_file: Path | None = None,
     ) -> None:
         self.proc = proc
         self.marker = marker
         self.label = label
+        self.pid_file = pid_file
         self.spawned_at = time.monotonic()
         self.awaiting_first_init = True
         self.exit_reason = ""
@@ -59,6 +67,41 @@ class LiveProcess:
         self._readers: list[asyncio.Task[None]] = []
         self._write_lock = asyncio.Lock()
         self._seq = 0
+
+    @classmethod
+    async def spawn(
+        cls,
+        options: ProcessOptions,
+        argv: list[str],
+        env: Mapping[str, str],
+        marker: str,
+        on_event: EventSink,
+        on_exit: ExitSink,
+        on_control_request: ControlHandler | None = None,
+    ) -> LiveProcess:
+        """Start the CLI in its own process group and start reading it; ClaudeNotFound / ClaudeStartError."""
+        if not options.cwd.is_dir():
+            raise ClaudeStartError(f"The session directory {options.cwd} does not exist.", None, "")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=options.cwd,
+                env=dict(env),
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise ClaudeNotFound([str(options.claude_bin)]) from exc
+        except PermissionError as exc:
+            raise ClaudeStartError(f"{options.claude_bin} is not executable: {exc}", None, "") from exc
+        live = cls(proc, marker, options.label, on_event, on_exit, on_control_request, options.pid_file)
+        if options.pid_file is not None:
+            # Lets the next start find this CLI if the bot itself is killed (see reap_leftover).
+            options.pid_file.write_text(f"{proc.pid}\n")
+        live.start_reading()
+        return live
 
     @property
     def pid(self) -> int:
@@ -115,6 +158,34 @@ class LiveProcess:
         if not response.ok:
             raise BridgeError(f"Claude refused {subtype}: {response.error or 'no reason given'}")
         return response
+
+    async def shutdown(self, *, graceful: bool, timeout: float) -> None:
+        """End the process and everything it started: close stdin, wait, SIGTERM the tree, wait, SIGKILL."""
+        proc = self.proc
+        if graceful and proc.returncode is None and proc.stdin is not None:
+            # Closing stdin lets the CLI end on its own and clean up its tool shells (SIGTERM would orphan them).
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.exited.wait(), timeout)
+        if proc.returncode is None:
+            # Tool shells run in their own process groups: signal them first, while they are still our
+            # descendants, then the CLI's group; escalate to SIGKILL.
+            await kill_tree(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), timeout)
+        if proc.returncode is None:
+            await kill_tree(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        await self.close()
+        await self.reap_orphans()
+        if self.pid_file is not None:
+            self.pid_file.unlink(missing_ok=True)
+        logger.info("%s: CLI pid %s stopped (exit code %s)", self.label, proc.pid, proc.returncode)
+
+    async def reap_orphans(self) -> None:
+        """Kill tool processes this CLI left behind (they carry its marker in their environment)."""
+        await asyncio.to_thread(kill_marked_processes, self.marker)
 
     async def close(self) -> None:
         """After the process ended: let the readers finish briefly, then cancel and await every task we own."""

@@ -2,7 +2,8 @@
 
 It owns the lifecycle (one State, transitions in one table), writes one message at a time, attributes the CLI's
 output to turns by the CLI's own markers (`init`, `result.origin`), and restarts the CLI after a crash. Launching is
-argv.py, framing and control requests live.py, cleanup reaping.py; it knows nothing of session names or Telegram.
+argv.py, framing and control requests live.py, the state table state.py, cleanup reaping.py; it knows nothing of
+session names or Telegram.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
-from enum import Enum
 from typing import Any
 
-from claude_bridge.errors import BridgeError, ClaudeNotFound, ClaudeStartError
+from claude_bridge.errors import BridgeError, ClaudeStartError
 from claude_bridge.process.argv import ProcessOptions, build_argv, build_env, explain_start_failure
 from claude_bridge.process.live import ControlHandler, LiveProcess
-from claude_bridge.process.reaping import has_descendants, kill_marked_processes, kill_tree
+from claude_bridge.process.reaping import has_descendants, kill_tree
+from claude_bridge.process.state import TRANSITIONS, IllegalTransition, State
 from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol import messages
 from claude_bridge.protocol.events import (
@@ -46,36 +47,6 @@ logger = logging.getLogger(__name__)
 
 TASK_ENDED = ("completed", "failed", "killed", "stopped", "cancelled")
 CLAUDE_TURN_HEADER = "Claude continued on its own"
-
-
-class State(Enum):
-    """Where the process is in its life; `_to` allows only the moves in TRANSITIONS."""
-
-    NEW = "new"  # not started yet
-    STARTING = "starting"  # spawned, waiting for `initialize` to be answered
-    READY = "ready"  # alive, no turn running: the next message may be written
-    BUSY = "busy"  # a turn runs (ours or Claude's own)
-    RECOVERING = "recovering"  # crashed; respawning with --continue
-    FAILED = "failed"  # recovery gave up; the next message tries a fresh start
-    STOPPING = "stopping"
-    STOPPED = "stopped"  # for good
-
-
-TRANSITIONS: dict[State, frozenset[State]] = {
-    State.NEW: frozenset({State.STARTING, State.STOPPING}),
-    # a failed start goes back to where it came from: NEW (start()), RECOVERING (a retry) or FAILED (a later message)
-    State.STARTING: frozenset({State.READY, State.NEW, State.RECOVERING, State.FAILED, State.STOPPING}),
-    State.READY: frozenset({State.BUSY, State.RECOVERING, State.STOPPING}),
-    State.BUSY: frozenset({State.READY, State.RECOVERING, State.STOPPING}),
-    State.RECOVERING: frozenset({State.STARTING, State.FAILED, State.STOPPING}),
-    State.FAILED: frozenset({State.STARTING, State.STOPPING}),
-    State.STOPPING: frozenset({State.STOPPED}),
-    State.STOPPED: frozenset(),
-}
-
-
-class IllegalTransition(RuntimeError):
-    """A bug: the process tried a lifecycle move TRANSITIONS does not allow."""
 
 
 class ClaudeSubprocess:
@@ -247,36 +218,18 @@ class ClaudeSubprocess:
     async def _launch(self, continue_conversation: bool) -> LiveProcess:
         marker = uuid.uuid4().hex
         argv = build_argv(self.options, model=self.model, continue_conversation=continue_conversation)
-        if not self.options.cwd.is_dir():
-            raise ClaudeStartError(f"The session directory {self.options.cwd} does not exist.", None, "")
         env = build_env(self.options.env, self.options.claude_bin, marker)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=self.options.cwd,
-                env=env,
-                start_new_session=True,
-            )
-        except FileNotFoundError as exc:
-            raise ClaudeNotFound([str(self.options.claude_bin)]) from exc
-        except PermissionError as exc:
-            raise ClaudeStartError(f"{self.options.claude_bin} is not executable: {exc}", None, "") from exc
-        live = LiveProcess(proc, marker, self.options.label, self._on_event, self._on_exit, self._on_control_request)
+        live = await LiveProcess.spawn(
+            self.options, argv, env, marker, self._on_event, self._on_exit, self._on_control_request
+        )
         self._live = live
-        if self.options.pid_file is not None:
-            # Lets the next start find this CLI if the bot itself is killed (see reap_leftover).
-            self.options.pid_file.write_text(f"{proc.pid}\n")
         logger.info(
             "%s: spawned Claude CLI pid %s%s%s",
             self.options.label,
-            proc.pid,
+            live.pid,
             " --continue" if continue_conversation else "",
             f" model={self.model}" if self.model else "",
         )
-        live.start_reading()
         # The CLI prints nothing until its first input; `initialize` proves it started (and warms it up),
         # while flag errors and the root refusal make it exit at once with the reason on stderr.
         answered = asyncio.create_task(live.request(messages.initialize()))
@@ -465,7 +418,7 @@ class ClaudeSubprocess:
 
     async def _recover(self, dead: LiveProcess, code: int | None, tail: str) -> None:
         await dead.close()
-        await self._reap_orphans(dead.marker)
+        await dead.reap_orphans()
         delays = self.options.restart_delays
         while self._restarts < len(delays):
             delay = delays[self._restarts]
@@ -536,32 +489,7 @@ class ClaudeSubprocess:
                 live.exit_reason = self._watchdog_text() + " The interrupt was ignored, so Claude was restarted"
                 await kill_tree(live.pid, signal.SIGKILL)
 
-    # -- stopping --
-
     async def _shutdown_process(self, live: LiveProcess, *, graceful: bool) -> None:
-        proc = live.proc
-        if graceful and proc.returncode is None and proc.stdin is not None:
-            # Closing stdin lets the CLI end on its own and clean up its tool shells (SIGTERM would orphan them).
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(live.exited.wait(), self.options.stop_timeout)
-        if proc.returncode is None:
-            # Tool shells run in their own process groups: signal them first, while they are still our
-            # descendants, then the CLI's group; escalate to SIGKILL.
-            await kill_tree(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), self.options.stop_timeout)
-        if proc.returncode is None:
-            await kill_tree(proc.pid, signal.SIGKILL)
-            await proc.wait()
-        await live.close()
-        await self._reap_orphans(live.marker)
+        await live.shutdown(graceful=graceful, timeout=self.options.stop_timeout)
         if self._live is live:
             self._live = None
-        if self.options.pid_file is not None:
-            self.options.pid_file.unlink(missing_ok=True)
-        logger.info("%s: CLI pid %s stopped (exit code %s)", self.options.label, proc.pid, proc.returncode)
-
-    async def _reap_orphans(self, marker: str) -> None:
-        await asyncio.to_thread(kill_marked_processes, marker)
