@@ -333,10 +333,11 @@ async def test_a_message_sent_while_claudes_follow_up_streams_gets_its_own_unmix
     assert api.requests[-1].last_user_text == "what is 2+2?"
 
 
-async def test_stop_task_ends_a_running_background_command(tmp_path, api, running):
+async def test_stop_task_ends_a_background_command_and_claude_does_not_start_a_turn(tmp_path, api, running):
     claude = ClaudeTurns()
-    process = await running.start(options(tmp_path, api), on_claude_turn=claude)
-    api.enqueue(background("python3 -c 'import time; time.sleep(300.5)'", "long nap"), Text("started"))
+    # A long grace: if a stopped task made us wait for a Claude turn, the next message would stall for 60 s.
+    process = await running.start(options(tmp_path, api, claude_turn_grace=60.0), on_claude_turn=claude)
+    api.enqueue(background(sleeper(300.5), "long nap"), Text("started"), Text("still here"))
     await collect(process.submit("nap for long"))
     await eventually(lambda: processes_matching("time.sleep(300.5)"))
     [task] = process.running_tasks
@@ -345,3 +346,6 @@ async def test_stop_task_ends_a_running_background_command(tmp_path, api, runnin
 
     await eventually(lambda: not processes_matching("time.sleep(300.5)"))
     await eventually(lambda: process.running_tasks == ())
+    async with asyncio.timeout(20):
+        assert result(await collect(process.submit("are you there?"))).text == "still here"
+    assert claude.turns.empty()

@@ -239,3 +239,31 @@ async def test_stop_cancels_a_handler_that_is_still_working(started, script):
 
     assert handler.cancelled.is_set()
     assert process.state is State.STOPPED
+
+
+def result_line(text: str, **fields: Any) -> dict[str, Any]:
+    return Step.garbage(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": text, **fields}))
+
+
+async def test_claudes_result_inside_a_users_turn_ends_a_turn_of_its_own_not_the_users(started, script):
+    script.turn(result_line("claude's follow-up", origin={"kind": "task-notification"}), Step.text("my answer"))
+    claude = ClaudeTurns()
+    process = await started.start(on_claude_turn=claude)
+
+    mine = await collect(process.submit("question"))
+    theirs = await claude.next()
+
+    assert last(mine).text == "my answer" and last(mine).origin == ""
+    assert (await theirs.wait()).text == "claude's follow-up" and theirs.origin == "task-notification"
+
+
+async def test_what_no_turn_waits_for_is_logged_as_a_warning_and_answers_nothing(started, script, caplog):
+    script.turn(result_line("too early"), Step.text("stray text"))
+    process = await started.start()
+
+    assert last(await collect(process.submit("first"))).text == "too early"
+    await eventually(lambda: "TurnResult outside any turn" in caplog.text)
+
+    assert "AssistantText outside any turn" in caplog.text
+    assert all(r.levelname == "WARNING" for r in caplog.records if "outside any turn" in r.message)
+    assert last(await collect(process.submit("second"))).text == "echo: second"

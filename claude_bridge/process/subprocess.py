@@ -342,8 +342,10 @@ class ClaudeSubprocess:
                 self._running_tasks.pop(event.task_id, None)
         else:
             self._running_tasks.pop(event.task_id, None)
-            if self._current is None:
-                # The CLI tells the model and starts Claude's turn right away: hold our next message for it.
+            # Measured on 2.1.197 and 2.1.332: a task that ends by itself makes the CLI start Claude's turn at once;
+            # one ended by stop_task ("stopped") does not.
+            if self._current is None and event.status != "stopped":
+                # Hold our next message for Claude's turn, so it does not race it.
                 self._notices.append(event.summary or f"Background task {event.task_id} {event.status}")
                 self._expect_claude_until = time.monotonic() + self.options.claude_turn_grace
                 self._wakeup.set()
