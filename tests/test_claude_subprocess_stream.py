@@ -242,7 +242,8 @@ async def test_stop_cancels_a_handler_that_is_still_working(started, script):
 
 
 def result_line(text: str, **fields: Any) -> dict[str, Any]:
-    return Step.garbage(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": text, **fields}))
+    line = {"type": "result", "subtype": "success", "is_error": False, "result": text, **fields}
+    return Step.garbage(json.dumps(line))
 
 
 async def test_claudes_result_inside_a_users_turn_ends_a_turn_of_its_own_not_the_users(started, script):
