@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from claude_bridge.errors import BridgeError, ClaudeNoAnswer
 from claude_bridge.process.argv import ProcessOptions
-from claude_bridge.process.state import State
+from claude_bridge.process.state import TRANSITIONS, State
 from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.process.turns import Turn
 from claude_bridge.protocol.events import AssistantText, ControlRequest, Event, TaskInfo, TurnResult
@@ -268,3 +268,28 @@ async def test_what_no_turn_waits_for_is_logged_as_a_warning_and_answers_nothing
     assert "AssistantText outside any turn" in caplog.text
     assert all(r.levelname == "WARNING" for r in caplog.records if "outside any turn" in r.message)
     assert last(await collect(process.submit("second"))).text == "echo: second"
+
+
+def test_every_state_can_stop_and_stopped_is_final():
+    assert set(TRANSITIONS) == set(State)
+    assert all(State.STOPPING in TRANSITIONS[s] for s in State if s not in (State.STOPPING, State.STOPPED))
+    assert TRANSITIONS[State.STOPPING] == {State.STOPPED} and not TRANSITIONS[State.STOPPED]
+
+
+async def test_the_state_follows_a_turn_and_a_crash(started, script):
+    script.turn(Step.text("slow", chunks=2, delay=0.2)).turn(Step.crash(1))
+    recovered = asyncio.Event()
+    process = await started.start(on_status=lambda s: s.kind == "recovered" and recovered.set())
+    assert process.state is State.READY
+
+    turn = process.submit("one")
+    await turn.written.wait()
+    assert process.state is State.BUSY and process.busy
+    await turn.wait()
+    assert process.state is State.READY and not process.busy
+
+    await process.submit("two").wait()
+    assert process.state is not State.READY and not process.alive
+    async with asyncio.timeout(10):
+        await recovered.wait()
+    assert process.state is State.READY and process.alive

@@ -238,11 +238,11 @@ class ClaudeSubprocess:
             {answered, exited}, timeout=self.options.start_timeout, return_when=asyncio.FIRST_COMPLETED
         )
         exited.cancel()
+        await asyncio.gather(exited, return_exceptions=True)
         if answered in done and answered.exception() is None:
             return live
         answered.cancel()
-        with contextlib.suppress(asyncio.CancelledError, BridgeError):
-            await answered
+        await asyncio.gather(answered, return_exceptions=True)
         if not live.exited.is_set():
             await self._shutdown_process(live, graceful=False)
             raise ClaudeStartError(
