@@ -408,7 +408,8 @@ class ClaudeSubprocess:
             reason = live.exit_reason or f"Claude exited unexpectedly (exit code {code})"
             logger.error("%s: CLI pid %s exited with code %s", self.options.label, live.pid, code)
         if turn is not None and not turn.done.is_set():
-            text = f"{reason}. Your message was cut off and was not re-sent (its tools may have run)."
+            cut = "Claude's own turn was cut off" if turn.started_by_claude else "Your message was cut off"
+            text = f"{reason}. {cut} and was not re-sent (its tools may have run)."
             if tail and not stopping:
                 text += f"\n{tail}"
             turn.push(TurnResult(subtype=EXITED, is_error=True, text=text))
