@@ -4,6 +4,9 @@ Its parts live in `claude_bridge/process/` (spawning, framing, lifecycle, reapin
 `claude_bridge/protocol/` (typed events and the messages we write).
 """
 
-from claude_bridge.process.subprocess import ClaudeSubprocess, ProcessOptions, Turn
+from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.state import State
+from claude_bridge.process.subprocess import ClaudeSubprocess
+from claude_bridge.process.turns import Turn
 
-__all__ = ["ClaudeSubprocess", "ProcessOptions", "Turn"]
+__all__ = ["ClaudeSubprocess", "ProcessOptions", "State", "Turn"]

@@ -20,7 +20,8 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.request import HTTPXRequest
 
 from claude_bridge.errors import BridgeError, ClaudeNotFound, ConfigError, TranscriptionError
-from claude_bridge.process.subprocess import ClaudeSubprocess, ProcessOptions
+from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.runtime import setup_logging
 from claude_bridge.sessions.store import DEFAULT_PERSONA, Persona, load_personas
 from claude_bridge.settings import ALLOWLIST_HELP, TOKEN_HELP, Settings, cli_environment, find_claude, load_settings

@@ -5,6 +5,7 @@ BridgeError                 base
 ├── ClaudeNotFound          the CLI is missing: where we looked and how to install it
 ├── ClaudeStartError        the CLI refused to start (root without IS_SANDBOX, bad flag): stderr tail attached
 ├── ClaudeExited            the CLI died: exit code and stderr tail
+├── ClaudeNoAnswer          a control request (set_model, interrupt, …) timed out or its process ended first
 ├── SessionError            bad name, unknown session, refused operation
 └── TranscriptionError      a voice note could not be turned into text: the service's answer, or why not
 """
@@ -53,6 +54,14 @@ class ClaudeExited(BridgeError):
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail
         super().__init__(f"Claude exited unexpectedly (exit code {exit_code})")
+
+
+class ClaudeNoAnswer(BridgeError):
+    """A control request got no answer: `request` is its subtype ("set_model", …), the text says why."""
+
+    def __init__(self, request: str, message: str) -> None:
+        self.request = request
+        super().__init__(message)
 
 
 class SessionError(BridgeError):

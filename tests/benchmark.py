@@ -14,7 +14,8 @@ import psutil
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-from claude_bridge.process.subprocess import ClaudeSubprocess, ProcessOptions  # noqa: E402
+from claude_bridge.process.argv import ProcessOptions  # noqa: E402
+from claude_bridge.process.subprocess import ClaudeSubprocess  # noqa: E402
 from claude_bridge.telegram.render import render_markdown, render_tail  # noqa: E402
 from conftest import cli_env, real_cli_path  # noqa: E402
 from fake_anthropic import FakeAnthropic, Text  # noqa: E402

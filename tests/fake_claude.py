@@ -208,6 +208,8 @@ class FakeClaude:
         self.exit_after_turn = False
         self.permission_answers: dict[str, dict[str, Any]] = {}
         self.pending_permission: str | None = None
+        self.claude_turns: list[str] = []  # §16.1: task notifications waiting to start Claude's own turn
+        self.turn_origin: str | None = None
         # Process-cumulative like the real CLI's total_cost_usd / duration_api_ms / modelUsage (§2).
         self.total_cost = 0.0
         self.api_ms = 0
@@ -477,6 +479,8 @@ class FakeClaude:
 
     def handle_control(self, request_id: str | None, request: dict[str, Any]) -> None:
         subtype = request.get("subtype")
+        if subtype in self.store.script.get("ignore_control", []):
+            return  # a CLI that never answers this request (the bridge must time out, not hang)
         if subtype == "interrupt":
             with self.cond:
                 if self.pending_permission is not None:
@@ -536,12 +540,19 @@ class FakeClaude:
     def worker(self) -> None:
         while True:
             with self.cond:
-                while self.next_texts is None and not self.eof:
+                while self.next_texts is None and not self.claude_turns and not self.eof:
                     self.cond.wait()
-                if self.next_texts is None:
+                texts: list[str] | None = None
+                if self.claude_turns:
+                    summary = self.claude_turns.pop(0)
+                elif self.next_texts is not None:
+                    texts, self.next_texts = self.next_texts, None
+                else:
                     return
-                texts, self.next_texts = self.next_texts, None
-            self.run_turn("\n".join(texts))
+            if texts is None:
+                self.run_turn(f"<task-notification>{summary}</task-notification>", origin="task-notification")
+            else:
+                self.run_turn("\n".join(texts))
             with self.cond:
                 self.interrupted = False
                 if self.exit_after_turn:
@@ -553,7 +564,7 @@ class FakeClaude:
                     else:
                         self.next_texts = [self.queued.pop(0)]
                     self.turn_model = self.model
-                else:
+                elif not self.claude_turns:
                     self.busy = False
                     if self.emit_states:
                         self.system("session_state_changed", state="idle")
@@ -573,7 +584,8 @@ class FakeClaude:
                 timeout = min(remaining, poll) if poll else remaining
                 self.cond.wait(None if timeout == float("inf") else timeout)
 
-    def run_turn(self, text: str) -> None:
+    def run_turn(self, text: str, origin: str | None = None) -> None:
+        self.turn_origin = origin
         started = time.monotonic()
         if self.emit_states:
             self.system("session_state_changed", state="running")
@@ -659,6 +671,10 @@ class FakeClaude:
             self.wait(float("inf"), interruptible=not step.get("ignore_interrupt", False))
         elif "sleep" in step:
             self.wait(float(step["sleep"]))
+        elif "background" in step:
+            self.step_background(step)
+        elif "ask" in step:
+            self.step_ask(dict(step["ask"]))
         elif "api_retry" in step:
             fields = {
                 "attempt": 1,
@@ -757,6 +773,49 @@ class FakeClaude:
         self.wait(float("inf"), until=lambda: child.poll() is not None, poll=0.05)
         self.children.remove(child)
         self.tool_done(tool_id, str(step.get("result", "")), child.returncode != 0)
+
+    def step_background(self, step: dict[str, Any]) -> None:
+        """A `run_in_background` Bash: returns at once; `after` s later the task ends and Claude's own turn starts."""
+        description = str(step["background"])
+        tool_id = self.tool_use("Bash", {"command": description, "description": description, "run_in_background": True})
+        task_id = uuid.uuid4().hex[:9]
+        self.system(
+            "task_started", task_id=task_id, tool_use_id=tool_id, description=description, task_type="local_bash"
+        )
+        self.tool_done(tool_id, f"Command running in background with ID: {task_id}.")
+
+        def finish() -> None:
+            summary = f'Background command "{description}" completed (exit code 0)'
+            with self.cond:
+                self.system(
+                    "task_notification",
+                    task_id=task_id,
+                    tool_use_id=tool_id,
+                    status="completed",
+                    output_file="",
+                    summary=summary,
+                )
+                self.claude_turns.append(summary)
+                self.busy = True
+                self.cond.notify_all()
+
+        timer = threading.Timer(float(step.get("after", 0.5)), finish)
+        timer.daemon = True
+        timer.start()
+
+    def step_ask(self, request: dict[str, Any]) -> None:
+        """A control_request to the host (any subtype); our answer's `response` object becomes the text, as JSON."""
+        request_id = new_uuid()
+        with self.cond:
+            self.pending_permission = request_id
+        self.emit({"type": "control_request", "request_id": request_id, "request": request})
+        try:
+            self.wait(float("inf"), until=lambda: request_id in self.permission_answers or self.eof)
+        finally:
+            with self.cond:
+                self.pending_permission = None
+                answer = self.permission_answers.pop(request_id, None)
+        self.step_text(json.dumps(answer, sort_keys=True), 1, 0.0)
 
     def step_permission(self, spec: dict[str, Any]) -> None:
         name, tool_input = (
@@ -924,6 +983,8 @@ class FakeClaude:
         )
         if errors is not None:
             obj["errors"] = errors
+        if self.turn_origin:
+            obj["origin"] = {"kind": self.turn_origin}
         self.last_result_error = is_error
         self.emit(obj, huge=huge)
 

@@ -103,6 +103,16 @@ class Step:
         return {"error_result": text, "status": status}
 
     @staticmethod
+    def background(description: str, after: float = 0.5) -> dict[str, Any]:
+        """A `run_in_background` Bash; `after` s later: task_notification, then Claude's own turn (next script turn)."""
+        return {"background": description, "after": after}
+
+    @staticmethod
+    def ask(subtype: str, **fields: Any) -> dict[str, Any]:
+        """A control_request to the host; the turn's text is the JSON of our control_response (null: none came)."""
+        return {"ask": {"subtype": subtype, **fields}}
+
+    @staticmethod
     def max_turns() -> dict[str, Any]:
         """Result subtype error_max_turns; ends the turn."""
         return {"max_turns": True}
@@ -118,6 +128,11 @@ class FakeCliScript:
     def on_start(self, **action: Any) -> FakeCliScript:
         """e.g. on_start(exit=1, stderr=ROOT_REFUSAL), on_start(ignore_sigterm=True), on_start(sleep=1, times=1)."""
         self.data["on_start"].append(action)
+        return self.save()
+
+    def ignore_control(self, *subtypes: str) -> FakeCliScript:
+        """Never answer these control requests (e.g. "set_model")."""
+        self.data["ignore_control"] = list(subtypes)
         return self.save()
 
     def turn(self, *steps: dict[str, Any]) -> FakeCliScript:

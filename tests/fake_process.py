@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from claude_bridge.errors import ClaudeStartError
-from claude_bridge.process.subprocess import ProcessOptions, Turn, TurnTimings
+from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.events import AssistantText, Event, ProcessStatus, SessionStarted, TurnResult
 
 _pids = itertools.count(40000)

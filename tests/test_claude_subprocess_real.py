@@ -15,7 +15,9 @@ import pytest
 import pytest_asyncio
 
 from claude_bridge.errors import ClaudeNotFound, ClaudeStartError
-from claude_bridge.process.subprocess import ClaudeSubprocess, ProcessOptions, Turn
+from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.subprocess import ClaudeSubprocess
+from claude_bridge.process.turns import Turn
 from claude_bridge.protocol.events import (
     EXITED,
     AssistantText,
@@ -56,8 +58,8 @@ class Running:
         self.processes: list[ClaudeSubprocess] = []
         self.statuses: list[ProcessStatus] = []
 
-    async def start(self, opts: ProcessOptions) -> ClaudeSubprocess:
-        process = ClaudeSubprocess(opts, on_status=self.statuses.append)
+    async def start(self, opts: ProcessOptions, **callbacks: Any) -> ClaudeSubprocess:
+        process = ClaudeSubprocess(opts, on_status=self.statuses.append, **callbacks)
         self.processes.append(process)
         await process.start()
         return process
@@ -69,6 +71,33 @@ async def running() -> AsyncIterator[Running]:
     yield holder
     for process in holder.processes:
         await process.stop()
+
+
+class ClaudeTurns:
+    """The on_claude_turn callback: the turns Claude started by itself, awaitable one by one."""
+
+    def __init__(self) -> None:
+        self.turns: asyncio.Queue[Turn] = asyncio.Queue()
+
+    def __call__(self, turn: Turn) -> None:
+        self.turns.put_nowait(turn)
+
+    async def next(self, timeout: float = 30.0) -> Turn:
+        async with asyncio.timeout(timeout):
+            return await self.turns.get()
+
+
+def sleeper(seconds: float) -> str:
+    """A long-running tool command (2.1.332 refuses a foreground `sleep N` itself, §16.2)."""
+    return f"python3 -c 'import time; time.sleep({seconds})'"
+
+
+def background(command: str, description: str) -> ScriptedTool:
+    return ScriptedTool("Bash", {"command": command, "description": description, "run_in_background": True})
+
+
+def texts(events: list[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, AssistantText))
 
 
 async def collect(turn: Turn) -> list[Event]:
@@ -153,9 +182,9 @@ async def test_interrupt_while_text_streams_stops_within_a_second(tmp_path, api,
 
 async def test_interrupt_while_a_tool_sleeps_stops_within_a_second(tmp_path, api, running):
     process = await running.start(options(tmp_path, api))
-    api.enqueue(ScriptedTool("Bash", {"command": "sleep 30.25", "description": "nap"}), Text("after"))
+    api.enqueue(ScriptedTool("Bash", {"command": sleeper(30.25), "description": "nap"}), Text("after"))
     turn = process.submit("sleep")
-    await eventually(lambda: processes_matching("sleep 30.25"))
+    await eventually(lambda: processes_matching("time.sleep(30.25)"))
 
     started = time.monotonic()
     await process.interrupt()
@@ -163,7 +192,7 @@ async def test_interrupt_while_a_tool_sleeps_stops_within_a_second(tmp_path, api
 
     assert time.monotonic() - started < 1.0
     assert stopped.stopped and stopped.terminal_reason == "aborted_tools"
-    await eventually(lambda: not processes_matching("sleep 30.25"))
+    await eventually(lambda: not processes_matching("time.sleep(30.25)"))
     assert not result(await collect(process.submit("still there?"))).is_error
 
 
@@ -190,27 +219,27 @@ async def test_sigkill_mid_turn_reports_respawns_with_continue_and_keeps_history
 
 async def test_stop_while_a_tool_runs_leaves_no_process_behind(tmp_path, api, running):
     process = await running.start(options(tmp_path, api))
-    api.enqueue(ScriptedTool("Bash", {"command": "sleep 300.125", "description": "long"}))
+    api.enqueue(ScriptedTool("Bash", {"command": sleeper(300.125), "description": "long"}))
     process.submit("sleep long")
-    await eventually(lambda: processes_matching("sleep 300.125"))
+    await eventually(lambda: processes_matching("time.sleep(300.125)"))
     cli_pid = process.pid
 
     await process.stop()
 
-    assert not processes_matching("sleep 300.125")
+    assert not processes_matching("time.sleep(300.125)")
     assert cli_pid is not None and not psutil.pid_exists(cli_pid)
 
 
 async def test_a_crash_while_a_tool_runs_leaves_no_orphan(tmp_path, api, running):
     process = await running.start(options(tmp_path, api))
-    api.enqueue(ScriptedTool("Bash", {"command": "sleep 300.375", "description": "long"}))
+    api.enqueue(ScriptedTool("Bash", {"command": sleeper(300.375), "description": "long"}))
     turn = process.submit("sleep long")
-    await eventually(lambda: processes_matching("sleep 300.375"))
+    await eventually(lambda: processes_matching("time.sleep(300.375)"))
 
     os.kill(process.pid or 0, signal.SIGKILL)
     await turn.wait()
 
-    await eventually(lambda: not processes_matching("sleep 300.375"))
+    await eventually(lambda: not processes_matching("time.sleep(300.375)"))
 
 
 async def test_five_messages_sent_while_busy_get_five_results_in_order(tmp_path, api, running):
@@ -265,3 +294,58 @@ async def test_root_refusal_says_to_run_as_a_normal_user_or_set_is_sandbox(tmp_p
     with pytest.raises(ClaudeStartError, match="IS_SANDBOX=1") as caught:
         await process.start()
     assert "root" in caught.value.stderr_tail
+
+
+async def test_a_background_command_that_ends_starts_claudes_own_turn_with_its_header(tmp_path, api, running):
+    claude = ClaudeTurns()
+    process = await running.start(options(tmp_path, api), on_claude_turn=claude)
+    nap = "python3 -c 'import time; time.sleep(2)'"
+    api.enqueue(background(nap, "short nap"), Text("started it"), Text("the nap is over"))
+
+    mine = result(await collect(process.submit("nap in the background")))
+    assert mine.text == "started it" and mine.origin == ""
+    assert [t.description for t in process.running_tasks] == ["short nap"]
+
+    theirs = await claude.next()
+    events = await collect(theirs)
+
+    assert theirs.started_by_claude
+    assert theirs.header == 'Background command "short nap" completed (exit code 0)'
+    assert result(events).text == "the nap is over" and result(events).origin == "task-notification"
+    assert process.running_tasks == ()
+    assert "short nap" in str(api.requests[-1].messages[-1])  # the model was told, not the user
+
+
+async def test_a_message_sent_while_claudes_follow_up_streams_gets_its_own_unmixed_turn(tmp_path, api, running):
+    claude = ClaudeTurns()
+    process = await running.start(options(tmp_path, api), on_claude_turn=claude)
+    nap = "python3 -c 'import time; time.sleep(1)'"
+    follow_up = "the nap is over " * 30
+    api.enqueue(background(nap, "nap"), Text("started"), Text(follow_up, chunk_size=16, delay=0.05), Text("four"))
+    await collect(process.submit("nap in the background"))
+
+    theirs = await claude.next()
+    mine = process.submit("what is 2+2?")
+    their_events, my_events = await asyncio.gather(collect(theirs), collect(mine))
+
+    assert texts(their_events) == follow_up and result(their_events).origin == "task-notification"
+    assert texts(my_events) == "four" and result(my_events).text == "four" and result(my_events).origin == ""
+    assert api.requests[-1].last_user_text == "what is 2+2?"
+
+
+async def test_stop_task_ends_a_background_command_and_claude_does_not_start_a_turn(tmp_path, api, running):
+    claude = ClaudeTurns()
+    # A long grace: if a stopped task made us wait for a Claude turn, the next message would stall for 60 s.
+    process = await running.start(options(tmp_path, api, claude_turn_grace=60.0), on_claude_turn=claude)
+    api.enqueue(background(sleeper(300.5), "long nap"), Text("started"), Text("still here"))
+    await collect(process.submit("nap for long"))
+    await eventually(lambda: processes_matching("time.sleep(300.5)"))
+    [task] = process.running_tasks
+
+    await process.stop_task(task.task_id)
+
+    await eventually(lambda: not processes_matching("time.sleep(300.5)"))
+    await eventually(lambda: process.running_tasks == ())
+    async with asyncio.timeout(20):
+        assert result(await collect(process.submit("are you there?"))).text == "still here"
+    assert claude.turns.empty()

@@ -20,14 +20,10 @@ import pytest
 import pytest_asyncio
 
 from claude_bridge.errors import BridgeError, ClaudeNotFound, ClaudeStartError
-from claude_bridge.process.subprocess import (
-    BASE_ARGS,
-    MARKER_ENV,
-    ClaudeSubprocess,
-    ProcessOptions,
-    Turn,
-    reap_leftover,
-)
+from claude_bridge.process.argv import BASE_ARGS, MARKER_ENV, ProcessOptions
+from claude_bridge.process.reaping import reap_leftover
+from claude_bridge.process.subprocess import ClaudeSubprocess
+from claude_bridge.process.turns import Turn
 from claude_bridge.protocol.events import (
     CANCELLED,
     EXITED,

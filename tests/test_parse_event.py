@@ -12,10 +12,16 @@ from claude_bridge.protocol.events import (
     WATCHDOG,
     ApiRetry,
     AssistantText,
+    BackgroundTasksChanged,
     ControlCancel,
+    ControlRequest,
     ControlResponse,
     PermissionRequest,
     SessionStarted,
+    TaskInfo,
+    TaskNotification,
+    TaskStarted,
+    TaskUpdated,
     TextDelta,
     ToolResult,
     ToolUse,
@@ -406,21 +412,81 @@ def test_can_use_tool_becomes_a_permission_request():
         },
     }
 
-    assert parse_event(raw) == (
+    request = only(parse_event(raw))
+
+    assert isinstance(request, ControlRequest) and request.subtype == "can_use_tool"
+    assert PermissionRequest.of(request) == (
         PermissionRequest(
             request_id="36aea60c-6056-4135-879d-600802e0a3f0",
             tool_name="Bash",
             input={"command": "python3 -c 'print(12345)'", "description": "run test command"},
             tool_use_id=TOOL_ID,
             reason="This command requires approval",
+        )
+    )
+
+
+def test_any_control_request_is_passed_on_with_its_subtype_and_body():
+    raw = {"type": "control_request", "request_id": "r1", "request": {"subtype": "hook_callback", "callback_id": "h"}}
+
+    assert parse_event(raw) == (
+        ControlRequest(
+            request_id="r1", subtype="hook_callback", request={"subtype": "hook_callback", "callback_id": "h"}
         ),
     )
 
 
-def test_other_control_requests_give_nothing():
-    raw = {"type": "control_request", "request_id": "r1", "request": {"subtype": "hook_callback", "callback_id": "h"}}
+def test_a_result_carries_the_origin_of_a_turn_claude_started():
+    old = {"type": "result", "subtype": "success", "result": "ok", "origin": {"kind": "task-notification"}}
+    new = {**old, "origin": {"kind": "task-notification", "producer": "session-task", "runId": "0mx5te28d-59c7"}}
 
-    assert parse_event(raw) == ()
+    assert only(parse_event(old)).origin == "task-notification"
+    assert only(parse_event(new)).origin == "task-notification"
+    assert only(parse_event({**old, "origin": None})).origin == ""
+    assert only(parse_event({"type": "result", "subtype": "success"})).origin == ""
+    assert only(parse_event({**old, "origin": "odd"})).origin == ""
+
+
+def test_background_task_events_measured_on_2_1_197_and_2_1_332():
+    started = {
+        "type": "system",
+        "subtype": "task_started",
+        "task_id": "bvkmmb747",
+        "run_id": "0mx5te28d-59c74fb8",
+        "tool_use_id": TOOL_ID,
+        "description": "bg nap",
+        "is_backgrounded": True,
+        "task_type": "local_bash",
+    }
+    updated = {"type": "system", "subtype": "task_updated", "task_id": "bvkmmb747", "patch": {"status": "completed"}}
+    notified = {
+        "type": "system",
+        "subtype": "task_notification",
+        "task_id": "bvkmmb747",
+        "tool_use_id": TOOL_ID,
+        "status": "completed",
+        "output_file": "/tmp/claude-0/x/tasks/bvkmmb747.output",
+        "summary": 'Background command "bg nap" completed (exit code 0)',
+    }
+    changed = {
+        "type": "system",
+        "subtype": "background_tasks_changed",
+        "tasks": [{"task_id": "bvkmmb747", "run_id": "0mx5", "task_type": "local_bash", "description": "bg nap"}],
+    }
+
+    assert parse_event(started) == (TaskStarted("bvkmmb747", "bg nap", "local_bash", TOOL_ID),)
+    assert parse_event(updated) == (TaskUpdated("bvkmmb747", "completed"),)
+    assert parse_event(notified) == (
+        TaskNotification(
+            "bvkmmb747",
+            "completed",
+            'Background command "bg nap" completed (exit code 0)',
+            "/tmp/claude-0/x/tasks/bvkmmb747.output",
+            TOOL_ID,
+        ),
+    )
+    assert parse_event(changed) == (BackgroundTasksChanged((TaskInfo("bvkmmb747", "bg nap", "local_bash"),)),)
+    assert parse_event({**changed, "tasks": []}) == (BackgroundTasksChanged(()),)
 
 
 def test_control_cancel_request():
@@ -455,7 +521,6 @@ def test_control_response_error():
     "raw",
     [
         {"type": "system", "subtype": "status", "status": "requesting", "session_id": SESSION},
-        {"type": "system", "subtype": "task_started", "task_id": "b3k", "tool_use_id": TOOL_ID},
         {"type": "system", "subtype": "compact_boundary", "compact_metadata": {"trigger": "manual"}},
         {"type": "system", "subtype": "session_state_changed", "state": "idle"},
         {"type": "system", "subtype": "hook_started", "hook_name": "x"},

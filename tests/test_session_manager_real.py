@@ -20,7 +20,7 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from claude_bridge.process.subprocess import reap_leftover
+from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.protocol.events import TurnResult
 from claude_bridge.sessions.inbox import Inbox
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager

@@ -1,7 +1,7 @@
 """The CLI's stream-json output as typed events: frozen dataclasses and the one pure parser that builds them.
 
 It knows the schema of the lines `claude -p --output-format stream-json` prints (see the protocol notes), not
-processes or pipes; claude_subprocess.py feeds it, everyone else reads its dataclasses.
+processes or pipes; the process layer feeds it, everyone else reads its dataclasses. What we write is messages.py.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,17 @@ class ApiRetry:
 
 
 @dataclass(frozen=True)
+class ControlRequest:
+    """A control request the CLI sends us (`can_use_tool`, `mcp_message`, …); it waits for our control_response."""
+
+    request_id: str
+    subtype: str
+    request: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class PermissionRequest:
-    """`control_request can_use_tool` (only with --permission-prompt-tool stdio)."""
+    """The fields of a `can_use_tool` control request (only with --permission-prompt-tool stdio)."""
 
     request_id: str
     tool_name: str
@@ -82,10 +91,22 @@ class PermissionRequest:
     tool_use_id: str = ""
     reason: str = ""
 
+    @classmethod
+    def of(cls, request: ControlRequest) -> PermissionRequest:
+        """Read a `can_use_tool` ControlRequest."""
+        body = request.request
+        return cls(
+            request_id=request.request_id,
+            tool_name=str(body.get("tool_name", "")),
+            input=dict(body.get("input") or {}),
+            tool_use_id=str(body.get("tool_use_id", "")),
+            reason=str(body.get("decision_reason", "")),
+        )
+
 
 @dataclass(frozen=True)
 class ControlCancel:
-    """The CLI abandoned a pending permission request."""
+    """The CLI abandoned one of its pending control requests (e.g. a permission prompt after an interrupt)."""
 
     request_id: str
 
@@ -101,10 +122,58 @@ class ControlResponse:
 
 
 @dataclass(frozen=True)
+class TaskStarted:
+    """`system/task_started`: a background task began (a `run_in_background` Bash, a background agent, …)."""
+
+    task_id: str
+    description: str
+    task_type: str = ""
+    tool_use_id: str = ""
+
+
+@dataclass(frozen=True)
+class TaskUpdated:
+    """`system/task_updated`: a task's status changed (`patch.status`, e.g. "completed", "killed")."""
+
+    task_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class TaskNotification:
+    """`system/task_notification`: a task ended; the CLI tells the model, which starts a turn by itself."""
+
+    task_id: str
+    status: str
+    summary: str
+    output_file: str = ""
+    tool_use_id: str = ""
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One running background task as `background_tasks_changed` lists it."""
+
+    task_id: str
+    description: str
+    task_type: str = ""
+
+
+@dataclass(frozen=True)
+class BackgroundTasksChanged:
+    """`system/background_tasks_changed` (2.1.332+): the whole set of running tasks, whenever it changes."""
+
+    tasks: tuple[TaskInfo, ...]
+
+
+StatusKind = Literal["crashed", "restarting", "recovered", "gave_up"]
+
+
+@dataclass(frozen=True)
 class ProcessStatus:
     """Our own lifecycle notice: the process crashed, is restarting, recovered or gave up."""
 
-    kind: str  # "crashed" | "restarting" | "recovered" | "gave_up"
+    kind: StatusKind
     message: str
     exit_code: int | None = None
     attempt: int = 0
@@ -132,6 +201,8 @@ class TurnResult:
     num_turns: int = 0
     terminal_reason: str = ""
     errors: tuple[str, ...] = ()
+    # `origin.kind` of a turn Claude started itself ("task-notification", …); "" for a turn answering a user message.
+    origin: str = ""
 
     @property
     def stopped(self) -> bool:
@@ -156,12 +227,55 @@ Event = (
     | ToolUse
     | ToolResult
     | ApiRetry
-    | PermissionRequest
+    | ControlRequest
     | ControlCancel
     | ControlResponse
+    | TaskStarted
+    | TaskUpdated
+    | TaskNotification
+    | BackgroundTasksChanged
     | ProcessStatus
     | TurnResult
 )
+
+
+TASK_SUBTYPES = ("task_started", "task_updated", "task_notification", "background_tasks_changed")
+
+
+def _origin_kind(origin: Any) -> str:
+    """`result.origin.kind`: who started the turn; absent or null for a user message (§16.1)."""
+    return str(origin.get("kind") or "") if isinstance(origin, dict) else ""
+
+
+def _task_event(raw: Mapping[str, Any]) -> Event:
+    """One of the background-task system events (§16.1)."""
+    task_id = str(raw.get("task_id", ""))
+    match raw.get("subtype"):
+        case "task_started":
+            return TaskStarted(
+                task_id=task_id,
+                description=str(raw.get("description", "")),
+                task_type=str(raw.get("task_type", "")),
+                tool_use_id=str(raw.get("tool_use_id", "")),
+            )
+        case "task_updated":
+            return TaskUpdated(task_id=task_id, status=str((raw.get("patch") or {}).get("status") or ""))
+        case "task_notification":
+            return TaskNotification(
+                task_id=task_id,
+                status=str(raw.get("status", "")),
+                summary=str(raw.get("summary", "")),
+                output_file=str(raw.get("output_file", "")),
+                tool_use_id=str(raw.get("tool_use_id", "")),
+            )
+        case _:
+            tasks = [t for t in raw.get("tasks") or () if isinstance(t, dict)]
+            return BackgroundTasksChanged(
+                tuple(
+                    TaskInfo(str(t.get("task_id", "")), str(t.get("description", "")), str(t.get("task_type", "")))
+                    for t in tasks
+                )
+            )
 
 
 def _number(value: Any, kind: type[int] | type[float] = int) -> Any:
@@ -207,6 +321,8 @@ def parse_event(raw: Mapping[str, Any]) -> tuple[Event, ...]:
                 status=int(status) if isinstance(status, int) else None,
             ),
         )
+    if kind == "system" and subtype in TASK_SUBTYPES:
+        return (_task_event(raw),)
     if kind == "stream_event":
         inner = raw.get("event") or {}
         delta = inner.get("delta") or {}
@@ -254,21 +370,16 @@ def parse_event(raw: Mapping[str, Any]) -> tuple[Event, ...]:
                 num_turns=_number(raw.get("num_turns")),
                 terminal_reason=str(raw.get("terminal_reason") or ""),
                 errors=tuple(str(e) for e in raw.get("errors") or ()),
+                origin=_origin_kind(raw.get("origin")),
             ),
         )
     if kind == "control_request":
         request = raw.get("request") or {}
-        if request.get("subtype") == "can_use_tool":
-            return (
-                PermissionRequest(
-                    request_id=str(raw.get("request_id", "")),
-                    tool_name=str(request.get("tool_name", "")),
-                    input=dict(request.get("input") or {}),
-                    tool_use_id=str(request.get("tool_use_id", "")),
-                    reason=str(request.get("decision_reason", "")),
-                ),
-            )
-        return ()
+        return (
+            ControlRequest(
+                request_id=str(raw.get("request_id", "")), subtype=str(request.get("subtype", "")), request=request
+            ),
+        )
     if kind == "control_cancel_request":
         return (ControlCancel(str(raw.get("request_id", ""))),)
     if kind == "control_response":

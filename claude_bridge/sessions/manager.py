@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from claude_bridge.errors import BridgeError, SessionError
-from claude_bridge.process.subprocess import ClaudeSubprocess, ProcessOptions, reap_leftover
+from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.reaping import reap_leftover
+from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.routes import ChatRoutes

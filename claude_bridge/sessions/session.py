@@ -15,7 +15,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from claude_bridge.errors import BridgeError
-from claude_bridge.process.subprocess import ProcessOptions, Turn, TurnTimings
+from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.events import CANCELLED, START_FAILED, ProcessStatus, TurnResult
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.pool import LivePool

@@ -1,0 +1,94 @@
+"""Leaving no process behind: signal a CLI's whole tree, kill the tool shells a crashed CLI orphaned (found by
+the marker in their environment), and stop a CLI a previous run of the bot left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+import psutil
+
+from claude_bridge.process.argv import MARKER_ENV
+
+logger = logging.getLogger(__name__)
+
+
+def has_descendants(pid: int) -> bool:
+    """Whether the process has any child left (a tool still running)."""
+    try:
+        return bool(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return False
+
+
+async def kill_tree(pid: int, sig: signal.Signals) -> None:
+    """Signal every descendant's process group, then the CLI's own group."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    groups = set()
+    for child in children:
+        with contextlib.suppress(psutil.Error, OSError):
+            groups.add(os.getpgid(child.pid))
+    with contextlib.suppress(OSError):
+        groups.add(os.getpgid(pid))
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, sig)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.send_signal(sig)
+
+
+def kill_marked_processes(marker: str, sig: signal.Signals = signal.SIGKILL) -> list[int]:
+    """Kill every process whose environment carries this CLI's marker (tool shells orphaned by a crash)."""
+    needle = f"{MARKER_ENV}={marker}".encode()
+    killed: list[int] = []
+    me = os.getpid()
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit() or int(pid_dir.name) == me:
+            continue
+        try:
+            environ = (pid_dir / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(pid_dir.name), sig)
+                killed.append(int(pid_dir.name))
+    if killed:
+        logger.info("killed %d process(es) left behind by a Claude CLI: %s", len(killed), killed)
+    return killed
+
+
+def reap_leftover(pid: int, claude_bin: Path | None = None) -> bool:
+    """Stop a CLI a previous run of the bot left behind (pid from its pid file), and its tool processes.
+
+    The pid is trusted only if /proc/<pid>/cmdline is a stream-json Claude CLI, so a reused pid is left alone.
+    """
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    args = [a.decode("utf-8", "replace") for a in cmdline if a]
+    if "stream-json" not in args or "--input-format" not in args:
+        return False
+    if claude_bin is not None and args and Path(args[0]).name != claude_bin.name:
+        return False
+    marker = next((e.split(b"=", 1)[1].decode() for e in environ if e.startswith(MARKER_ENV.encode() + b"=")), "")
+    if not marker:
+        return False  # not one of ours: a CLI someone started by hand
+    logger.warning("stopping Claude CLI pid %s left behind by a previous run", pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    if marker:
+        kill_marked_processes(marker)
+    return True

@@ -1,0 +1,102 @@
+"""One turn of the CLI's stream: started by a message we wrote or by Claude itself, ended by exactly one result.
+
+A Turn is a small ordered mailbox with timings; it does not know which process feeds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from claude_bridge.protocol.events import AssistantText, Event, TextDelta, ToolResult, ToolUse, TurnResult
+
+
+@dataclass
+class TurnTimings:
+    """Seconds from spawn to init, and from send to first text and to the result."""
+
+    spawn_to_init: float | None = None
+    send_to_first_text: float | None = None
+    send_to_result: float | None = None
+
+
+class Turn:
+    """One turn: its events arrive in order, ending with exactly one TurnResult.
+
+    `content` is the message we wrote (None for a turn Claude started); `header` says what started Claude's turn
+    (e.g. 'Background command "pytest -q" completed (exit code 0)'); `origin` is the result's `origin.kind`.
+    """
+
+    def __init__(self, content: str | list[dict[str, Any]] | None, *, header: str = "") -> None:
+        self.content = content
+        self.header = header
+        self.written = asyncio.Event()
+        self.done = asyncio.Event()
+        self.result: TurnResult | None = None
+        self.timings = TurnTimings()
+        self.interrupted = False
+        self.watchdog_fired = False
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._sent_at = 0.0
+        self._open_tools: set[str] = set()
+
+    @classmethod
+    def by_claude(cls, header: str) -> Turn:
+        """A turn no message of ours started (a background task ended, /loop, a cron): it is already running."""
+        turn = cls(None, header=header)
+        turn.start_clock()
+        turn.written.set()
+        return turn
+
+    @property
+    def started_by_claude(self) -> bool:
+        return self.content is None
+
+    @property
+    def origin(self) -> str:
+        """Who started the turn as the CLI's result says ("task-notification", …); "" for a user's message."""
+        return self.result.origin if self.result is not None else ""
+
+    @property
+    def has_open_tools(self) -> bool:
+        """A tool_use without its tool_result yet (a long build is work, not a hang)."""
+        return bool(self._open_tools)
+
+    def start_clock(self) -> None:
+        """The message is being written (or Claude's turn began): timings count from now."""
+        self._sent_at = time.monotonic()
+
+    def push(self, event: Event) -> None:
+        """Feed the turn one event (the process does this; test fakes may too)."""
+        if self.done.is_set():
+            return
+        now = time.monotonic()
+        if isinstance(event, (AssistantText, TextDelta)) and self.timings.send_to_first_text is None and self._sent_at:
+            self.timings.send_to_first_text = now - self._sent_at
+        elif isinstance(event, ToolUse):
+            self._open_tools.add(event.id)
+        elif isinstance(event, ToolResult):
+            self._open_tools.discard(event.tool_use_id)
+        elif isinstance(event, TurnResult):
+            if self._sent_at:
+                self.timings.send_to_result = now - self._sent_at
+            self.result = event
+            self.done.set()
+        self._events.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Yield this turn's events up to and including its TurnResult."""
+        while True:
+            event = await self._events.get()
+            yield event
+            if isinstance(event, TurnResult):
+                return
+
+    async def wait(self) -> TurnResult:
+        """Wait for the turn's result without reading its events."""
+        await self.done.wait()
+        assert self.result is not None
+        return self.result
