@@ -95,6 +95,7 @@ class Settings:
     log_level: str = "INFO"
     watchdog_seconds: float = 600.0
     max_download_mb: float = 20.0
+    max_upload_mb: float = 50.0
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -207,6 +208,7 @@ def load_settings(
     allowed = _parse_user_ids(raw_ids, problems) if raw_ids else frozenset()
     if require_telegram and (not raw_ids or (not allowed and not problems)):
         problems.append(ALLOWLIST_HELP)
+    api_base = merged.get("TELEGRAM_API_BASE_URL", "").strip() or DEFAULT_API_BASE
     allowed_chats = _parse_chat_ids(merged.get("ALLOWED_CHAT_IDS", "").strip(), problems)
     max_live = _number(merged, "MAX_LIVE_SESSIONS", 4, problems)
     log_level = merged.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
@@ -216,7 +218,7 @@ def load_settings(
         telegram_token=token,
         allowed_user_ids=allowed,
         allowed_chat_ids=allowed_chats,
-        telegram_api_base_url=merged.get("TELEGRAM_API_BASE_URL", "").strip() or DEFAULT_API_BASE,
+        telegram_api_base_url=api_base,
         claude_bin=merged.get("CLAUDE_BIN", "").strip() or None,
         sessions_dir=Path(merged.get("SESSIONS_DIR", "").strip() or "sessions").expanduser().absolute(),
         personas_dir=Path(merged.get("PERSONAS_DIR", "").strip() or "personas").expanduser().absolute(),
@@ -225,6 +227,8 @@ def load_settings(
         log_level=log_level,
         watchdog_seconds=_number(merged, "WATCHDOG_SECONDS", 600, problems),
         max_download_mb=_number(merged, "MAX_DOWNLOAD_MB", 20, problems),
+        # Telegram takes uploads up to 50 MB from a bot; a self-hosted Bot API server up to 2000 MB.
+        max_upload_mb=_number(merged, "MAX_UPLOAD_MB", 50 if api_base == DEFAULT_API_BASE else 2000, problems),
         transcribe=_transcribe_settings(merged, problems),
         env=dict(merged),
     )
