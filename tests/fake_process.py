@@ -43,6 +43,7 @@ class FakeProcess:
         self.failed = False
         self.models: list[str | None] = [options.model]
         self.received: list[Any] = []
+        self.hooks: Any = None  # the ProcessHooks the session gave (status, Claude turns, control requests)
         self.pid: int | None = next(_pids)
         self._queue: deque[Turn] = deque()
         self._current: Turn | None = None
@@ -154,8 +155,9 @@ class FakeSpawner:
         self.start_gate.set()
         self._conversations: dict[Path, str] = {}
 
-    def __call__(self, options: ProcessOptions, on_status: Any) -> FakeProcess:
+    def __call__(self, options: ProcessOptions, hooks: Any) -> FakeProcess:
         process = FakeProcess(options, self)
+        process.hooks = hooks
         self.started.append(process)
         return process
 

@@ -100,7 +100,7 @@ async def test_persona_lists_descriptions_and_a_pick_restarts_the_session_with_i
 
     assert "• poet — rhymes" in shown.text
     assert picked.text == "🎭 Persona of “default” is now poet; it applies from the next message."
-    assert world.spawner.started[-1].options.append_system_prompt == "Answer in rhyme."
+    assert world.spawner.started[-1].options.append_system_prompt.startswith("Answer in rhyme.\n\n")
 
 
 async def test_new_names_sessions_in_order_and_switch_offers_them_with_the_active_one_marked(world):

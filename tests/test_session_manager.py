@@ -135,7 +135,7 @@ async def test_persona_and_model_precedence(tmp_path):
     manager.switch(1, "verse")
     await drain(await manager.send(1, "hi"))
     options = spawner.started[0].options
-    assert options.model == "opus" and options.append_system_prompt == "Answer in rhyme."
+    assert options.model == "opus" and (options.append_system_prompt or "").startswith("Answer in rhyme.\n\n")
     assert options.max_turns == 3 and options.permission_mode == "plan"
 
     await manager.set_model("verse", "haiku")
@@ -168,7 +168,7 @@ async def test_switching_persona_restarts_the_process_before_the_next_turn(tmp_p
     events = await drain(await manager.send(1, "now rhyme"))
 
     assert spawner.started[0].stopped
-    assert spawner.started[1].options.append_system_prompt == "Answer in rhyme."
+    assert spawner.started[1].options.append_system_prompt.startswith("Answer in rhyme.\n\n")
     assert spawner.started[1].continued
     assert any(isinstance(e, Notice) and "Restarting" in e.text for e in events)
     await manager.close_all()

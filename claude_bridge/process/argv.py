@@ -49,6 +49,8 @@ class ProcessOptions:
     # After a task_notification the CLI starts Claude's own turn within milliseconds (measured); our next message
     # waits this long for its `init` so it does not race Claude's turn.
     claude_turn_grace: float = 2.0
+    mcp_config: str | None = None  # --mcp-config JSON: the bot's in-process (SDK-type) MCP servers
+    allowed_tools: tuple[str, ...] = ()  # tools that never need a permission prompt (the bot's own)
 
 
 def build_argv(options: ProcessOptions, *, model: str | None, continue_conversation: bool) -> list[str]:
@@ -64,6 +66,10 @@ def build_argv(options: ProcessOptions, *, model: str | None, continue_conversat
         if options.permission_mode not in PERMISSION_MODES:
             raise BridgeError(f"unknown permission mode {options.permission_mode!r}")
         argv.append(f"--permission-mode={options.permission_mode}")
+    if options.mcp_config:
+        argv.append(f"--mcp-config={options.mcp_config}")
+    if options.allowed_tools:
+        argv.append(f"--allowedTools={','.join(options.allowed_tools)}")
     if continue_conversation:
         argv.append("--continue")
     return argv

@@ -58,3 +58,24 @@ def control_success(request_id: str, response: Mapping[str, Any] | None = None) 
 def control_error(request_id: str, error: str) -> dict[str, Any]:
     """Our refusal of a control request the CLI sent us (unknown subtype, no handler, handler failed)."""
     return {"type": "control_response", "response": {"subtype": "error", "request_id": request_id, "error": error}}
+
+
+def allow(tool_input: Mapping[str, Any], permissions: list[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """A `can_use_tool` answer that lets the tool run; `updatedInput` must be present (§6), `permissions` = always."""
+    decision: dict[str, Any] = {"behavior": "allow", "updatedInput": dict(tool_input)}
+    if permissions:
+        decision["updatedPermissions"] = [dict(p) for p in permissions]
+    return decision
+
+
+def deny(message: str, *, interrupt: bool = False) -> dict[str, Any]:
+    """A `can_use_tool` answer that refuses the tool; Claude reads `message` as the tool's error (§6)."""
+    decision: dict[str, Any] = {"behavior": "deny", "message": message}
+    if interrupt:
+        decision["interrupt"] = True
+    return decision
+
+
+def mcp_response(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """The answer to an `mcp_message` control request: the JSON-RPC reply, wrapped (§16.4)."""
+    return {"mcp_response": dict(answer)}

@@ -32,6 +32,7 @@ from claude_bridge.sessions.store import (
     load_personas,
     validate_model,
 )
+from claude_bridge.sessions.tools import FileSink
 from claude_bridge.sessions.worker import Delivery, Notice
 from claude_bridge.settings import Settings, cli_environment
 
@@ -89,10 +90,12 @@ class SessionManager:
         idle_after: float = 1800.0,
         max_live: int = 4,
         notify: Notifier | None = None,
+        upload_limit: int = 50 * 1024 * 1024,
     ) -> None:
         self.sessions_dir = sessions_dir
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
         self.notify = notify
+        self.file_sink: FileSink | None = None  # the front end's way to deliver files Claude sends (send_file)
         self._clock = clock
         self._store = SessionStore(sessions_dir, self.personas)
         self._routes = ChatRoutes(sessions_dir / "chats.json", self._store.exists)
@@ -100,7 +103,16 @@ class SessionManager:
         self._pool = LivePool(
             lambda: list(self._sessions.values()), max_live=max_live, idle_after=idle_after, clock=clock
         )
-        self._runtime = Runtime(self._store, self._pool, spawn, base_options, clock, self._tell_soon)
+        self._runtime = Runtime(
+            self._store,
+            self._pool,
+            spawn,
+            base_options,
+            clock,
+            self._tell_soon,
+            file_sink=lambda: self.file_sink,
+            upload_limit=upload_limit,
+        )
         self._scheduler: Any = None
         self._closed = False
         self._notices: set[asyncio.Task[None]] = set()
@@ -380,10 +392,16 @@ def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> S
     )
     return SessionManager(
         settings.sessions_dir,
-        spawn=lambda options, on_status: ClaudeSubprocess(options, on_status),
+        spawn=lambda options, hooks: ClaudeSubprocess(
+            options,
+            hooks.on_status,
+            on_claude_turn=hooks.on_claude_turn,
+            on_control_request=hooks.on_control_request,
+        ),
         base_options=base,
         personas=personas,
         idle_after=settings.idle_timeout_seconds,
         max_live=settings.max_live_sessions,
         notify=notify,
+        upload_limit=int(settings.max_upload_mb * 1024 * 1024),
     )

@@ -9,18 +9,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from claude_bridge.errors import BridgeError
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.turns import Turn, TurnTimings
-from claude_bridge.protocol.events import CANCELLED, START_FAILED, ProcessStatus, TurnResult
+from claude_bridge.protocol.events import (
+    CANCELLED,
+    START_FAILED,
+    ControlRequest,
+    PermissionRequest,
+    ProcessStatus,
+    TurnResult,
+)
+from claude_bridge.protocol.mcp import McpServer, mcp_config
+from claude_bridge.protocol.messages import allow, mcp_response
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.store import DEFAULT_PERSONA, Metadata, MetaStatus, Persona, SessionStore
+from claude_bridge.sessions.tools import SYSTEM_PROMPT as TOOLS_PROMPT
+from claude_bridge.sessions.tools import FileSink, ToolContext, session_tools
 from claude_bridge.sessions.worker import SHUTDOWN_UNSENT, Delivery, SessionWorker, failure
 
 logger = logging.getLogger(__name__)
@@ -56,7 +67,16 @@ class ProcessLike(Protocol):
     async def stop(self) -> None: ...
 
 
-Spawner = Callable[[ProcessOptions, Callable[[ProcessStatus], None]], ProcessLike]
+@dataclass(frozen=True)
+class ProcessHooks:
+    """How a process talks back to its session: status changes, turns Claude starts, the CLI's own requests."""
+
+    on_status: Callable[[ProcessStatus], None]
+    on_claude_turn: Callable[[Turn], None] | None = None
+    on_control_request: Callable[[ControlRequest], Awaitable[Mapping[str, Any]]] | None = None
+
+
+Spawner = Callable[[ProcessOptions, ProcessHooks], ProcessLike]
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,8 @@ class Runtime:
     base: ProcessOptions
     clock: Callable[[], float]
     tell: Callable[[int, str], None]  # a notice for a chat outside any delivery (fire and forget)
+    file_sink: Callable[[], FileSink | None] = lambda: None  # how send_file reaches the chat (the front end's)
+    upload_limit: int = 50 * 1024 * 1024
 
 
 class Session:
@@ -86,6 +108,8 @@ class Session:
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
+        context = ToolContext(self.directory, lambda: self.last_chat_id, runtime.file_sink, runtime.upload_limit)
+        self.tools = McpServer(session_tools(context))
 
     # -- what the pool and the manager read --
 
@@ -159,7 +183,8 @@ class Session:
             resuming = bool(self.meta.claude_session_id)
             if resuming and self.meta.status == MetaStatus.SUSPENDED:
                 logger.info("resuming session %s with --continue", self.name)
-            process = self._rt.spawn(self._options(resuming), self._on_status)
+            hooks = ProcessHooks(self._on_status, on_control_request=self._on_control_request)
+            process = self._rt.spawn(self._options(resuming), hooks)
             # Set before start(): a shutdown during the start still finds and stops it.
             self.process = process
             self.restart_pending = False
@@ -177,17 +202,38 @@ class Session:
 
     def _options(self, resuming: bool) -> ProcessOptions:
         persona = self.persona()
+        prompt = "\n\n".join(part for part in (persona.system_prompt, TOOLS_PROMPT) if part)
         return replace(
             self._rt.base,
             cwd=self.directory,
             model=self.effective_model(),
-            append_system_prompt=persona.system_prompt or None,
+            append_system_prompt=prompt,
+            mcp_config=mcp_config(),
+            allowed_tools=tuple(tool.qualified_name for tool in self.tools.tools.values()),
             max_turns=persona.max_turns,
             permission_mode=self.permission_mode(),
             continue_conversation=resuming,
             label=self.name,
             pid_file=self.directory / "claude.pid",
         )
+
+    async def _on_control_request(self, request: ControlRequest) -> Mapping[str, Any]:
+        """The CLI asks us: a call of the bot's own tools (MCP over the control channel), or a permission."""
+        if request.subtype == "mcp_message":
+            server = request.request.get("server_name")
+            message = request.request.get("message")
+            if server != self.tools.name or not isinstance(message, Mapping):
+                raise BridgeError(f"no MCP server named {server!r} here")
+            return mcp_response(await self.tools.handle(message))
+        if request.subtype == "can_use_tool":
+            permission = PermissionRequest.of(request)
+            if permission.tool_name in self._own_tools():
+                # The bot's own tools never need the human (and --allowedTools normally keeps them from asking).
+                return allow(permission.input)
+        raise BridgeError(f"the bot does not answer {request.subtype!r} requests")
+
+    def _own_tools(self) -> set[str]:
+        return {tool.qualified_name for tool in self.tools.tools.values()}
 
     def _on_status(self, status: ProcessStatus) -> None:
         logger.info("session %s: %s", self.name, status.message)

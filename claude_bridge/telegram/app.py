@@ -40,6 +40,7 @@ from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.errors import BridgeError
 from claude_bridge.sessions.manager import Delivery, SessionManager
 from claude_bridge.settings import Settings
+from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.gate import make_gate
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
@@ -317,6 +318,7 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
         await Sender(app.bot, state.outboxes(chat_id)).text(text)
 
     manager.notify = notify
+    manager.file_sink = file_sink(app.bot, state.outboxes)
 
     def notify_soon(chat_id: int, text: str) -> None:
         Sender(app.bot, state.outboxes(chat_id)).text(text)
