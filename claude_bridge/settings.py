@@ -95,6 +95,8 @@ class Settings:
     log_level: str = "INFO"
     watchdog_seconds: float = 600.0
     max_download_mb: float = 20.0
+    max_queued: int = 20
+    max_sessions: int = 50
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -130,6 +132,17 @@ def _number(env: Mapping[str, str], name: str, default: float, problems: list[st
     if value <= 0:
         problems.append(f"{name} must be greater than 0 (got {raw}).")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
+    """A whole number greater than 0 (ASCII digits only)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) <= 0:
+        problems.append(f"{name}={raw!r} is not a whole number greater than 0.")
+        return default
+    return int(raw)
 
 
 _USER_ID = re.compile(r"[0-9]{1,20}")
@@ -225,6 +238,8 @@ def load_settings(
         log_level=log_level,
         watchdog_seconds=_number(merged, "WATCHDOG_SECONDS", 600, problems),
         max_download_mb=_number(merged, "MAX_DOWNLOAD_MB", 20, problems),
+        max_queued=_count(merged, "MAX_QUEUED", 20, problems),
+        max_sessions=_count(merged, "MAX_SESSIONS", 50, problems),
         transcribe=_transcribe_settings(merged, problems),
         env=dict(merged),
     )

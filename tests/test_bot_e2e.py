@@ -255,9 +255,10 @@ async def test_delete_asks_first_and_removes_the_session(tmp_path, bot, tg):
     await command(bot, "/new scratch", "New session")
     prompt = await command(bot, "/delete scratch", "cannot be undone")
     message = next(m for m in tg.messages(OWNER) if m.text and "cannot be undone" in m.text)
-    assert prompt["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "/delete scratch confirm"
+    confirm = f"/delete scratch confirm {bot.manager.status('scratch').instance}"
+    assert prompt["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == confirm
 
-    tg.push_callback(OWNER, OWNER, "/delete scratch confirm", message.message_id)
+    tg.push_callback(OWNER, OWNER, confirm, message.message_id)
     await bot.reply_containing("Deleted session “scratch”")
     assert not (tmp_path / "sessions/scratch").exists()
 
