@@ -245,6 +245,18 @@ async def test_an_upload_over_the_limit_gets_a_clear_message(bot, tg, api):
     assert not api.requests
 
 
+async def test_an_upload_without_a_size_is_streamed_and_stopped_at_the_limit(tmp_path, tg, api):
+    async with running_bot(tmp_path, tg, api, MAX_DOWNLOAD_MB="0.01") as bot:  # 10 KiB
+        await command(bot, "/new work", "New session")
+        tg.push_document(OWNER, OWNER, "big.bin", b"x" * 20_000, report_size=False)
+        await bot.reply_containing("too big")
+        tg.push_document(OWNER, OWNER, "small.txt", b"y" * 5_000, report_size=False)
+        await bot.reply_containing("small.txt")
+        files = list((tmp_path / "sessions/work/files").iterdir())
+        assert [f.read_bytes() for f in files] == [b"y" * 5_000]  # the partial big one was deleted
+        assert sum("big.bin" in r.last_user_text for r in api.requests) == 0
+
+
 async def test_unknown_commands_and_bad_arguments_get_short_hints(bot):
     await command(bot, "/frobnicate", "/help")
     await command(bot, "/delete", "Usage: /delete <name>")

@@ -231,7 +231,7 @@ async def test_corrupt_metadata_marks_only_that_session_damaged_until_it_is_repa
 
     again, _spawner2, _ = make_manager(tmp_path)
     again.switch(1, "work")
-    with pytest.raises(SessionError, match="damaged: metadata.json: Expecting property name"):
+    with pytest.raises(SessionError, match=r"damaged: metadata\.json: Expecting property name"):
         await again.send(1, "still here?")
     assert again.status("work").damage.startswith("damaged: metadata.json: ")
     again.switch(2, "other")

@@ -293,7 +293,8 @@ def start_error(exc: BaseException) -> str:
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             return f"Could not start Claude: the bot cannot write its state{where}: {exc.strerror}. {retry}"
         if exc.errno == errno.E2BIG:
-            return f"Could not start Claude: the persona's prompt is too long to pass to the CLI ({exc.strerror}). {retry}"
+            too_long = f"the persona's prompt is too long to pass to the CLI ({exc.strerror})"
+            return f"Could not start Claude: {too_long}. {retry}"
         if exc.errno == errno.ENOENT:
             return f"Could not start Claude: a folder or file is missing{where}. {retry}"
     return f"Could not start Claude: {exc}. {retry}"
