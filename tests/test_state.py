@@ -63,6 +63,22 @@ async def test_damaged_state_marks_only_that_session_and_the_bot_still_starts(tm
     await manager.close_all()
 
 
+async def test_sessions_and_status_say_what_is_damaged(tmp_path):
+    first, _, _ = make_manager(tmp_path)
+    first.create("broken")
+    first.create("fine")
+    (tmp_path / STATE / "broken/metadata.json").write_text("42")
+    commands = manager_commands(make_manager(tmp_path)[0])
+
+    listing = (await commands.run(1, "/sessions")).text
+    assert "• broken — damaged: metadata.json: expected a JSON object, found int" in listing
+    fine = next(line for line in listing.splitlines() if " fine — " in line)
+    assert "damaged" not in fine and "0 turns" in fine
+    await commands.run(1, "/switch broken")
+    status = (await commands.run(1, "/status")).text
+    assert status.startswith("Session: broken (damaged: metadata.json: expected a JSON object, found int)")
+
+
 async def test_damaged_session_can_be_deleted_but_its_workspace_is_left(tmp_path):
     first, _, _ = make_manager(tmp_path)
     first.create("broken")
@@ -184,6 +200,25 @@ async def test_a_nul_byte_in_the_persona_is_a_clear_start_error_and_the_next_mes
     await manager.set_persona("default", "default")  # the cause is gone: this start reaches exec (no CLI there)
     result = result_of(await drain(await manager.send(1, "again")))
     assert result.subtype == START_FAILED and "NUL" not in result.text
+    await manager.close_all()
+
+
+async def test_a_missing_workspace_is_a_clear_start_error_and_the_next_message_works(tmp_path):
+    manager = SessionManager(
+        tmp_path / "sessions",
+        spawn=lambda options, on_status: ClaudeSubprocess(options, on_status),
+        base_options=base_options(tmp_path),
+        personas={"default": Persona("default", "", "")},
+    )
+    manager.create("default")
+    workspace = tmp_path / "sessions/default"
+    workspace.rename(tmp_path / "moved-away")
+    result = result_of(await drain(await manager.send(1, "hi")))
+    assert result.subtype == START_FAILED and f"The session directory {workspace} does not exist" in result.text
+
+    (tmp_path / "moved-away").rename(workspace)  # back: this start gets past the folder (and finds no CLI here)
+    result = result_of(await drain(await manager.send(1, "again")))
+    assert "does not exist" not in result.text and "/nonexistent/claude" in result.text
     await manager.close_all()
 
 
