@@ -96,6 +96,8 @@ class Settings:
     watchdog_seconds: float = 600.0
     max_download_mb: float = 20.0
     max_upload_mb: float = 50.0
+    max_queued: int = 20
+    max_sessions: int = 50
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -131,6 +133,17 @@ def _number(env: Mapping[str, str], name: str, default: float, problems: list[st
     if value <= 0:
         problems.append(f"{name} must be greater than 0 (got {raw}).")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
+    """A whole number greater than 0 (ASCII digits only)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or int(raw) <= 0:
+        problems.append(f"{name}={raw!r} is not a whole number greater than 0.")
+        return default
+    return int(raw)
 
 
 _USER_ID = re.compile(r"[0-9]{1,20}")
@@ -229,6 +242,8 @@ def load_settings(
         max_download_mb=_number(merged, "MAX_DOWNLOAD_MB", 20, problems),
         # Telegram takes uploads up to 50 MB from a bot; a self-hosted Bot API server up to 2000 MB.
         max_upload_mb=_number(merged, "MAX_UPLOAD_MB", 50 if api_base == DEFAULT_API_BASE else 2000, problems),
+        max_queued=_count(merged, "MAX_QUEUED", 20, problems),
+        max_sessions=_count(merged, "MAX_SESSIONS", 50, problems),
         transcribe=_transcribe_settings(merged, problems),
         env=dict(merged),
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_bridge.errors import ClaudeStartError
+from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.events import AssistantText, Event, ProcessStatus, SessionStarted, TurnResult
@@ -73,6 +74,8 @@ class FakeProcess:
             raise self.spawner.start_error
         self.started = True
         await self.spawner.start_gate.wait()
+        if self.options.pid_file is not None:  # as the real process does on every spawn
+            pidfile.write(self.options.pid_file, self.pid or 0, "fake-marker")
         self._task = asyncio.create_task(self._run())
 
     def submit(self, content: Any) -> Turn:

@@ -105,9 +105,11 @@ class StoredFile:
     content: bytes
     file_name: str | None = None
     mime_type: str | None = None
+    report_size: bool = True  # Telegram may omit file_size
 
     def as_json(self) -> dict[str, Any]:
-        out = {"file_id": self.file_id, "file_unique_id": self.file_unique_id, "file_size": len(self.content)}
+        out: dict[str, Any] = {"file_id": self.file_id, "file_unique_id": self.file_unique_id}
+        out |= {"file_size": len(self.content)} if self.report_size else {}
         return out | {k: v for k, v in (("file_name", self.file_name), ("mime_type", self.mime_type)) if v}
 
 
@@ -477,10 +479,11 @@ class FakeBotAPI:
 
     def push_document(
         self, chat_id: int, user_id: int, file_name: str, content: bytes, caption: str | None = None, *,
-        mime_type: str = "application/octet-stream", username: str = "alice",
+        mime_type: str = "application/octet-stream", username: str = "alice", report_size: bool = True,
     ) -> int:
         """A user sends a file; its bytes are served by getFile + download. Returns the message_id."""
         stored = self._store("documents", content, file_name, mime_type)
+        stored.report_size = report_size
         message = self._user_message(chat_id, user_id, None, username) | {"document": stored.as_json()}
         self.push_update({"message": message | ({"caption": caption} if caption else {})})
         return int(message["message_id"])

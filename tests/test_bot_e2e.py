@@ -263,6 +263,18 @@ async def test_an_upload_over_the_limit_gets_a_clear_message(bot, tg, api):
     assert not api.requests
 
 
+async def test_an_upload_without_a_size_is_streamed_and_stopped_at_the_limit(tmp_path, tg, api):
+    async with running_bot(tmp_path, tg, api, MAX_DOWNLOAD_MB="0.01") as bot:  # 10 KiB
+        await command(bot, "/new work", "New session")
+        tg.push_document(OWNER, OWNER, "big.bin", b"x" * 20_000, report_size=False)
+        await bot.reply_containing("too big")
+        tg.push_document(OWNER, OWNER, "small.txt", b"y" * 5_000, report_size=False)
+        await bot.reply_containing("small.txt")
+        files = list((tmp_path / "sessions/work/files").iterdir())
+        assert [f.read_bytes() for f in files] == [b"y" * 5_000]  # the partial big one was deleted
+        assert sum("big.bin" in r.last_user_text for r in api.requests) == 0
+
+
 async def test_unknown_commands_and_bad_arguments_get_short_hints(bot):
     await command(bot, "/frobnicate", "/help")
     await command(bot, "/delete", "Usage: /delete <name>")
@@ -273,9 +285,10 @@ async def test_delete_asks_first_and_removes_the_session(tmp_path, bot, tg):
     await command(bot, "/new scratch", "New session")
     prompt = await command(bot, "/delete scratch", "cannot be undone")
     message = next(m for m in tg.messages(OWNER) if m.text and "cannot be undone" in m.text)
-    assert prompt["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "/delete scratch confirm"
+    confirm = f"/delete scratch confirm {bot.manager.status('scratch').instance}"
+    assert prompt["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == confirm
 
-    tg.push_callback(OWNER, OWNER, "/delete scratch confirm", message.message_id)
+    tg.push_callback(OWNER, OWNER, confirm, message.message_id)
     await bot.reply_containing("Deleted session “scratch”")
     assert not (tmp_path / "sessions/scratch").exists()
 

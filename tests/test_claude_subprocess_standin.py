@@ -20,6 +20,7 @@ import pytest
 import pytest_asyncio
 
 from claude_bridge.errors import BridgeError, ClaudeNotFound, ClaudeStartError
+from claude_bridge.process import pidfile
 from claude_bridge.process.argv import BASE_ARGS, MARKER_ENV, ProcessOptions
 from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.process.subprocess import ClaudeSubprocess
@@ -506,7 +507,9 @@ async def test_stop_when_idle_closes_stdin_and_reaps_the_process(running, tmp_pa
     process = await running.start(pid_file=pid_file, stop_timeout=2.0)
     await process.submit("hi").wait()
     pid = process.pid
-    assert pid is not None and pid_file.read_text().strip() == str(pid)
+    record = pidfile.read(pid_file)
+    assert pid is not None and record is not None and record.pid == pid and pidfile.still_ours(record)
+    assert record.marker and record.start_time  # a reused pid can never pass for this CLI
 
     started = time.monotonic()
     await process.stop()

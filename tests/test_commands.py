@@ -156,6 +156,20 @@ async def test_delete_asks_first_then_the_confirming_choice_deletes(world, tmp_p
     assert not (tmp_path / "sessions/scratch").exists()
 
 
+async def test_an_old_delete_button_cannot_delete_a_newer_session_of_the_same_name(world, tmp_path):
+    await world.run("/new scratch")
+    old_prompt = await world.run("/delete scratch")
+    await world.pick(old_prompt, "🗑 Delete scratch")
+    await world.run("/new scratch")
+    (tmp_path / "sessions/scratch/keep.txt").write_text("new work")
+
+    with pytest.raises(SessionError, match="This button is for an earlier session named scratch; nothing was deleted"):
+        await world.pick(old_prompt, "🗑 Delete scratch")
+    assert (tmp_path / "sessions/scratch/keep.txt").read_text() == "new work"
+    again = await world.run("/delete scratch confirm")  # typed without the id: it only asks again
+    assert "cannot be undone" in again.text and world.manager.exists("scratch")
+
+
 async def test_wrong_arguments_get_the_usage_line_from_the_catalog(world):
     wrong = [("/new a b c", "new"), ("/delete", "delete"), ("/delete x now", "delete"), ("/model a b", "model")]
     for line, name in wrong:
@@ -179,7 +193,8 @@ async def test_every_choice_command_fits_telegrams_callback_data_with_the_longes
     replies = [await world.run(line) for line in ("/switch", "/model", "/persona", f"/delete {longest}")]
 
     commands = [choice.command for reply in replies for choice in reply.choices]
-    assert f"/delete {longest} confirm" in commands
+    instance = world.manager.status(longest).instance
+    assert f"/delete {longest} confirm {instance}" in commands and len(instance) == 8
     assert all(len(command.encode()) <= 64 for command in commands)
     with pytest.raises(ValueError):
         Choice("too long", "/model " + "x" * 60)

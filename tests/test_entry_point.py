@@ -149,7 +149,7 @@ async def test_after_the_bot_is_killed_the_next_start_stops_what_it_left(tmp_pat
     tg.push_text(OWNER, "start something long")
     await eventually(lambda: bool(processes_matching("sleep 300.875")))
     leftover = claude_processes(tmp_path / "sessions")
-    assert leftover and (tmp_path / "sessions/default/claude.pid").exists()
+    assert leftover and (tmp_path / "sessions/.bot/sessions/default/claude.pid").exists()
 
     first.kill()
     await first.wait()

@@ -55,7 +55,7 @@ async def test_first_message_creates_and_announces_the_default_session(tmp_path)
     assert isinstance(events[0], Notice) and "default" in events[0].text
     assert AssistantText("echo: hello") in events
     assert manager.active_session(1) == "default"
-    meta = json.loads((tmp_path / "sessions/default/metadata.json").read_text())
+    meta = json.loads((tmp_path / "sessions/.bot/sessions/default/metadata.json").read_text())
     assert meta["turns"] == 1 and meta["claude_session_id"] == "conv-default"
     assert (tmp_path / "sessions/default/files").is_dir()
     await manager.close_all()
@@ -221,17 +221,25 @@ async def test_delete_is_refused_while_busy_and_removes_the_directory_after_stop
     await manager.close_all()
 
 
-async def test_corrupt_metadata_is_rebuilt_and_the_session_still_works(tmp_path, caplog):
+async def test_corrupt_metadata_marks_only_that_session_damaged_until_it_is_repaired(tmp_path, caplog):
     manager, _spawner, _ = make_manager(tmp_path)
     manager.create("work")
-    (tmp_path / "sessions/work/metadata.json").write_text("{not json")
+    manager.create("other")
+    metadata = tmp_path / "sessions/.bot/sessions/work/metadata.json"
+    good = metadata.read_text()
+    metadata.write_text("{not json")
 
     again, _spawner2, _ = make_manager(tmp_path)
     again.switch(1, "work")
-    await drain(await again.send(1, "still here?"))
+    with pytest.raises(SessionError, match=r"damaged: metadata\.json: Expecting property name"):
+        await again.send(1, "still here?")
+    assert again.status("work").damage.startswith("damaged: metadata.json: ")
+    again.switch(2, "other")
+    assert not result_of(await drain(await again.send(2, "fine?"))).is_error
+    assert metadata.read_text() == "{not json"  # never overwritten by a stand-in
 
-    assert "corrupt" in caplog.text
-    assert json.loads((tmp_path / "sessions/work/metadata.json").read_text())["turns"] == 1
+    metadata.write_text(good)  # repaired by hand: the next message works
+    assert not result_of(await drain(await again.send(1, "back?"))).is_error
     await again.close_all()
 
 
@@ -273,7 +281,7 @@ async def test_messages_sent_while_busy_are_answered_in_order_with_their_positio
 async def test_unsent_inbox_entries_are_delivered_after_a_restart_and_cut_off_ones_reported(tmp_path):
     manager, _, _ = make_manager(tmp_path)
     manager.create("default")
-    inbox = tmp_path / "sessions/default/inbox.jsonl"
+    inbox = tmp_path / "sessions/.bot/sessions/default/inbox.jsonl"
     records = [
         {"op": "add", "id": "1", "chat_id": 5, "content": "was running"},
         {"op": "sent", "id": "1"},
@@ -398,7 +406,7 @@ async def test_close_all_ends_a_delivery_whose_process_is_still_starting(tmp_pat
 async def test_an_unexpected_failure_ends_the_message_with_an_error_and_the_worker_lives_on(tmp_path, fault, what):
     manager, spawner, _ = make_manager(tmp_path)
     manager.create("default")
-    metadata = tmp_path / "sessions/default/metadata.json"
+    metadata = tmp_path / "sessions/.bot/sessions/default/metadata.json"
     if fault == "start":
         spawner.start_error = OSError(errno.E2BIG, "Argument list too long")
     elif fault == "submit":

@@ -20,6 +20,7 @@ import psutil
 import pytest
 import pytest_asyncio
 
+from claude_bridge.process import pidfile
 from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.protocol.events import TurnResult
 from claude_bridge.sessions.inbox import Inbox
@@ -234,9 +235,11 @@ async def test_queued_messages_survive_a_crash_of_the_bot_and_the_cut_off_one_is
     crashing = await drivers.start("send", *messages)
     await crashing.read_until("ACCEPTED 4")
     await api.wait_for_requests(1)
-    inbox = Inbox(tmp_path / "sessions/default/inbox.jsonl")
+    inbox = Inbox(tmp_path / "sessions/.bot/sessions/default/inbox.jsonl")
     await eventually(lambda: [entry.state for entry in inbox.read()] == ["sent"] + ["queued"] * 4)
-    cli_pid = int((tmp_path / "sessions/default/claude.pid").read_text())
+    record = pidfile.read(tmp_path / "sessions/.bot/sessions/default/claude.pid")
+    assert record is not None
+    cli_pid = record.pid
 
     await crashing.kill()
     assert reap_leftover(cli_pid, real_cli_path())

@@ -209,8 +209,9 @@ async def test_compact_never_drops_a_message_added_while_it_runs(tmp_path):
 def test_store_loads_an_old_status_and_a_vanished_persona_safely(tmp_path):
     store = SessionStore(tmp_path, {"default": Persona("default", "", "")})
     store.create("work", "default", now=5.0)
-    raw = json.loads((tmp_path / "work/metadata.json").read_text())
-    (tmp_path / "work/metadata.json").write_text(json.dumps(raw | {"status": "busy", "persona": "gone"}))
+    metadata = tmp_path / ".bot/sessions/work/metadata.json"
+    raw = json.loads(metadata.read_text())
+    metadata.write_text(json.dumps(raw | {"status": "busy", "persona": "gone"}))
 
     meta = store.load("work")
 

@@ -159,15 +159,20 @@ class Commands:
         return Reply(notice + status_text(self.manager.status(name), self._clock()))
 
     async def delete(self, chat_id: int, args: list[str]) -> Reply:
-        """/delete <name>: ask first; the confirming choice (`/delete <name> confirm`) deletes."""
-        if not args or len(args) > 2 or (len(args) == 2 and args[1] != CONFIRM):
+        """/delete <name>: ask first; the confirming choice (`/delete <name> confirm <instance>`) deletes.
+
+        The instance id names this very session, so a button left from an earlier session of that name deletes
+        nothing. `/delete <name> confirm` without it just asks again.
+        """
+        if not args or len(args) > 3 or (len(args) >= 2 and args[1] != CONFIRM):
             return Reply(catalog.usage("delete"))
         name = args[0].lower()
-        if len(args) == 2:
-            await self.manager.delete(name)
+        if len(args) == 3:
+            await self.manager.delete(name, instance=args[2])
             return Reply(f"🗑 Deleted session “{name}”.")
-        self.manager.status(name)  # an unknown name raises SessionError, which the front end shows
-        choices = (Choice(f"🗑 Delete {name}", f"/delete {name} {CONFIRM}"), Choice("Cancel", "/cancel"))
+        info = self.manager.status(name)  # an unknown name raises SessionError, which the front end shows
+        confirm = f"/delete {name} {CONFIRM} {info.instance}"  # ≤ 8 + 32 + 9 + 8 bytes: within callback_data's 64
+        choices = (Choice(f"🗑 Delete {name}", confirm), Choice("Cancel", "/cancel"))
         return Reply(f"Delete session “{name}” with its folder and files? This cannot be undone.", choices)
 
     async def cancel(self, chat_id: int, args: list[str]) -> Reply:

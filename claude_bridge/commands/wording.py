@@ -10,6 +10,8 @@ from claude_bridge.sessions.manager import SessionInfo
 
 def session_line(info: SessionInfo, active: bool, now: float) -> str:
     """One line of /sessions."""
+    if info.damage:
+        return f"{'▶️' if active else '•'} {info.name} — {info.damage}"
     queued = f", {info.queued} queued" if info.queued else ""
     return (
         f"{'▶️' if active else '•'} {info.name} — {info.state}{queued}; {info.persona}, {info.model}; "
@@ -19,6 +21,8 @@ def session_line(info: SessionInfo, active: bool, now: float) -> str:
 
 def status_text(info: SessionInfo, now: float) -> str:
     """What /status shows."""
+    if info.damage:
+        return f"Session: {info.name} ({info.damage})\nIt refuses messages until the file is fixed; /delete removes it."
     timings = info.last_timings
     lines = [
         f"Session: {info.name} ({info.state}{', pid ' + str(info.pid) if info.pid else ''})",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_bridge.errors import BridgeError, ClaudeNoAnswer, ClaudeNotFound, ClaudeStartError
+from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.reaping import kill_marked_processes, kill_tree
 from claude_bridge.protocol import messages
@@ -97,10 +98,16 @@ class LiveProcess:
         except PermissionError as exc:
             raise ClaudeStartError(f"{options.claude_bin} is not executable: {exc}", None, "") from exc
         live = cls(proc, marker, options.label, on_event, on_exit, on_control_request, options.pid_file)
-        if options.pid_file is not None:
-            # Lets the next start find this CLI if the bot itself is killed (see reap_leftover).
-            options.pid_file.write_text(f"{proc.pid}\n")
         live.start_reading()
+        if options.pid_file is not None:
+            # Lets the next start find this CLI if the bot itself is killed; start time and marker make sure a
+            # reused pid is never taken for it (pidfile.still_ours).
+            try:
+                pidfile.write(options.pid_file, proc.pid, marker)
+            except OSError:
+                # ENOSPC, a read-only folder: no CLI is left running; the caller words the cause for the user.
+                await live.shutdown(graceful=False, timeout=options.stop_timeout)
+                raise
         return live
 
     @property

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from claude_bridge.sessions.store import INBOX_FILE, StateDamaged
+
+logger = logging.getLogger(__name__)
 
 Content = str | list[dict[str, Any]]
 
@@ -41,6 +46,26 @@ class InboxEntry:
     state: EntryState
 
 
+def _shape_problem(record: Any) -> str | None:
+    """What is wrong with one parsed record, or None."""
+    if not isinstance(record, dict):
+        return f"expected a JSON object, found {type(record).__name__}"
+    if record.get("op") not in tuple(InboxOp):
+        return f"unknown op {record.get('op')!r}"
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        return "'id' must be a non-empty string"
+    if record["op"] == InboxOp.ADD:
+        chat_id = record.get("chat_id")
+        if not isinstance(chat_id, int) or isinstance(chat_id, bool):
+            return "'chat_id' must be an integer"
+        content = record.get("content")
+        if not isinstance(content, str) and not (
+            isinstance(content, list) and all(isinstance(block, dict) for block in content)
+        ):
+            return "'content' must be a string or a list of objects"
+    return None
+
+
 class Inbox:
     """Records are appended one at a time under one lock, so compacting can never drop a record added meanwhile."""
 
@@ -61,22 +86,33 @@ class Inbox:
             os.fsync(handle.fileno())
 
     def read(self) -> list[InboxEntry]:
-        """Entries in arrival order with their latest state."""
+        """Entries in arrival order with their latest state; raises StateDamaged for a record of the wrong shape.
+
+        A line that is not JSON at all is what a crash mid-write leaves (its add() never returned, so nobody was
+        told it was accepted): it is skipped and logged. A JSON line of the wrong shape was written by hand.
+        """
         entries: dict[str, InboxEntry] = {}
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            lines = self.path.read_bytes().decode("utf-8", "replace").splitlines()
         except FileNotFoundError:
             return []
-        for line in lines:
+        except OSError as exc:
+            raise StateDamaged(INBOX_FILE, str(exc)) from exc
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
             try:
                 record = json.loads(line)
             except ValueError:
-                continue  # a torn last line from a crash mid-write
-            entry_id = str(record.get("id", ""))
-            op = record.get("op")
+                logger.warning("%s line %d is torn (a crash mid-write); skipped", self.path, number)
+                continue
+            problem = _shape_problem(record)
+            if problem:
+                raise StateDamaged(INBOX_FILE, f"line {number}: {problem}")
+            entry_id, op = record["id"], record["op"]
             if op == InboxOp.ADD:
-                entries[entry_id] = InboxEntry(entry_id, int(record["chat_id"]), record["content"], EntryState.QUEUED)
-            elif entry_id in entries and op in (InboxOp.SENT, InboxOp.DONE):
+                entries[entry_id] = InboxEntry(entry_id, record["chat_id"], record["content"], EntryState.QUEUED)
+            elif entry_id in entries:
                 entries[entry_id].state = EntryState(op)
         return list(entries.values())
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_bridge.errors import BridgeError, SessionError
+from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.process.subprocess import ClaudeSubprocess
@@ -26,9 +27,12 @@ from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.session import ProcessLike, Runtime, Session, SessionState, Spawner
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
+    PID_FILE,
+    Metadata,
     MetaStatus,
     Persona,
     SessionStore,
+    StateDamaged,
     load_personas,
     validate_model,
 )
@@ -74,6 +78,8 @@ class SessionInfo:
     claude_session_id: str
     last_timings: dict[str, float | None]
     pid: int | None
+    damage: str | None = None  # "damaged: <file>: <reason>" when its state cannot be read
+    instance: str = ""  # tells this session apart from an earlier one of the same name
 
 
 class SessionManager:
@@ -89,6 +95,8 @@ class SessionManager:
         clock: Callable[[], float] = time.time,
         idle_after: float = 1800.0,
         max_live: int = 4,
+        max_queued: int = 20,
+        max_sessions: int = 50,
         notify: Notifier | None = None,
         upload_limit: int = 50 * 1024 * 1024,
     ) -> None:
@@ -97,8 +105,10 @@ class SessionManager:
         self.notify = notify
         self.file_sink: FileSink | None = None  # the front end's way to deliver files Claude sends (send_file)
         self._clock = clock
+        self.max_queued = max_queued
+        self.max_sessions = max_sessions
         self._store = SessionStore(sessions_dir, self.personas)
-        self._routes = ChatRoutes(sessions_dir / "chats.json", self._store.exists)
+        self._routes = ChatRoutes(self._store.chats_file, self._store.exists)
         self._sessions: dict[str, Session] = {}
         self._pool = LivePool(
             lambda: list(self._sessions.values()), max_live=max_live, idle_after=idle_after, clock=clock
@@ -141,14 +151,18 @@ class SessionManager:
         return await self._pool.suspend_idle()
 
     def reap_leftovers(self) -> list[int]:
-        """Stop CLI processes a previous run left behind (a pid file per live session)."""
+        """Stop CLI processes a previous run left behind (a pid file per live session); a reused pid is left alone."""
         stopped = []
-        for pid_file in self.sessions_dir.glob("*/claude.pid"):
-            with contextlib.suppress(ValueError, OSError):
-                pid = int(pid_file.read_text().strip())
-                if reap_leftover(pid, self._runtime.base.claude_bin):
-                    stopped.append(pid)
-            pid_file.unlink(missing_ok=True)
+        for pid_file in self._store.sessions_state.glob(f"*/{PID_FILE}"):
+            record = pidfile.read(pid_file)
+            with contextlib.suppress(OSError):
+                if record is None:
+                    pass
+                elif not pidfile.still_ours(record):
+                    logger.info("pid %s from %s is another process now; left alone", record.pid, pid_file)
+                elif reap_leftover(record.pid, self._runtime.base.claude_bin):
+                    stopped.append(record.pid)
+                pid_file.unlink(missing_ok=True)
         return stopped
 
     async def recover(self) -> list[Delivery]:
@@ -156,6 +170,9 @@ class SessionManager:
         deliveries: list[Delivery] = []
         for name in self._store.names():
             session = self._get(name)
+            if session.damage:
+                logger.error("session %s is %s; its inbox is left as it is", name, session.damage)
+                continue
             entries = session.inbox.read()
             for entry in entries:
                 if entry.state == EntryState.SENT:
@@ -196,6 +213,8 @@ class SessionManager:
                 task.cancel()
             await asyncio.gather(*stops, return_exceptions=True)
         for session in sessions:
+            if session.damage or session.deleted:
+                continue
             try:
                 session.save()
             except OSError as exc:
@@ -240,12 +259,35 @@ class SessionManager:
     def _get(self, name: str) -> Session:
         session = self._sessions.get(name)
         if session is None:
-            session = Session(self._store.load(name), self._runtime)
+            session = self._load(name)
             self._sessions[name] = session
         return session
 
+    def _load(self, name: str) -> Session:
+        """The session from its state; damaged state gives a session that says what is wrong and refuses messages."""
+        try:
+            session = Session(self._store.load(name), self._runtime)
+            session.inbox.read()
+        except StateDamaged as exc:
+            logger.error("session %s is %s", name, exc)
+            placeholder = Metadata(name, 0.0, 0.0, workspace=str(self._store.directory(name)), instance="damaged")
+            return Session(placeholder, self._runtime, damage=str(exc))
+        return session
+
+    def _repaired(self, name: str) -> Session:
+        """The session, read again if it was damaged (its files may have been fixed by hand since)."""
+        session = self._get(name)
+        if session.damage and not session.busy:
+            self._sessions.pop(name, None)
+            session = self._get(name)
+        return session
+
     def create(self, name: str, persona: str = DEFAULT_PERSONA) -> SessionInfo:
-        """Create a session directory with metadata and files/."""
+        """Create a session: its workspace (with files/) and its state; refused past max_sessions."""
+        if len(self._store.names()) >= self.max_sessions:
+            raise SessionError(
+                f"There are already {self.max_sessions} sessions (MAX_SESSIONS); /delete one before making another."
+            )
         self._store.create(name, persona, self._clock())
         return self.status(name)
 
@@ -256,7 +298,10 @@ class SessionManager:
 
     def files_dir(self, name: str) -> Path:
         """Where uploads for this session are saved."""
-        path = self._get(name).directory / "files"
+        session = self._repaired(name)
+        if session.damage:
+            raise SessionError(f"Session “{name}” is {session.damage}. Nothing was saved.")
+        path = session.directory / "files"
         path.mkdir(exist_ok=True)
         return path
 
@@ -277,6 +322,8 @@ class SessionManager:
             claude_session_id=meta.claude_session_id if meta.claude_session_id != "unknown" else "",
             last_timings=dict(meta.last_timings),
             pid=session.process.pid if session.process is not None and session.live else None,
+            damage=session.damage,
+            instance=meta.instance,
         )
 
     def effective_model(self, name: str) -> str | None:
@@ -315,17 +362,23 @@ class SessionManager:
             return False
         return await session.process.interrupt()
 
-    async def delete(self, name: str) -> None:
-        """Delete a session (refused while a message is accepted); the folder goes only after its process stopped."""
+    async def delete(self, name: str, instance: str | None = None) -> None:
+        """Delete a session (refused while a message is accepted); the folder goes only after its process stopped.
+
+        Its state always goes; its workspace only if the bot created it. With `instance`, only that very session
+        is deleted: an earlier session's button cannot delete a newer one of the same name.
+        """
         session = self._get(name)
         async with session.lock:
+            if instance is not None and instance != session.meta.instance:
+                raise SessionError(f"This button is for an earlier session named {name}; nothing was deleted.")
             if session.busy:
                 raise SessionError(f"Session {name!r} is busy; /stop it first, then delete it.")
             session.deleted = True
             try:
                 await session.stop_process(MetaStatus.STOPPED)
                 await session.worker.close()
-                self._store.remove(name)
+                self._store.remove(name, None if session.damage else session.meta)
             finally:
                 self._sessions.pop(name, None)
             self._routes.forget(name)
@@ -336,7 +389,9 @@ class SessionManager:
         if self._closed:
             raise SessionError("The bot is shutting down; send your message again in a moment.")
         name, notice = self.ensure_active(chat_id)
-        session = self._get(name)
+        session = self._repaired(name)
+        if session.damage:
+            raise SessionError(f"Session “{name}” is {session.damage}. Your message was not sent; fix or /delete it.")
         # One at a time per session: the inbox order is the delivery order, and delete cannot cut in.
         async with session.lock:
             if session.deleted:
@@ -346,6 +401,11 @@ class SessionManager:
                 )
             if self._closed:
                 raise SessionError("The bot is shutting down; send your message again in a moment.")
+            if session.worker.queued >= self.max_queued:
+                raise SessionError(
+                    f"The queue of session “{name}” is full ({self.max_queued} messages waiting); this message was "
+                    "not sent. Send it again once Claude has caught up, or /stop the running answer."
+                )
             session.last_chat_id = chat_id
             session.meta.last_active = self._clock()
             entry_id = await session.inbox.add(chat_id, content)
@@ -402,6 +462,8 @@ def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> S
         personas=personas,
         idle_after=settings.idle_timeout_seconds,
         max_live=settings.max_live_sessions,
+        max_queued=settings.max_queued,
+        max_sessions=settings.max_sessions,
         notify=notify,
         upload_limit=int(settings.max_upload_mb * 1024 * 1024),
     )

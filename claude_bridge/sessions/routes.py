@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from claude_bridge.sessions.store import NAME_RE, write_json_atomic
 
 logger = logging.getLogger(__name__)
+_CHAT = re.compile(r"-?[0-9]{1,20}")
 
 
 class ChatRoutes:
@@ -24,14 +26,24 @@ class ChatRoutes:
         self._routes = self._load()
 
     def _load(self) -> dict[str, str]:
+        """The routes that can be read; anything else is logged and dropped (the bot starts regardless)."""
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
-            return {str(k): str(v) for k, v in raw.items() if NAME_RE.fullmatch(str(v))}
         except FileNotFoundError:
             return {}
-        except (ValueError, AttributeError, OSError) as exc:
-            logger.error("%s is unreadable (%s); chats start without an active session", self.path.name, exc)
+        except (ValueError, UnicodeDecodeError, OSError) as exc:
+            logger.error("%s is unreadable (%s); chats start without an active session", self.path, exc)
             return {}
+        if not isinstance(raw, dict):
+            logger.error("%s is not a JSON object; chats start without an active session", self.path)
+            return {}
+        routes: dict[str, str] = {}
+        for chat, name in raw.items():
+            if _CHAT.fullmatch(chat) and isinstance(name, str) and NAME_RE.fullmatch(name):
+                routes[chat] = name
+            else:
+                logger.error("%s: dropped the unreadable route %r → %r", self.path, chat, name)
+        return routes
 
     def get(self, chat_id: int) -> str | None:
         """The chat's active session, if it has one that still exists."""

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
-from claude_bridge.errors import BridgeError
+from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.events import (
@@ -29,7 +31,15 @@ from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import allow, mcp_response
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.pool import LivePool
-from claude_bridge.sessions.store import DEFAULT_PERSONA, Metadata, MetaStatus, Persona, SessionStore
+from claude_bridge.sessions.store import (
+    DEFAULT_PERSONA,
+    INBOX_FILE,
+    PID_FILE,
+    Metadata,
+    MetaStatus,
+    Persona,
+    SessionStore,
+)
 from claude_bridge.sessions.tools import SYSTEM_PROMPT as TOOLS_PROMPT
 from claude_bridge.sessions.tools import FileSink, ToolContext, session_tools
 from claude_bridge.sessions.worker import SHUTDOWN_UNSENT, Delivery, SessionWorker, failure
@@ -44,6 +54,7 @@ class SessionState(StrEnum):
     BUSY = "busy"
     SUSPENDED = "suspended"
     FAILED = "failed"
+    DAMAGED = "damaged"
 
 
 class ProcessLike(Protocol):
@@ -96,11 +107,13 @@ class Runtime:
 class Session:
     """The process is started lazily by the first message and suspended by the pool."""
 
-    def __init__(self, meta: Metadata, runtime: Runtime) -> None:
+    def __init__(self, meta: Metadata, runtime: Runtime, damage: str | None = None) -> None:
         self.meta = meta
         self._rt = runtime
-        self.directory = runtime.store.directory(meta.name)
-        self.inbox = Inbox(self.directory / "inbox.jsonl")
+        self.damage = damage  # "damaged: <file>: <reason>": the session refuses messages until it is repaired
+        self.directory = Path(meta.workspace) if meta.workspace else runtime.store.directory(meta.name)
+        self.state_dir = runtime.store.state_dir(meta.name)
+        self.inbox = Inbox(self.state_dir / INBOX_FILE)
         self.process: ProcessLike | None = None
         self.restart_pending = False
         self.last_chat_id: int | None = None
@@ -132,6 +145,8 @@ class Session:
 
     @property
     def state(self) -> SessionState:
+        if self.damage:
+            return SessionState.DAMAGED
         if self.busy:
             return SessionState.BUSY
         if self.live:
@@ -149,6 +164,8 @@ class Session:
         return self.meta.permission_mode or self.persona().permission_mode or "default"
 
     def save(self) -> None:
+        if self.damage:  # never write the stand-in metadata over the file someone may still repair
+            raise SessionError(f"Session “{self.name}” is {self.damage}; fix or /delete it.")
         self._rt.store.save(self.meta)
 
     # -- the process --
@@ -190,14 +207,14 @@ class Session:
             self.restart_pending = False
             try:
                 await process.start()
+                self.meta.status = MetaStatus.LIVE
+                self.save()
             except BaseException:
                 if self.process is process:
                     self.process = None
                 with contextlib.suppress(Exception):
                     await process.stop()
                 raise
-        self.meta.status = MetaStatus.LIVE
-        self.save()
         return process
 
     def _options(self, resuming: bool) -> ProcessOptions:
@@ -214,7 +231,7 @@ class Session:
             permission_mode=self.permission_mode(),
             continue_conversation=resuming,
             label=self.name,
-            pid_file=self.directory / "claude.pid",
+            pid_file=self.state_dir / PID_FILE,
         )
 
     async def _on_control_request(self, request: ControlRequest) -> Mapping[str, Any]:
@@ -259,10 +276,10 @@ class Session:
         try:
             try:
                 process = await self._ensure_live(delivery)
-            except BridgeError as exc:
+            except (BridgeError, OSError, ValueError) as exc:
                 logger.error("session %s: could not start Claude: %s", self.name, exc)
                 self.meta.status = MetaStatus.FAILED
-                result = TurnResult(subtype=START_FAILED, is_error=True, text=str(exc))
+                result = TurnResult(subtype=START_FAILED, is_error=True, text=start_error(exc))
             else:
                 stage = "send the message to Claude"
                 turn = process.submit(delivery.content)
@@ -304,6 +321,27 @@ class Session:
             "send_to_result": turn.timings.send_to_result,
         }
         meta.status = MetaStatus.LIVE if process.alive else MetaStatus.SUSPENDED
+
+
+def start_error(exc: BaseException) -> str:
+    """What the user reads when Claude could not be started: the cause in words, and that the next message retries."""
+    if isinstance(exc, BridgeError):
+        return str(exc)
+    retry = "Your next message will try again once that is fixed."
+    if isinstance(exc, ValueError) and "null byte" in str(exc):
+        return f"Could not start Claude: the persona's prompt or a setting contains a NUL byte. {retry}"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        if exc.errno == errno.ENOSPC:
+            return f"Could not start Claude: the disk is full{where}. {retry}"
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return f"Could not start Claude: the bot cannot write its state{where}: {exc.strerror}. {retry}"
+        if exc.errno == errno.E2BIG:
+            too_long = f"the persona's prompt is too long to pass to the CLI ({exc.strerror})"
+            return f"Could not start Claude: {too_long}. {retry}"
+        if exc.errno == errno.ENOENT:
+            return f"Could not start Claude: a folder or file is missing{where}. {retry}"
+    return f"Could not start Claude: {exc}. {retry}"
 
 
 async def _written(turn: Turn) -> bool:

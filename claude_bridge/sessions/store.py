@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -136,9 +137,36 @@ class MetaStatus(StrEnum):
     STOPPED = "stopped"
 
 
+class StateDamaged(SessionError):
+    """A state file of one session (or chats.json) cannot be read; the message names the file and the reason."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__(f"damaged: {file}: {reason}")
+        self.file = file
+        self.reason = reason
+
+
+_NUMBER = (int, float)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "created": _NUMBER,
+    "last_active": _NUMBER,
+    "persona": (str,),
+    "model": (str, type(None)),
+    "permission_mode": (str, type(None)),
+    "claude_session_id": (str,),
+    "status": (str,),
+    "turns": (int,),
+    "total_cost_usd": _NUMBER,
+    "last_timings": (dict,),
+    "workspace": (str,),
+    "created_workspace": (bool,),
+    "instance": (str,),
+}
+
+
 @dataclass
 class Metadata:
-    """What sessions/<name>/metadata.json holds."""
+    """What .bot/sessions/<name>/metadata.json holds; `workspace` is the folder Claude works in."""
 
     name: str
     created: float
@@ -151,54 +179,121 @@ class Metadata:
     turns: int = 0
     total_cost_usd: float = 0.0
     last_timings: dict[str, float | None] = field(default_factory=dict)
+    workspace: str = ""
+    created_workspace: bool = False  # only a folder the bot made is removed by /delete
+    instance: str = ""  # tells this session apart from an earlier one of the same name (delete buttons)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], name: str) -> Metadata:
-        known = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in raw.items() if k in known}
-        values["name"] = name
+    def from_dict(cls, raw: Any, name: str) -> Metadata:
+        """Strict: a non-object, a field of the wrong type or a missing workspace raises ValueError saying which."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a JSON object, found {type(raw).__name__}")
+        values = {k: v for k, v in raw.items() if k in _FIELD_TYPES}
+        for key, value in values.items():
+            types = _FIELD_TYPES[key]
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise ValueError(f"{key!r} has the wrong type ({type(value).__name__})")
+        for key in ("created", "last_active"):
+            if key not in values:
+                raise ValueError(f"{key!r} is missing")
+        if not values.get("workspace"):
+            raise ValueError("'workspace' is missing")
+        timings = values.get("last_timings", {})
+        if not all(isinstance(v, _NUMBER) or v is None for v in timings.values()):
+            raise ValueError("'last_timings' must map to numbers")
+        if values.get("turns", 0) < 0:
+            raise ValueError("'turns' is negative")
         try:
             values["status"] = MetaStatus(values.get("status", MetaStatus.NEW))
         except ValueError:
             values["status"] = MetaStatus.SUSPENDED  # e.g. "busy" from an older version
+        values["name"] = name
         return cls(**values)
 
 
+STATE_DIR = ".bot"  # not a valid session name, so it never collides with one
+META_FILE = "metadata.json"
+INBOX_FILE = "inbox.jsonl"
+PID_FILE = "claude.pid"
+CHATS_FILE = "chats.json"
+
+
+def new_instance() -> str:
+    """A short id for one session instance (8 hex digits), so a delete button fits in 64 bytes of callback_data."""
+    return secrets.token_hex(4)
+
+
 class SessionStore:
-    """The sessions directory: one plain directory per session holding metadata.json and files/."""
+    """The bot's own state lives in SESSIONS_DIR/.bot/ (sessions/<name>/ and chats.json), apart from workspaces.
+
+    A session exists because its state folder does; a folder in SESSIONS_DIR is never a session by its name alone.
+    """
 
     def __init__(self, root: Path, personas: dict[str, Persona]) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._resolved = root.resolve()
+        self.state_root = root / STATE_DIR
+        self.sessions_state = self.state_root / "sessions"
+        self.sessions_state.mkdir(parents=True, exist_ok=True)
         self.personas = personas
+        self._migrate()
+
+    @property
+    def chats_file(self) -> Path:
+        return self.state_root / CHATS_FILE
 
     def directory(self, name: str) -> Path:
-        """The session's directory (which may not exist yet); refuses names and links that lead elsewhere."""
+        """Where a new session's workspace goes (it may not exist); refuses names and links that lead elsewhere."""
         validate_name(name)
         path = self.root / name
         if path.is_symlink() or (path.exists() and path.resolve().parent != self._resolved):
             raise SessionError(f"Session {name!r} is not a plain directory inside the sessions directory.")
         return path
 
+    def state_dir(self, name: str) -> Path:
+        """The session's own state folder: metadata.json, inbox.jsonl, claude.pid."""
+        return self.sessions_state / validate_name(name)
+
     def exists(self, name: str) -> bool:
-        return self.directory(name).is_dir()
+        return self.state_dir(name).is_dir()
 
     def names(self) -> list[str]:
-        """Every session directory's name, sorted."""
+        """Every session's name (those with a state folder), sorted."""
         return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name)
+            p.name
+            for p in self.sessions_state.iterdir()
+            if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name)
         )
 
     def create(self, name: str, persona: str, now: float) -> Metadata:
-        """Make the directory, files/ and metadata.json of a new session."""
-        directory = self.directory(name)
+        """Make the workspace (with files/), the state folder and metadata.json of a new session."""
+        workspace = self.directory(name)
         self.check_persona(persona)
-        if directory.exists():
+        if self.exists(name):
             raise SessionError(f"Session {name!r} already exists; /switch {name} to use it.")
-        (directory / "files").mkdir(parents=True)
-        meta = Metadata(name=name, created=now, last_active=now, persona=persona)
-        self.save(meta)
+        if workspace.exists():
+            raise SessionError(
+                f"A folder named {name!r} already exists in the sessions directory and is not a session; "
+                "pick another name."
+            )
+        (workspace / "files").mkdir(parents=True)
+        meta = Metadata(
+            name=name,
+            created=now,
+            last_active=now,
+            persona=persona,
+            workspace=str(workspace.absolute()),
+            created_workspace=True,
+            instance=new_instance(),
+        )
+        try:
+            self.state_dir(name).mkdir()
+            self.save(meta)
+        except BaseException:
+            shutil.rmtree(self.state_dir(name), ignore_errors=True)
+            shutil.rmtree(workspace, ignore_errors=True)
+            raise
         logger.info("created session %s (persona %s)", name, persona)
         return meta
 
@@ -207,20 +302,20 @@ class SessionStore:
             raise SessionError(f"Unknown persona {persona!r}. Personas: {', '.join(sorted(self.personas))}.")
 
     def load(self, name: str) -> Metadata:
-        """The session's metadata; a missing or corrupt file is rebuilt (and said so in the log)."""
-        directory = self.directory(name)
-        if not directory.is_dir():
+        """The session's metadata; raises StateDamaged (file and reason) if it cannot be read."""
+        if not self.exists(name):
             raise SessionError(f"No session named {name!r}. /sessions lists them; /new {name} creates it.")
-        path = directory / "metadata.json"
+        path = self.state_dir(name) / META_FILE
         try:
-            meta = Metadata.from_dict(json.loads(path.read_text(encoding="utf-8")), name)
-        except (FileNotFoundError, ValueError, TypeError, OSError) as exc:
-            logger.error("session %s: metadata.json missing or corrupt (%s); rebuilding it", name, exc)
-            created = directory.stat().st_mtime
-            # A conversation may exist: --continue in a directory without one simply starts fresh.
-            meta = Metadata(name, created, created, status=MetaStatus.SUSPENDED, claude_session_id="unknown")
-            self.save(meta)
-            return meta
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise StateDamaged(META_FILE, "the file is missing") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateDamaged(META_FILE, str(exc)) from exc
+        try:
+            meta = Metadata.from_dict(json.loads(text), name)
+        except ValueError as exc:  # JSONDecodeError is a ValueError
+            raise StateDamaged(META_FILE, str(exc)) from exc
         if meta.persona not in self.personas:
             logger.warning("session %s: persona %r is gone; using default", name, meta.persona)
             meta.persona = DEFAULT_PERSONA
@@ -229,7 +324,57 @@ class SessionStore:
         return meta
 
     def save(self, meta: Metadata) -> None:
-        write_json_atomic(self.root / meta.name / "metadata.json", asdict(meta))
+        write_json_atomic(self.state_dir(meta.name) / META_FILE, asdict(meta))
 
-    def remove(self, name: str) -> None:
-        shutil.rmtree(self.directory(name))
+    def remove(self, name: str, meta: Metadata | None) -> None:
+        """Remove the session's state; its workspace only if the bot created it (else it is left as it is)."""
+        if meta is not None and meta.created_workspace:
+            workspace = Path(meta.workspace)
+            if workspace.is_dir() and not workspace.is_symlink() and workspace.resolve().parent == self._resolved:
+                shutil.rmtree(workspace)
+            else:
+                logger.warning("session %s: workspace %s is not where the bot made it; left alone", name, workspace)
+        shutil.rmtree(self.state_dir(name))
+
+    # -- older installs kept the state inside each session folder --
+
+    def _migrate(self) -> None:
+        """Move metadata.json, inbox.jsonl, claude.pid (and chats.json) of the old layout into the state folder."""
+        old_chats = self.root / CHATS_FILE
+        if old_chats.is_file() and not self.chats_file.exists():
+            os.replace(old_chats, self.chats_file)
+            logger.info("moved %s into %s", old_chats, self.state_root)
+        for folder in sorted(self.root.iterdir()):
+            if folder.is_symlink() or not folder.is_dir() or not NAME_RE.fullmatch(folder.name):
+                continue
+            if (folder / META_FILE).is_file():
+                try:
+                    self._migrate_one(folder)
+                except OSError as exc:
+                    logger.error("could not move the state of session %s out of its folder: %s", folder.name, exc)
+
+    def _migrate_one(self, folder: Path) -> None:
+        state = self.sessions_state / folder.name
+        state.mkdir(exist_ok=True)
+        old_meta = folder / META_FILE
+        for file in (INBOX_FILE, PID_FILE):
+            if (folder / file).exists() and not (state / file).exists():
+                os.replace(folder / file, state / file)
+            (folder / file).unlink(missing_ok=True)
+        if not (state / META_FILE).exists():
+            raw: Any
+            try:
+                raw = json.loads(old_meta.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                raw = None
+            if isinstance(raw, dict):
+                raw |= {
+                    "workspace": str(folder.absolute()),
+                    "created_workspace": True,
+                    "instance": raw.get("instance") or new_instance(),
+                }
+                write_json_atomic(state / META_FILE, raw)
+            else:
+                os.replace(old_meta, state / META_FILE)  # kept as it is: /sessions says it is damaged
+        old_meta.unlink(missing_ok=True)
+        logger.info("moved the state of session %s into %s", folder.name, state)

@@ -11,10 +11,12 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiofiles
+import httpx
 from telegram import (
     BotCommand,
     InlineKeyboardButton,
@@ -50,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 BUTTONS_PER_ROW = 4
 SHORT_LABEL = 12  # characters; longer labels get a row each so Telegram does not cut them
+DOWNLOAD_CHUNK = 64 * 1024
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -150,10 +154,10 @@ async def on_upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         original = message.document.file_name or f"file-{message.message_id}"
     else:
         return
-    data = await download(update, context, item)
-    if data is None:
+    path = await download_to_files(update, context, item, original)
+    if path is None:
         return
-    path = await save_upload(update, context, original, data)
+    data = await asyncio.to_thread(path.read_bytes) if message.photo else b""
     caption = message.caption or ""
     note = f"[The user sent a file, saved at {path.relative_to(path.parent.parent)} (absolute path {path}).]"
     text = f"{note}\n{caption}" if caption else note
@@ -165,25 +169,102 @@ async def on_upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await submit(update, context, content)
 
 
-async def download(update: Update, context: ContextTypes.DEFAULT_TYPE, item: Any) -> bytes | None:
-    """An attachment's bytes, or None after telling the user why not (too big, or the download failed)."""
-    limit = state_of(context).download_limit
+class TooBig(Exception):
+    """The download passed the limit (Telegram gave no size, or a wrong one)."""
+
+
+async def _stream(item: Any, write: Callable[[bytes], Awaitable[Any]], limit: int) -> None:
+    """Fetch an attachment chunk by chunk into `write`, counting bytes: raises TooBig past `limit`."""
+    telegram_file = await item.get_file()
+    source = telegram_file.file_path or ""
+    total = 0
+
+    async def take(chunk: bytes) -> None:
+        nonlocal total
+        total += len(chunk)
+        if total > limit:
+            raise TooBig
+        await write(chunk)
+
+    if Path(source).is_absolute():  # a self-hosted Bot API server in local mode
+        async with aiofiles.open(source, "rb") as handle:
+            while chunk := await handle.read(DOWNLOAD_CHUNK):
+                await take(chunk)
+        return
+    async with httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT) as client, client.stream("GET", source) as response:
+        response.raise_for_status()
+        async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
+            await take(chunk)
+
+
+def _too_big_text(limit: int, size: float | None = None) -> str:
+    said = f"That file is {size / 2**20:.1f} MB; " if size else "That file is too big: "
+    return (
+        f"⚠️ {said}the bot can download at most {limit / 2**20:.0f} MB "
+        "(Telegram's limit for bots; a self-hosted Bot API server allows more, see MAX_DOWNLOAD_MB). "
+        "Nothing was sent to Claude."
+    )
+
+
+async def _refused_by_size(update: Update, context: ContextTypes.DEFAULT_TYPE, item: Any, limit: int) -> bool:
     if item.file_size and item.file_size > limit:
-        await reply(
-            update,
-            context,
-            f"⚠️ That file is {item.file_size / 2**20:.1f} MB; the bot can download at most {limit / 2**20:.0f} MB "
-            "(Telegram's limit for bots; a self-hosted Bot API server allows more, see MAX_DOWNLOAD_MB). "
-            "Nothing was sent to Claude.",
-        )
+        await reply(update, context, _too_big_text(limit, item.file_size))
+        return True
+    return False
+
+
+async def download(update: Update, context: ContextTypes.DEFAULT_TYPE, item: Any) -> bytes | None:
+    """An attachment's bytes (never more than the limit in memory), or None after telling the user why not."""
+    limit = state_of(context).download_limit
+    if await _refused_by_size(update, context, item, limit):
         return None
+    data = bytearray()
+
+    async def append(chunk: bytes) -> None:
+        data.extend(chunk)
+
     try:
-        telegram_file = await item.get_file()
-        return bytes(await telegram_file.download_as_bytearray())
+        await _stream(item, append, limit)
+    except TooBig:
+        await reply(update, context, _too_big_text(limit))
+        return None
     except Exception as exc:
         logger.warning("download of an upload failed: %s", exc)
         await reply(update, context, f"⚠️ Could not download the file from Telegram: {exc}")
         return None
+    return bytes(data)
+
+
+async def download_to_files(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, item: Any, original: str
+) -> Path | None:
+    """Stream an attachment into the active session's files/ (a temp file renamed when complete), or None after
+    telling the user why not; past the limit the partial file is deleted, whatever size Telegram announced."""
+    state = state_of(context)
+    limit = state.download_limit
+    if await _refused_by_size(update, context, item, limit):
+        return None
+    chat = update.effective_chat
+    assert chat is not None
+    name, notice = state.manager.ensure_active(chat.id)
+    if notice:
+        await reply(update, context, f"ℹ️ {notice}")
+    final = state.manager.files_dir(name) / unique_name(original)
+    partial = final.with_name(f".{final.name}.part")
+    try:
+        async with aiofiles.open(partial, "wb") as handle:
+            await _stream(item, handle.write, limit)
+        partial.replace(final)
+    except TooBig:
+        partial.unlink(missing_ok=True)
+        await reply(update, context, _too_big_text(limit))
+        return None
+    except Exception as exc:
+        partial.unlink(missing_ok=True)
+        logger.warning("download of an upload failed: %s", exc)
+        await reply(update, context, f"⚠️ Could not download the file from Telegram: {exc}")
+        return None
+    return final
 
 
 async def save_upload(update: Update, context: ContextTypes.DEFAULT_TYPE, original: str, data: bytes) -> Path:
