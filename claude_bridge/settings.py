@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from claude_bridge.errors import ClaudeNotFound, ConfigError
 
 DEFAULT_API_BASE = "https://api.telegram.org"
@@ -208,8 +210,6 @@ def load_settings(
     """
     merged: dict[str, str] = {}
     if dotenv_path is not None and dotenv_path.is_file():
-        from dotenv import dotenv_values
-
         merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
     merged.update(os.environ if env is None else env)
 

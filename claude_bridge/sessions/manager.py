@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
 from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
@@ -139,8 +141,6 @@ class SessionManager:
 
     def start_scheduler(self, interval: float | None = None) -> None:
         """Run suspend_idle() periodically on an APScheduler job owned by the manager."""
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
         self._scheduler = AsyncIOScheduler()
         every = interval or max(5.0, min(60.0, self.idle_after / 4))
         self._scheduler.add_job(self.suspend_idle, "interval", seconds=every, id="suspend-idle", coalesce=True)
