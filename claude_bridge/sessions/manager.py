@@ -20,6 +20,7 @@ from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.process.subprocess import ClaudeSubprocess
+from claude_bridge.protocol.events import TaskInfo
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.routes import ChatRoutes
@@ -46,6 +47,7 @@ __all__ = [
     "SessionManager",
     "SessionState",
     "Spawner",
+    "TaskInfo",
     "build_manager",
 ]
 
@@ -74,6 +76,7 @@ class SessionInfo:
     claude_session_id: str
     last_timings: dict[str, float | None]
     pid: int | None
+    tasks: tuple[TaskInfo, ...] = ()  # background tasks running now
 
 
 class SessionManager:
@@ -96,6 +99,8 @@ class SessionManager:
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
         self.notify = notify
         self.file_sink: FileSink | None = None  # the front end's way to deliver files Claude sends (send_file)
+        # The front end's way to show a turn Claude started by itself (its Delivery has a `header`).
+        self.show_claude_turn: Callable[[Delivery], None] | None = None
         self._clock = clock
         self._store = SessionStore(sessions_dir, self.personas)
         self._routes = ChatRoutes(sessions_dir / "chats.json", self._store.exists)
@@ -111,6 +116,7 @@ class SessionManager:
             clock,
             self._tell_soon,
             file_sink=lambda: self.file_sink,
+            show_claude_turn=lambda: self.show_claude_turn,
             upload_limit=upload_limit,
         )
         self._scheduler: Any = None
@@ -195,15 +201,19 @@ class SessionManager:
                 logger.warning("a session did not stop within %.0f s", timeout)
                 task.cancel()
             await asyncio.gather(*stops, return_exceptions=True)
+        # Claude's own turns ended with their processes; the notices (e.g. which tasks were stopped) still go out.
+        pending_work = [t for s in sessions for t in s.claude_turns] + list(self._notices)
+        if pending_work:
+            await asyncio.wait(pending_work, timeout=5.0)
         for session in sessions:
             try:
                 session.save()
             except OSError as exc:
                 logger.error("session %s: could not save metadata at shutdown: %s", session.name, exc)
-        notices = list(self._notices)
-        for notice in notices:
-            notice.cancel()
-        await asyncio.gather(*notices, return_exceptions=True)
+        leftovers = list(self._notices) + [t for s in sessions for t in s.claude_turns]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
         logger.info("all sessions closed")
 
     # -- chats --
@@ -277,6 +287,7 @@ class SessionManager:
             claude_session_id=meta.claude_session_id if meta.claude_session_id != "unknown" else "",
             last_timings=dict(meta.last_timings),
             pid=session.process.pid if session.process is not None and session.live else None,
+            tasks=session.running_tasks,
         )
 
     def effective_model(self, name: str) -> str | None:
@@ -315,11 +326,15 @@ class SessionManager:
             return False
         return await session.process.interrupt()
 
+    async def stop_task(self, name: str, task_id: str) -> TaskInfo:
+        """Stop one background task of a session (by id or a unique prefix); SessionError if it is not running."""
+        return await self._get(name).stop_task(task_id)
+
     async def delete(self, name: str) -> None:
         """Delete a session (refused while a message is accepted); the folder goes only after its process stopped."""
         session = self._get(name)
         async with session.lock:
-            if session.busy:
+            if session.worker.busy:
                 raise SessionError(f"Session {name!r} is busy; /stop it first, then delete it.")
             session.deleted = True
             try:
@@ -349,7 +364,7 @@ class SessionManager:
             session.last_chat_id = chat_id
             session.meta.last_active = self._clock()
             entry_id = await session.inbox.add(chat_id, content)
-            delivery = Delivery(name, chat_id, content, entry_id, session.worker.ahead())
+            delivery = Delivery(name, chat_id, content, entry_id, session.ahead())
             if notice:
                 delivery.notice(notice)
             session.worker.accept(delivery)

@@ -151,6 +151,7 @@ class Metadata:
     turns: int = 0
     total_cost_usd: float = 0.0
     last_timings: dict[str, float | None] = field(default_factory=dict)
+    last_chat_id: int | None = None  # the chat that last talked to the session: Claude's own turns go there
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], name: str) -> Metadata:
