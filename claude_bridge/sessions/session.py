@@ -219,6 +219,7 @@ class Session:
         if self.process is None or len(matches) != 1:
             raise SessionError(f"No running background task {task_id!r} in session “{self.name}”. /tasks lists them.")
         await self.process.stop_task(matches[0].task_id)
+        await self._rt.pool.changed()  # a session waiting for a live slot may now take this one
         return matches[0]
 
     async def _ensure_live(self, delivery: Delivery) -> ProcessLike:
