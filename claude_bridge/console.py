@@ -208,7 +208,9 @@ class Console:
             self.showing = delivery
             try:
                 if delivery.by_claude:
-                    self.screen.info(claude_turn_header(delivery.header, delivery.session))
+                    active = self.manager.active_session(CHAT_ID)
+                    elsewhere = delivery.session if active != delivery.session else None
+                    self.screen.info(claude_turn_header(delivery.header, elsewhere))
                 printer = TurnPrinter(self.screen)
                 async for event in delivery.events():
                     printer.show(event)

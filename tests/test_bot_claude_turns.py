@@ -46,9 +46,10 @@ def sent(tg: FakeBotAPI) -> list[dict[str, Any]]:
 
 
 async def test_a_finished_background_command_brings_claudes_follow_up_as_its_own_message(tmp_path, tg, api):
-    api.enqueue(background(sleeper(2), "short nap"), Text("started it"), Text("the nap is over"))
+    api.enqueue(background(sleeper(4), "short nap"), Text("started it"), Text("the nap is over"))
     async with running_bot(tmp_path, tg, api) as bot:
         await say(bot, "nap in the background", "started it")
+        await say(bot, "/new other", "New session “other”")  # nobody looks at "default" now
 
         header = await bot.reply_containing("Background task finished: short nap", timeout=60)
         follow_up = await bot.reply_containing("the nap is over", timeout=60)
@@ -56,6 +57,7 @@ async def test_a_finished_background_command_brings_claudes_follow_up_as_its_own
         messages = sent(tg)
         assert messages.index(header) < messages.index(follow_up)
         assert "reply_parameters" not in header and "reply_parameters" not in follow_up  # its own message
+        assert header["text"] == "🔔 Background task finished: short nap — session “default”"
         await eventually(lambda: bot.manager.status("default").turns == 2)
     meta = json.loads((tmp_path / "sessions/default/metadata.json").read_text())
     assert meta["turns"] == 2 and meta["last_chat_id"] == OWNER

@@ -379,7 +379,7 @@ class SessionManager:
 
     async def _tell(self, chat_id: int, text: str) -> None:
         if self.notify is None:
-            logger.info("notice for chat %s: %s", chat_id, text)
+            logger.warning("no front end to tell chat %s: %s", chat_id, text)
             return
         try:
             await self.notify(chat_id, text)
