@@ -148,7 +148,7 @@ async def test_tasks_lists_running_tasks_with_a_stop_choice_each_and_stops_one(t
     listing = await commands.run(7, "/tasks")
     status = await commands.run(7, "/status")
     assert "pytest -q" in listing.text and "pytest -q" in status.text
-    assert [c.command for c in listing.choices][0] == "/tasks stop b1"
+    assert listing.choices[0].command == "/tasks stop b1"
     assert all(len(c.command.encode()) <= MAX_CALLBACK_BYTES for c in listing.choices)
 
     stopped = await commands.run(7, listing.choices[1].command)  # a cut id still names its task
