@@ -178,7 +178,7 @@ class SessionManager:
                     chat_id, f"↻ Delivering {count} message(s) to session {name} that arrived before the restart."
                 )
             for entry in pending:
-                delivery = Delivery(name, entry.chat_id, entry.content, entry.id, session.worker.ahead())
+                delivery = Delivery(name, entry.chat_id, entry.content, entry.id, session.ahead())
                 session.worker.accept(delivery)
                 deliveries.append(delivery)
             if not pending:

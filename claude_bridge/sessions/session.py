@@ -300,19 +300,21 @@ class Session:
             logger.warning("session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, header)
         else:
             show(delivery)
-        relay = self._relay_claude_turn(turn, delivery)
+        relay = self._relay_claude_turn(self.process, turn, delivery)
         task = asyncio.get_running_loop().create_task(relay, name=f"claude-turn-{self.name}")
         self.claude_turns.add(task)
         task.add_done_callback(self.claude_turns.discard)
 
-    async def _relay_claude_turn(self, turn: Turn, delivery: Delivery) -> None:
+    async def _relay_claude_turn(self, process: ProcessLike | None, turn: Turn, delivery: Delivery) -> None:
         """Pass Claude's own turn on and book it like any other (turns, cost, timings); it ends with one result."""
         result = failure("Claude's own turn ended without a result.")
         try:
             result = await _relay(turn, delivery)
-            process = self.process
-            if process is not None:
+            if process is not None and not self.deleted:
+                status = self.meta.status
                 self._book(process, turn, result)
+                if process is not self.process:  # stopped meanwhile: stop_process recorded the status
+                    self.meta.status = status
                 self.save()
         except asyncio.CancelledError:
             result = failure("The bot is shutting down; Claude's own turn was cut off.", CANCELLED)
@@ -335,7 +337,7 @@ class Session:
         current = self.worker.current
         chat_id = current.chat_id if current else self.last_chat_id
         # A crash mid-turn is already told by that turn's own error; say it here only for an idle session.
-        told_by_turn = status.kind == "crashed" and current is not None
+        told_by_turn = status.kind == "crashed" and (current is not None or self.claude_busy)
         if status.kind not in ("crashed", "gave_up", "recovered") or told_by_turn:
             return
         if chat_id is None:
