@@ -23,6 +23,7 @@ from claude_bridge.commands.catalog import CommandSpec
 from claude_bridge.commands.core import Commands, parse
 from claude_bridge.commands.describe import tool_line
 from claude_bridge.commands.reply import Choice, Reply
+from claude_bridge.commands.wording import claude_turn_header
 from claude_bridge.errors import BridgeError, ConfigError
 from claude_bridge.protocol.events import (
     ApiRetry,
@@ -206,6 +207,10 @@ class Console:
             delivery = await self.turns.get()
             self.showing = delivery
             try:
+                if delivery.by_claude:
+                    active = self.manager.active_session(CHAT_ID)
+                    elsewhere = delivery.session if active != delivery.session else None
+                    self.screen.info(claude_turn_header(delivery.header, elsewhere))
                 printer = TurnPrinter(self.screen)
                 async for event in delivery.events():
                     printer.show(event)
@@ -313,6 +318,7 @@ async def console_main(settings: Settings, claude_bin: Path) -> int:
         logger.warning("stopped %d Claude process(es) left by a previous run: %s", len(reaped), reaped)
     console = Console(manager, Screen(sys.stdout, interactive=sys.stdin.isatty()))
     manager.notify = console.notify
+    manager.show_claude_turn = console.turns.put_nowait
     manager.start_scheduler()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, console.on_interrupt)

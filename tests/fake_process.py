@@ -13,7 +13,7 @@ from claude_bridge.errors import ClaudeStartError
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.turns import Turn, TurnTimings
-from claude_bridge.protocol.events import AssistantText, Event, ProcessStatus, SessionStarted, TurnResult
+from claude_bridge.protocol.events import AssistantText, Event, ProcessStatus, SessionStarted, TaskInfo, TurnResult
 
 _pids = itertools.count(40000)
 
@@ -50,6 +50,8 @@ class FakeProcess:
         self._current: Turn | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self.tasks: dict[str, TaskInfo] = {}  # running background tasks; tests add them
+        self.stopped_tasks: list[str] = []
 
     @property
     def continued(self) -> bool:
@@ -66,6 +68,28 @@ class FakeProcess:
     @property
     def queue_length(self) -> int:
         return len(self._queue)
+
+    @property
+    def running_tasks(self) -> tuple[TaskInfo, ...]:
+        return tuple(self.tasks.values())
+
+    async def stop_task(self, task_id: str) -> None:
+        self.stopped_tasks.append(task_id)
+        self.tasks.pop(task_id, None)
+
+    def begin_claude_turn(self, header: str) -> Turn:
+        """Claude starts a turn by itself (as after a background task): messages wait until the test ends it."""
+        turn = Turn.by_claude(header)
+        self._current = turn
+        self.hooks.on_claude_turn(turn)
+        asyncio.get_running_loop().create_task(self._clear_when_done(turn))
+        return turn
+
+    async def _clear_when_done(self, turn: Turn) -> None:
+        await turn.done.wait()
+        if self._current is turn:
+            self._current = None
+        self._wake.set()
 
     async def start(self) -> None:
         if self.spawner.fail_start:
@@ -112,7 +136,7 @@ class FakeProcess:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
+            while self._queue and self._current is None:
                 turn = self._queue.popleft()
                 self._current = turn
                 self.received.append(turn.content)

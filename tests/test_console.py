@@ -19,7 +19,7 @@ import pytest
 from bot_harness import bot_env
 from claude_bridge.console import Console
 from claude_bridge.console import Screen as ConsoleScreen
-from claude_bridge.protocol.events import AssistantText
+from claude_bridge.protocol.events import AssistantText, TurnResult
 from claude_bridge.runtime import take_instance_lock
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.store import Persona
@@ -152,6 +152,7 @@ async def console_in_process(tmp_path: Path) -> AsyncIterator[tuple[Console, Ter
     )
     console = Console(manager, ConsoleScreen(terminal, interactive=False))
     manager.notify = console.notify
+    manager.show_claude_turn = console.turns.put_nowait  # as console_main wires it
     running = asyncio.create_task(console.run())
     try:
         yield console, terminal, spawner
@@ -195,6 +196,18 @@ async def test_stop_stops_the_answer_on_screen_even_after_switching_away(tmp_pat
 
     assert "⏹ Stopping “first”…" in terminal.text
     assert spawner.interrupts == 1
+
+
+async def test_claudes_own_turn_prints_with_its_header(tmp_path):
+    async with console_in_process(tmp_path) as (console, terminal, spawner):
+        typed(console, "start the tests in the background", "/new other")
+        await terminal.until("New session “other”")
+        turn = spawner.started[0].begin_claude_turn('Background command "pytest -q" completed (exit code 0)')
+        turn.push(AssistantText("all tests passed"))
+        turn.push(TurnResult("success", False, "all tests passed"))
+        await terminal.until("all tests passed")
+
+    assert "🔔 Background task finished: `pytest -q` — session “default”" in terminal.text
 
 
 async def test_help_adds_quit_and_quit_leaves_before_reading_more(tmp_path):

@@ -31,6 +31,7 @@ SPECS = (
     CommandSpec("persona", "/persona [name]", "show or change the persona (system prompt)"),
     CommandSpec("stop", "/stop [name]", "stop the running answer; the session lives on"),
     CommandSpec("status", "/status", "what the active session is doing"),
+    CommandSpec("tasks", "/tasks [stop <id>]", "background tasks of the active session (stop one)"),
     CommandSpec("delete", "/delete <name>", "delete a session (asks first)"),
     CommandSpec("cancel", "/cancel", "forget a pending question", in_help=False, in_menu=False),
 )

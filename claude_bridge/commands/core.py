@@ -12,12 +12,13 @@ from collections.abc import Awaitable, Callable
 
 from claude_bridge.commands import catalog
 from claude_bridge.commands.reply import Choice, Reply
-from claude_bridge.commands.wording import session_line, status_text
+from claude_bridge.commands.wording import session_line, status_text, task_line
 from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[int, list[str]], Awaitable[Reply]]
+MAX_CALLBACK_BYTES = 64  # Telegram's limit for a button's callback_data
 MAX_SESSION_CHOICES = 30  # a longer keyboard is unusable; /switch <name> still reaches the rest
 CONFIRM = "confirm"
 
@@ -51,6 +52,7 @@ class Commands:
             "persona": self.persona,
             "stop": self.stop,
             "status": self.status,
+            "tasks": self.tasks,
             "delete": self.delete,
             "cancel": self.cancel,
         }
@@ -158,6 +160,20 @@ class Commands:
         name, notice = self._active(chat_id)
         return Reply(notice + status_text(self.manager.status(name), self._clock()))
 
+    async def tasks(self, chat_id: int, args: list[str]) -> Reply:
+        """/tasks: the active session's running background tasks, a Stop choice each; /tasks stop <id> stops one."""
+        if args and (len(args) != 2 or args[0] != "stop"):
+            return Reply(catalog.usage("tasks"))
+        name, notice = self._active(chat_id)
+        if args:
+            task = await self.manager.stop_task(name, args[1])
+            return Reply(f"{notice}⏹ Stopped background task {task_line(task)} in “{name}”.")
+        running = self.manager.status(name).tasks
+        if not running:
+            return Reply(f"{notice}No background tasks are running in “{name}”.")
+        lines = [f"{notice}Background tasks in “{name}”:", *(f"• {task_line(task)}" for task in running)]
+        return Reply("\n".join(lines), tuple(_stop_choice(task.task_id, task.description) for task in running))
+
     async def delete(self, chat_id: int, args: list[str]) -> Reply:
         """/delete <name>: ask first; the confirming choice (`/delete <name> confirm <instance>`) deletes.
 
@@ -178,3 +194,12 @@ class Commands:
     async def cancel(self, chat_id: int, args: list[str]) -> Reply:
         """/cancel: the answer to a question's Cancel choice."""
         return Reply("Cancelled.")
+
+
+def _stop_choice(task_id: str, description: str) -> Choice:
+    """A Stop button for one task; a long id is cut to a prefix, which /tasks stop also accepts."""
+    command = f"/tasks stop {task_id}"
+    while len(command.encode()) > MAX_CALLBACK_BYTES:
+        command = command[:-1]
+    label = description if len(description) <= 24 else description[:23] + "…"
+    return Choice(f"⏹ Stop {label or task_id}", command)

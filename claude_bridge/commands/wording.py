@@ -1,11 +1,16 @@
-"""How a session reads to the user: a /sessions line, the /status text, "5 min ago".
+"""How a session reads to the user: a /sessions line, the /status text, the header of Claude's own turn, "5 min ago".
 
 Plain strings from a SessionInfo; the sessions layer only supplies the facts.
 """
 
 from __future__ import annotations
 
-from claude_bridge.sessions.manager import SessionInfo
+import re
+
+from claude_bridge.sessions.manager import SessionInfo, TaskInfo
+
+# The CLI's task-notification summary (§16.1): 'Background command "pytest -q" completed (exit code 0)'.
+_BACKGROUND = re.compile(r'^Background command "(?P<what>.*)" (?P<status>\w+)(?: \(exit code (?P<code>-?\d+)\))?$')
 
 
 def session_line(info: SessionInfo, active: bool, now: float) -> str:
@@ -37,7 +42,34 @@ def status_text(info: SessionInfo, now: float) -> str:
     ]
     if info.claude_session_id:
         lines.append(f"Claude session: {info.claude_session_id}")
+    if info.tasks:
+        lines.append(f"Background tasks ({len(info.tasks)}, /tasks to stop one):")
+        lines += [f"• {task_line(task)}" for task in info.tasks]
     return "\n".join(lines)
+
+
+def task_line(task: TaskInfo) -> str:
+    """One running background task: what it is, and its id."""
+    kind = f", {task.task_type}" if task.task_type else ""
+    return f"{task.description or 'a task'} ({task.task_id}{kind})"
+
+
+def claude_turn_header(header: str, session: str | None = None) -> str:
+    """The short line above a turn Claude started by itself; names the session when it is not the active one."""
+    lines = [_header_line(line) for line in header.splitlines() if line.strip()] or ["🔔 Claude continued on its own"]
+    if session:
+        lines[0] = f"{lines[0]} — session “{session}”"
+    return "\n".join(lines)
+
+
+def _header_line(line: str) -> str:
+    match = _BACKGROUND.match(line.strip())
+    if match is None:
+        return f"🔔 {line.strip()}"
+    what, status, code = match["what"], match["status"], match["code"]
+    if status == "completed" and code in (None, "0"):
+        return f"🔔 Background task finished: `{what}`"
+    return f"🔔 Background task {status}{f' (exit code {code})' if code else ''}: `{what}`"
 
 
 def ago(seconds: float) -> str:

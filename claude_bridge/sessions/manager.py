@@ -23,6 +23,7 @@ from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.process.subprocess import ClaudeSubprocess
+from claude_bridge.protocol.events import TaskInfo
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.routes import ChatRoutes
@@ -52,6 +53,7 @@ __all__ = [
     "SessionManager",
     "SessionState",
     "Spawner",
+    "TaskInfo",
     "build_manager",
 ]
 
@@ -82,6 +84,7 @@ class SessionInfo:
     pid: int | None
     damage: str | None = None  # "damaged: <file>: <reason>" when its state cannot be read
     instance: str = ""  # tells this session apart from an earlier one of the same name
+    tasks: tuple[TaskInfo, ...] = ()  # background tasks running now
 
 
 class SessionManager:
@@ -106,6 +109,8 @@ class SessionManager:
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
         self.notify = notify
         self.file_sink: FileSink | None = None  # the front end's way to deliver files Claude sends (send_file)
+        # The front end's way to show a turn Claude started by itself (its Delivery has a `header`).
+        self.show_claude_turn: Callable[[Delivery], None] | None = None
         self._clock = clock
         self.max_queued = max_queued
         self.max_sessions = max_sessions
@@ -123,6 +128,7 @@ class SessionManager:
             clock,
             self._tell_soon,
             file_sink=lambda: self.file_sink,
+            show_claude_turn=lambda: self.show_claude_turn,
             upload_limit=upload_limit,
         )
         self._scheduler: Any = None
@@ -189,7 +195,7 @@ class SessionManager:
                     chat_id, f"↻ Delivering {count} message(s) to session {name} that arrived before the restart."
                 )
             for entry in pending:
-                delivery = Delivery(name, entry.chat_id, entry.content, entry.id, session.worker.ahead())
+                delivery = Delivery(name, entry.chat_id, entry.content, entry.id, session.ahead())
                 session.worker.accept(delivery)
                 deliveries.append(delivery)
             if not pending:
@@ -212,6 +218,10 @@ class SessionManager:
                 logger.warning("a session did not stop within %.0f s", timeout)
                 task.cancel()
             await asyncio.gather(*stops, return_exceptions=True)
+        # Claude's own turns ended with their processes; the notices (e.g. which tasks were stopped) still go out.
+        pending_work = [t for s in sessions for t in s.claude_turns] + list(self._notices)
+        if pending_work:
+            await asyncio.wait(pending_work, timeout=5.0)
         for session in sessions:
             if session.damage or session.deleted:
                 continue
@@ -219,10 +229,10 @@ class SessionManager:
                 session.save()
             except OSError as exc:
                 logger.error("session %s: could not save metadata at shutdown: %s", session.name, exc)
-        notices = list(self._notices)
-        for notice in notices:
-            notice.cancel()
-        await asyncio.gather(*notices, return_exceptions=True)
+        leftovers = list(self._notices) + [t for s in sessions for t in s.claude_turns]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
         logger.info("all sessions closed")
 
     # -- chats --
@@ -324,6 +334,7 @@ class SessionManager:
             pid=session.process.pid if session.process is not None and session.live else None,
             damage=session.damage,
             instance=meta.instance,
+            tasks=session.running_tasks,
         )
 
     def effective_model(self, name: str) -> str | None:
@@ -362,6 +373,10 @@ class SessionManager:
             return False
         return await session.process.interrupt()
 
+    async def stop_task(self, name: str, task_id: str) -> TaskInfo:
+        """Stop one background task of a session (by id or a unique prefix); SessionError if it is not running."""
+        return await self._get(name).stop_task(task_id)
+
     async def delete(self, name: str, instance: str | None = None) -> None:
         """Delete a session (refused while a message is accepted); the folder goes only after its process stopped.
 
@@ -372,7 +387,7 @@ class SessionManager:
         async with session.lock:
             if instance is not None and instance != session.meta.instance:
                 raise SessionError(f"This button is for an earlier session named {name}; nothing was deleted.")
-            if session.busy:
+            if session.worker.busy:
                 raise SessionError(f"Session {name!r} is busy; /stop it first, then delete it.")
             session.deleted = True
             try:
@@ -409,7 +424,7 @@ class SessionManager:
             session.last_chat_id = chat_id
             session.meta.last_active = self._clock()
             entry_id = await session.inbox.add(chat_id, content)
-            delivery = Delivery(name, chat_id, content, entry_id, session.worker.ahead())
+            delivery = Delivery(name, chat_id, content, entry_id, session.ahead())
             if notice:
                 delivery.notice(notice)
             session.worker.accept(delivery)
@@ -424,7 +439,7 @@ class SessionManager:
 
     async def _tell(self, chat_id: int, text: str) -> None:
         if self.notify is None:
-            logger.info("notice for chat %s: %s", chat_id, text)
+            logger.warning("no front end to tell chat %s: %s", chat_id, text)
             return
         try:
             await self.notify(chat_id, text)

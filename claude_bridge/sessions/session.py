@@ -25,6 +25,7 @@ from claude_bridge.protocol.events import (
     ControlRequest,
     PermissionRequest,
     ProcessStatus,
+    TaskInfo,
     TurnResult,
 )
 from claude_bridge.protocol.mcp import McpServer, mcp_config
@@ -71,10 +72,13 @@ class ProcessLike(Protocol):
     def pid(self) -> int | None: ...
     @property
     def failed(self) -> bool: ...
+    @property
+    def running_tasks(self) -> tuple[TaskInfo, ...]: ...
     async def start(self) -> None: ...
     def submit(self, content: Content) -> Turn: ...
     async def interrupt(self) -> bool: ...
     async def set_model(self, model: str | None) -> None: ...
+    async def stop_task(self, task_id: str) -> None: ...
     async def stop(self) -> None: ...
 
 
@@ -101,6 +105,8 @@ class Runtime:
     clock: Callable[[], float]
     tell: Callable[[int, str], None]  # a notice for a chat outside any delivery (fire and forget)
     file_sink: Callable[[], FileSink | None] = lambda: None  # how send_file reaches the chat (the front end's)
+    # How a turn Claude started by itself reaches the chat (the front end's).
+    show_claude_turn: Callable[[], Callable[[Delivery], None] | None] = lambda: None
     upload_limit: int = 50 * 1024 * 1024
 
 
@@ -116,8 +122,8 @@ class Session:
         self.inbox = Inbox(self.state_dir / INBOX_FILE)
         self.process: ProcessLike | None = None
         self.restart_pending = False
-        self.last_chat_id: int | None = None
         self.deleted = False
+        self.claude_turns: set[asyncio.Task[None]] = set()  # relaying Claude's own turns; each ends with its turn
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
@@ -136,8 +142,33 @@ class Session:
         return self.process is not None and not self.process.failed
 
     @property
+    def last_chat_id(self) -> int | None:
+        """The chat that last talked to this session (kept in metadata): Claude's own turns and notices go there."""
+        return self.meta.last_chat_id
+
+    @last_chat_id.setter
+    def last_chat_id(self, chat_id: int | None) -> None:
+        self.meta.last_chat_id = chat_id
+
+    @property
     def busy(self) -> bool:
-        return self.worker.busy
+        """Working: a message is being answered or waits, Claude runs its own turn, or background tasks run.
+
+        The pool neither suspends nor evicts a busy session."""
+        return self.worker.busy or self.claude_busy or bool(self.running_tasks)
+
+    @property
+    def claude_busy(self) -> bool:
+        """A turn Claude started by itself is running."""
+        return any(not task.done() for task in self.claude_turns)
+
+    @property
+    def running_tasks(self) -> tuple[TaskInfo, ...]:
+        return self.process.running_tasks if self.process is not None else ()
+
+    def ahead(self) -> int:
+        """How many turns a new message would wait behind: queued messages and a running Claude turn."""
+        return self.worker.ahead() + sum(1 for task in self.claude_turns if not task.done())
 
     @property
     def last_active(self) -> float:
@@ -147,7 +178,7 @@ class Session:
     def state(self) -> SessionState:
         if self.damage:
             return SessionState.DAMAGED
-        if self.busy:
+        if self.worker.busy or self.claude_busy:
             return SessionState.BUSY
         if self.live:
             return SessionState.LIVE
@@ -178,13 +209,35 @@ class Session:
         process, self.process = self.process, None
         try:
             if process is not None:
+                tasks = process.running_tasks
                 await process.stop()
                 logger.info("session %s %s", self.name, status)
+                if tasks:
+                    self._tell_stopped(tasks, status)
             self.meta.status = status
             if not self.deleted:
                 self.save()
         finally:
             await self._rt.pool.changed()
+
+    def _tell_stopped(self, tasks: tuple[TaskInfo, ...], status: MetaStatus) -> None:
+        why = "was suspended" if status == MetaStatus.SUSPENDED else "was stopped"
+        lines = "\n".join(f"• {task.description or task.task_id}" for task in tasks)
+        text = f"⚙️ {self.name}: the session {why}, so its background task(s) were stopped:\n{lines}"
+        logger.info("session %s: stopped %d background task(s) with the process", self.name, len(tasks))
+        if self.last_chat_id is None:
+            logger.warning("session %s: no chat to tell that its background tasks were stopped", self.name)
+            return
+        self._rt.tell(self.last_chat_id, text)
+
+    async def stop_task(self, task_id: str) -> TaskInfo:
+        """Stop one running background task by its id (or a unique prefix of it); SessionError if there is none."""
+        matches = [task for task in self.running_tasks if task.task_id.startswith(task_id)] if task_id else []
+        if self.process is None or len(matches) != 1:
+            raise SessionError(f"No running background task {task_id!r} in session “{self.name}”. /tasks lists them.")
+        await self.process.stop_task(matches[0].task_id)
+        await self._rt.pool.changed()  # a session waiting for a live slot may now take this one
+        return matches[0]
 
     async def _ensure_live(self, delivery: Delivery) -> ProcessLike:
         if self.process is not None and self.restart_pending:
@@ -200,7 +253,9 @@ class Session:
             resuming = bool(self.meta.claude_session_id)
             if resuming and self.meta.status == MetaStatus.SUSPENDED:
                 logger.info("resuming session %s with --continue", self.name)
-            hooks = ProcessHooks(self._on_status, on_control_request=self._on_control_request)
+            hooks = ProcessHooks(
+                self._on_status, on_claude_turn=self._on_claude_turn, on_control_request=self._on_control_request
+            )
             process = self._rt.spawn(self._options(resuming), hooks)
             # Set before start(): a shutdown during the start still finds and stops it.
             self.process = process
@@ -252,6 +307,42 @@ class Session:
     def _own_tools(self) -> set[str]:
         return {tool.qualified_name for tool in self.tools.tools.values()}
 
+    def _on_claude_turn(self, turn: Turn) -> None:
+        """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
+        chat_id = self.last_chat_id
+        show = self._rt.show_claude_turn()
+        header = turn.header or "Claude continued on its own"
+        delivery = Delivery(self.name, chat_id or 0, "", f"claude-{id(turn):x}", 0, header=header)
+        if chat_id is None or show is None:
+            logger.warning("session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, header)
+        else:
+            show(delivery)
+        relay = self._relay_claude_turn(self.process, turn, delivery)
+        task = asyncio.get_running_loop().create_task(relay, name=f"claude-turn-{self.name}")
+        self.claude_turns.add(task)
+        task.add_done_callback(self.claude_turns.discard)
+
+    async def _relay_claude_turn(self, process: ProcessLike | None, turn: Turn, delivery: Delivery) -> None:
+        """Pass Claude's own turn on and book it like any other (turns, cost, timings); it ends with one result."""
+        result = failure("Claude's own turn ended without a result.")
+        try:
+            result = await _relay(turn, delivery)
+            if process is not None and not self.deleted:
+                status = self.meta.status
+                self._book(process, turn, result)
+                if process is not self.process:  # stopped meanwhile: stop_process recorded the status
+                    self.meta.status = status
+                self.save()
+        except asyncio.CancelledError:
+            result = failure("The bot is shutting down; Claude's own turn was cut off.", CANCELLED)
+            raise
+        except Exception as exc:
+            logger.exception("session %s: could not pass on Claude's own turn", self.name)
+            result = failure(f"Could not pass on Claude's own turn: {exc}")
+        finally:
+            delivery.finish(result)
+            await self._rt.pool.changed()
+
     def _on_status(self, status: ProcessStatus) -> None:
         logger.info("session %s: %s", self.name, status.message)
         if status.kind == "gave_up":
@@ -263,9 +354,13 @@ class Session:
         current = self.worker.current
         chat_id = current.chat_id if current else self.last_chat_id
         # A crash mid-turn is already told by that turn's own error; say it here only for an idle session.
-        told_by_turn = status.kind == "crashed" and current is not None
-        if chat_id is not None and not told_by_turn and status.kind in ("crashed", "gave_up", "recovered"):
-            self._rt.tell(chat_id, f"⚙️ {self.name}: {status.message}")
+        told_by_turn = status.kind == "crashed" and (current is not None or self.claude_busy)
+        if status.kind not in ("crashed", "gave_up", "recovered") or told_by_turn:
+            return
+        if chat_id is None:
+            logger.warning("session %s: no chat to tell %s: %s", self.name, status.kind, status.message)
+            return
+        self._rt.tell(chat_id, f"⚙️ {self.name}: {status.message}")
 
     # -- one message --
 

@@ -161,6 +161,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "workspace": (str,),
     "created_workspace": (bool,),
     "instance": (str,),
+    "last_chat_id": (int, type(None)),
 }
 
 
@@ -182,6 +183,7 @@ class Metadata:
     workspace: str = ""
     created_workspace: bool = False  # only a folder the bot made is removed by /delete
     instance: str = ""  # tells this session apart from an earlier one of the same name (delete buttons)
+    last_chat_id: int | None = None  # the chat that last talked to the session: Claude's own turns go there
 
     @classmethod
     def from_dict(cls, raw: Any, name: str) -> Metadata:

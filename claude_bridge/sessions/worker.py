@@ -38,26 +38,39 @@ SHUTDOWN_UNSENT = failure(
 
 
 class Delivery:
-    """One accepted message: notices first, then its turn's events, ending with exactly one TurnResult."""
+    """One accepted message (or one turn Claude started, with its `header`): notices first, then its turn's
+    events, ending with exactly one TurnResult."""
 
-    def __init__(self, session: str, chat_id: int, content: Content, entry_id: str, position: int) -> None:
+    def __init__(
+        self, session: str, chat_id: int, content: Content, entry_id: str, position: int, *, header: str = ""
+    ) -> None:
         self.session = session
         self.chat_id = chat_id
         self.content = content
         self.entry_id = entry_id
         self.position = position
+        self.header = header  # what started Claude's own turn (the process's Turn.header); "" for a user's message
         self.result: TurnResult | None = None
         self.done = asyncio.Event()
         self._queue: asyncio.Queue[Event | Notice] = asyncio.Queue()
 
+    @property
+    def by_claude(self) -> bool:
+        """Claude started this turn by itself (no message of ours)."""
+        return bool(self.header)
+
     def notice(self, text: str) -> None:
-        if not self.done.is_set():
-            self._queue.put_nowait(Notice(text))
+        if self.done.is_set():
+            logger.warning("session %s: a notice after the delivery ended was dropped: %s", self.session, text)
+            return
+        self._queue.put_nowait(Notice(text))
 
     def put(self, event: Event) -> None:
         """Pass on one event of the turn (its TurnResult goes through finish)."""
-        if not self.done.is_set() and not isinstance(event, TurnResult):
-            self._queue.put_nowait(event)
+        if self.done.is_set() or isinstance(event, TurnResult):
+            logger.warning("session %s: %s after the delivery ended was dropped", self.session, type(event).__name__)
+            return
+        self._queue.put_nowait(event)
 
     def finish(self, result: TurnResult) -> bool:
         """End the delivery with `result`; False if it had already ended (the first result wins)."""

@@ -39,6 +39,7 @@ from telegram.ext import (
 from claude_bridge.commands.catalog import SPECS, menu
 from claude_bridge.commands.core import Commands
 from claude_bridge.commands.reply import Choice, Reply
+from claude_bridge.commands.wording import claude_turn_header
 from claude_bridge.errors import BridgeError
 from claude_bridge.sessions.manager import Delivery, SessionManager
 from claude_bridge.settings import Settings
@@ -97,6 +98,10 @@ async def run_delivery(state: BotState, bot: Any, delivery: Delivery, reply_to: 
     """Show one delivery's turn in its chat."""
     chat_id = delivery.chat_id
     sender = Sender(bot, state.outboxes(chat_id))
+    if delivery.by_claude:
+        # Claude's own turn: a message of its own (so the phone notifies) saying what started it.
+        elsewhere = delivery.session if state.manager.active_session(chat_id) != delivery.session else None
+        sender.answer(claude_turn_header(delivery.header, elsewhere))
     if delivery.position > 0:
         sender.text(
             f"⏳ Queued, #{delivery.position} — Claude answers it after the earlier message(s).", reply_to=reply_to
@@ -400,6 +405,7 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
 
     manager.notify = notify
     manager.file_sink = file_sink(app.bot, state.outboxes)
+    manager.show_claude_turn = lambda delivery: start_view(state, app.bot, delivery, None)
 
     def notify_soon(chat_id: int, text: str) -> None:
         Sender(app.bot, state.outboxes(chat_id)).text(text)
