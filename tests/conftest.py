@@ -49,6 +49,17 @@ def real_cli_version() -> tuple[int, ...]:
     return tuple(int(part) for part in found[1].split(".")) if found else ()
 
 
+# Product bug on 2.1.332, left to the process layer: the CLI records the system prompt once per conversation
+# (--system-prompt-snapshot, default on) and ignores a new --append-system-prompt on --continue, so a persona
+# switch keeps the old prompt. `"systemPromptSnapshot": false` in the initialize request fixes it (2.1.197
+# ignores the field). strict: when it is fixed, these tests pass and the mark must go.
+PERSONA_SWITCH_KEEPS_OLD_PROMPT = pytest.mark.xfail(
+    real_cli_version() >= (2, 1, 332),
+    reason="2.1.332's system prompt snapshot ignores a new --append-system-prompt on --continue",
+    strict=True,
+)
+
+
 @pytest.fixture
 def claude_bin() -> Path:
     return real_cli_path()

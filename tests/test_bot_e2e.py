@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from bot_harness import OWNER, STRANGER, RunningBot, running_bot
-from conftest import real_cli_version
+from conftest import PERSONA_SWITCH_KEEPS_OLD_PROMPT
 from fake_anthropic import FakeAnthropic, Hang, HttpError, Text
 from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import FakeBotAPI, utf16_len
@@ -95,13 +95,7 @@ async def test_sessions_are_created_switched_by_name_and_by_button_and_listed(bo
     await command(bot, "/new Bad_Name", "1–32 characters")
 
 
-@pytest.mark.xfail(
-    real_cli_version() >= (2, 1, 332),
-    reason="2.1.332 records the system prompt once per conversation (--system-prompt-snapshot, default on) and "
-    "ignores a new --append-system-prompt on --continue, so a persona switch keeps the old prompt; the process "
-    "layer's fix is `systemPromptSnapshot: false` in the initialize request",
-    strict=True,
-)
+@PERSONA_SWITCH_KEEPS_OLD_PROMPT
 async def test_model_and_persona_commands_reach_the_api_request(bot, tg, api):
     await command(bot, "warm up", "echo: warm up")
     shown = await command(bot, "/model", "Model of “default”")

@@ -25,7 +25,7 @@ from claude_bridge.protocol.events import TurnResult
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
 from claude_bridge.sessions.store import Inbox, load_personas
 from claude_bridge.settings import load_settings
-from conftest import ROOT, cli_env, real_cli_path
+from conftest import PERSONA_SWITCH_KEEPS_OLD_PROMPT, ROOT, cli_env, real_cli_path
 from fake_anthropic import FakeAnthropic, Text
 from processes import eventually
 from session_manager import build_manager
@@ -133,6 +133,7 @@ async def test_model_haiku_applies_at_once_and_survives_a_resume_and_a_bot_resta
         assert api.requests[-1].user_texts[0] == "hello"
 
 
+@PERSONA_SWITCH_KEEPS_OLD_PROMPT
 async def test_persona_prompt_is_sent_and_a_switch_restarts_with_the_new_prompt_and_the_history(tmp_path, api):
     planner, default = PERSONAS["planner"].system_prompt, PERSONAS["default"].system_prompt
     async with real_manager(tmp_path, api) as manager:
