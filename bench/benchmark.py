@@ -122,10 +122,11 @@ def describe_machine(cli: Path) -> list[str]:
         platform.processor() or "unknown CPU",
     )
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    where = cli.relative_to(ROOT) if cli.is_relative_to(ROOT) else cli
     return [
         f"{os.cpu_count()} cores ({model}), {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, load {load} at start",
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
-        f"Claude Code {version} ({cli})",
+        f"Claude Code {version.removesuffix(' (Claude Code)')} ({where})",
         f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
     ]
 

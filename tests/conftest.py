@@ -78,6 +78,9 @@ def cli_env(tmp_path: Path, api_url: str) -> dict[str, str]:
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
         DISABLE_TELEMETRY="1",
         CLAUDE_CODE_MAX_RETRIES="1",
+        # A shell profile running `pyenv init` rehashes in every Bash tool shell; a shell killed mid-rehash (these
+        # tests kill process trees) leaves a lock that makes every later shell wait 60 s for it. Wait 1 s at most.
+        PYENV_REHASH_TIMEOUT="1",
     )
     return env
 
