@@ -3,11 +3,14 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-CLAUDE_CODE_VERSION := 2.1.197
-CLI_PREFIX := .tools/claude-code
+# The Claude Code CLI versions the tests run against: the newest (default) and the oldest still tested.
+# `make test CLAUDE_CODE_VERSION=2.1.197` runs the suite against another one; each version has its own prefix.
+CLAUDE_CODE_VERSION := 2.1.332
+CLAUDE_CODE_OLDEST_TESTED := 2.1.197
+CLI_PREFIX := .tools/claude-code-$(CLAUDE_CODE_VERSION)
 CLI_BIN := $(CLI_PREFIX)/node_modules/@anthropic-ai/claude-code-linux-x64/claude
 
-.PHONY: run test lint doctor console cli install-service uninstall-service clean
+.PHONY: run test test-oldest bench lint doctor console cli install-service uninstall-service clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +31,7 @@ doctor: $(VENV)/.installed
 console: $(VENV)/.installed
 	@$(PY) bot.py console
 
-# The Claude Code CLI, pinned, installed into a git-ignored project-local directory for the tests.
+# The Claude Code CLI, pinned, installed into a git-ignored project-local directory per version for the tests.
 $(CLI_BIN):
 	mkdir -p $(CLI_PREFIX)
 	npm install --prefix $(CLI_PREFIX) --no-save --no-audit --no-fund --loglevel=error \
@@ -40,6 +43,14 @@ cli: $(CLI_BIN)
 
 test: $(VENV)/.installed-test $(CLI_BIN)
 	CLAUDE_TEST_BIN=$(abspath $(CLI_BIN)) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The same suite against the oldest CLI version still supported.
+test-oldest:
+	$(MAKE) test CLAUDE_CODE_VERSION=$(CLAUDE_CODE_OLDEST_TESTED)
+
+# Speed and memory figures (real CLI, fake Messages API, fake Bot API with a flood limit) → docs/benchmarks.md.
+bench: $(VENV)/.installed-test $(CLI_BIN)
+	CLAUDE_TEST_BIN=$(abspath $(CLI_BIN)) $(PY) bench/benchmark.py docs/benchmarks.md
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -31,6 +32,9 @@ VERSION_TIMEOUT = 10.0
 TURN_TIMEOUT = 120.0
 PING = "Reply with the single word: pong"
 INSTALL_HINT = "install it with `npm install -g @anthropic-ai/claude-code`, or set CLAUDE_BIN to its full path"
+# The oldest CLI the test suite runs against (the Makefile's CLAUDE_CODE_OLDEST_TESTED; a test keeps them equal).
+OLDEST_TESTED_CLI = "2.1.197"
+UPDATE_HINT = "update it with `npm install -g @anthropic-ai/claude-code@latest` (or `claude update`)"
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,21 @@ def check_version(claude_bin: Path, env: Mapping[str, str]) -> Check:
     if run.returncode != 0:
         tail = (run.stderr or run.stdout).strip()[-300:]
         return Check(False, f"`{claude_bin} --version` failed (exit code {run.returncode}): {tail}", INSTALL_HINT)
-    return Check(True, f"Claude Code version {run.stdout.strip()}")
+    answer = run.stdout.strip()
+    version = parse_version(answer)
+    if version and version < parse_version(OLDEST_TESTED_CLI):
+        return Check(
+            False,
+            f"Claude Code version {answer} is older than {OLDEST_TESTED_CLI}, the oldest this bot is tested with",
+            UPDATE_HINT,
+        )
+    return Check(True, f"Claude Code version {answer}")
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """The leading dotted number of `claude --version`'s answer ("2.1.332 (Claude Code)" → (2, 1, 332)); () if none."""
+    found = re.match(r"\s*v?(\d+(?:\.\d+)*)", text)
+    return tuple(int(part) for part in found[1].split(".")) if found else ()
 
 
 def check_not_root(settings: Settings, personas: Mapping[str, Persona]) -> Check:

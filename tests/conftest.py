@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,15 +16,39 @@ from fake_anthropic import FakeAnthropic
 from fake_telegram import FakeBotAPI
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CLI = ROOT / ".tools/claude-code/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
+
+
+def makefile_version(name: str) -> str:
+    """A CLI version the Makefile names (CLAUDE_CODE_VERSION, CLAUDE_CODE_OLDEST_TESTED): the one place they live."""
+    found = re.search(rf"^{name}\s*:=\s*(\S+)", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert found, f"{name} is not set in the Makefile"
+    return found[1]
+
+
+def installed_cli(version: str) -> Path:
+    """Where `make cli CLAUDE_CODE_VERSION=<version>` installs that version."""
+    return ROOT / f".tools/claude-code-{version}/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
 
 
 def real_cli_path() -> Path:
-    """The pinned CLI that `make test` installs (or CLAUDE_TEST_BIN)."""
-    path = Path(os.environ.get("CLAUDE_TEST_BIN") or DEFAULT_CLI)
+    """The CLI that `make test` installs and names in CLAUDE_TEST_BIN (default: the Makefile's pinned version)."""
+    path = Path(os.environ.get("CLAUDE_TEST_BIN") or installed_cli(makefile_version("CLAUDE_CODE_VERSION")))
     if not path.exists():
         raise RuntimeError(f"Claude Code CLI not installed at {path}; run `make test` (it installs it)")
     return path
+
+
+@functools.cache
+def real_cli_version() -> tuple[int, ...]:
+    """The real CLI's version as numbers, (2, 1, 332); () when it is not installed (collection must not fail)."""
+    try:
+        answer = subprocess.run([real_cli_path(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (RuntimeError, OSError, subprocess.TimeoutExpired):
+        return ()
+    found = re.match(r"\s*(\d+(?:\.\d+)*)", answer)
+    return tuple(int(part) for part in found[1].split(".")) if found else ()
+
+
 
 
 @pytest.fixture
@@ -42,6 +69,9 @@ def cli_env(tmp_path: Path, api_url: str) -> dict[str, str]:
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
         DISABLE_TELEMETRY="1",
         CLAUDE_CODE_MAX_RETRIES="1",
+        # A shell profile running `pyenv init` rehashes in every Bash tool shell; a shell killed mid-rehash (these
+        # tests kill process trees) leaves a lock that makes every later shell wait 60 s for it. Wait 1 s at most.
+        PYENV_REHASH_TIMEOUT="1",
     )
     return env
 

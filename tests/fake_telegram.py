@@ -363,9 +363,11 @@ class FakeBotAPI:
         self._open_queries: set[str] = set()
         self._injected: defaultdict[str, deque[ApiError]] = defaultdict(deque)
         self._flood_interval: float | None = None
+        self._flood_burst = 1
         self._last_accepted: dict[object, float] = {}
         self._bucket_rule: tuple[int, float, float] | None = None  # burst, private per second, group per second
         self._buckets: dict[object, tuple[float, float]] = {}  # chat_id -> (tokens, when)
+        self._flood_tokens: dict[object, float] = {}  # per chat, as of _last_accepted
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": lambda p: self._bot_user(), "deleteWebhook": self._delete_webhook,
             "getUpdates": self._get_updates, "setMyCommands": self._set_my_commands,
@@ -427,9 +429,11 @@ class FakeBotAPI:
         error = ApiError(code, description or f"Error {code}", retry_after)
         self._injected[method.lower()].extend([error] * times)
 
-    def enforce_flood(self, per_chat_interval: float | None = 1.0) -> None:
-        """429 any send/edit/draft to a chat within `per_chat_interval` s of the last accepted one (None: off)."""
-        self._flood_interval = per_chat_interval
+    def enforce_flood(self, per_chat_interval: float | None = 1.0, *, burst: int = 1) -> None:
+        """429 any send/edit/draft to a chat within `per_chat_interval` s of the last accepted one (None: off).
+
+        With `burst`, a token bucket per chat: `burst` calls at once, then one per `per_chat_interval` s."""
+        self._flood_interval, self._flood_burst = per_chat_interval, burst
 
     def enforce_telegram_limits(self, *, burst: int = 3, per_second: float = 1.0, group_per_minute: float = 20) -> None:
         """429 like Telegram: per chat a burst of `burst` messages/edits, then `per_second` (groups: 20 a minute)."""
@@ -580,7 +584,9 @@ class FakeBotAPI:
             if inspect.isawaitable(result):
                 result = await result
             if method in FLOOD_METHODS:
-                self._last_accepted[params.get("chat_id")] = arrived
+                chat = params.get("chat_id")
+                self._flood_tokens[chat] = self._tokens_left(chat, arrived) - 1
+                self._last_accepted[chat] = arrived
             call, response = Call(method, params, arrived), {"ok": True, "result": result}
         except (ValueError, TypeError, KeyError) as exc:  # malformed parameters, as Telegram answers them
             error = bad_request(f"invalid parameters: {exc}")
@@ -636,12 +642,12 @@ class FakeBotAPI:
         return True
 
     def _check_flood(self, method: str, params: dict[str, Any], now: float) -> None:
-        last = self._last_accepted.get(params.get("chat_id"))
-        if self._flood_interval is None or method not in FLOOD_METHODS or last is None:
+        if self._flood_interval is None or method not in FLOOD_METHODS:
             return
-        if now - last < self._flood_interval:
+        tokens = self._tokens_left(params.get("chat_id"), now)
+        if tokens < 1:
             self.flood_rejections += 1
-            wait = max(1, math.ceil(self._flood_interval - (now - last)))
+            wait = max(1, math.ceil((1 - tokens) * self._flood_interval))
             raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
 
     def _check_bucket(self, method: str, params: dict[str, Any], now: float) -> None:
@@ -657,6 +663,13 @@ class FakeBotAPI:
             wait = max(1, math.ceil((1.0 - tokens) / rate))
             raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
         self._buckets[chat_id] = (tokens - 1.0, now)
+    def _tokens_left(self, chat: object, now: float) -> float:
+        """The chat's flood bucket at `now`: full (burst) before its first call, refilled one per interval."""
+        last = self._last_accepted.get(chat)
+        if last is None or not self._flood_interval:
+            return float(self._flood_burst)
+        refill = (now - last) / self._flood_interval
+        return min(float(self._flood_burst), self._flood_tokens.get(chat, self._flood_burst - 1) + refill)
 
     async def _get_updates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         offset, limit, timeout = int(p.get("offset", 0)), int(p.get("limit", 100)), float(p.get("timeout", 0))

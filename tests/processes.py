@@ -12,6 +12,16 @@ from pathlib import Path
 import psutil
 
 
+def long_command(seconds: float) -> str:
+    """A Bash command that runs `seconds` (newer CLIs refuse a foreground `sleep N`); see sleeping(seconds)."""
+    return f"python3 -c 'import time; time.sleep({seconds})'"
+
+
+def sleeping(seconds: float) -> str:
+    """What the process table shows for long_command(seconds): pick a unique `seconds` per test."""
+    return f"time.sleep({seconds})"
+
+
 def processes_matching(needle: str) -> list[psutil.Process]:
     """Live (non-zombie) processes whose command line contains `needle`."""
     found = []

@@ -230,7 +230,8 @@ async def test_a_group_sees_an_edited_preview_and_flood_limits_never_lose_the_an
 
 
 async def test_an_api_error_is_shown_once_and_briefly(bot, tg, api):
-    api.enqueue(HttpError(400, "the fake rejects this request"))
+    # Not a 400: 2.1.332 retries a 400 once without its newest beta header, so one 400 would go unseen.
+    api.enqueue(HttpError(403, "the fake rejects this request"))
 
     await command(bot, "break it", "the fake rejects this request")
     await command(bot, "after the error", "after the error")

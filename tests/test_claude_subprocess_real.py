@@ -31,7 +31,7 @@ from claude_bridge.protocol.events import (
 from conftest import cli_env, real_cli_path
 from fake_anthropic import FakeAnthropic, Hang, HttpError, Text
 from fake_anthropic import ToolUse as ScriptedTool
-from processes import eventually, processes_matching, transcript_text
+from processes import eventually, long_command, processes_matching, sleeping, transcript_text
 
 pytestmark = pytest.mark.real_cli
 
@@ -182,9 +182,9 @@ async def test_interrupt_while_text_streams_stops_within_a_second(tmp_path, api,
 
 async def test_interrupt_while_a_tool_sleeps_stops_within_a_second(tmp_path, api, running):
     process = await running.start(options(tmp_path, api))
-    api.enqueue(ScriptedTool("Bash", {"command": sleeper(30.25), "description": "nap"}), Text("after"))
+    api.enqueue(ScriptedTool("Bash", {"command": long_command(30.25), "description": "nap"}), Text("after"))
     turn = process.submit("sleep")
-    await eventually(lambda: processes_matching("time.sleep(30.25)"))
+    await eventually(lambda: processes_matching(sleeping(30.25)))
 
     started = time.monotonic()
     await process.interrupt()
@@ -192,7 +192,7 @@ async def test_interrupt_while_a_tool_sleeps_stops_within_a_second(tmp_path, api
 
     assert time.monotonic() - started < 1.0
     assert stopped.stopped and stopped.terminal_reason == "aborted_tools"
-    await eventually(lambda: not processes_matching("time.sleep(30.25)"))
+    await eventually(lambda: not processes_matching(sleeping(30.25)))
     assert not result(await collect(process.submit("still there?"))).is_error
 
 
@@ -219,27 +219,27 @@ async def test_sigkill_mid_turn_reports_respawns_with_continue_and_keeps_history
 
 async def test_stop_while_a_tool_runs_leaves_no_process_behind(tmp_path, api, running):
     process = await running.start(options(tmp_path, api))
-    api.enqueue(ScriptedTool("Bash", {"command": sleeper(300.125), "description": "long"}))
+    api.enqueue(ScriptedTool("Bash", {"command": long_command(300.125), "description": "long"}))
     process.submit("sleep long")
-    await eventually(lambda: processes_matching("time.sleep(300.125)"))
+    await eventually(lambda: processes_matching(sleeping(300.125)))
     cli_pid = process.pid
 
     await process.stop()
 
-    assert not processes_matching("time.sleep(300.125)")
+    assert not processes_matching(sleeping(300.125))
     assert cli_pid is not None and not psutil.pid_exists(cli_pid)
 
 
 async def test_a_crash_while_a_tool_runs_leaves_no_orphan(tmp_path, api, running):
     process = await running.start(options(tmp_path, api))
-    api.enqueue(ScriptedTool("Bash", {"command": sleeper(300.375), "description": "long"}))
+    api.enqueue(ScriptedTool("Bash", {"command": long_command(300.375), "description": "long"}))
     turn = process.submit("sleep long")
-    await eventually(lambda: processes_matching("time.sleep(300.375)"))
+    await eventually(lambda: processes_matching(sleeping(300.375)))
 
     os.kill(process.pid or 0, signal.SIGKILL)
     await turn.wait()
 
-    await eventually(lambda: not processes_matching("time.sleep(300.375)"))
+    await eventually(lambda: not processes_matching(sleeping(300.375)))
 
 
 async def test_five_messages_sent_while_busy_get_five_results_in_order(tmp_path, api, running):

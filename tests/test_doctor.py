@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from bot_harness import bot_env
-from conftest import ROOT
+from claude_bridge.doctor import OLDEST_TESTED_CLI, parse_version
+from conftest import ROOT, makefile_version
 from fake_anthropic import FakeAnthropic, HttpError
 from fake_telegram import FakeBotAPI
 
@@ -179,3 +180,40 @@ async def test_a_turn_the_api_refuses_says_how_to_log_in(tmp_path, tg, api):
     assert report.code == 1
     line = report.line_about("a real turn failed")
     assert "api key" in line.lower() and "ANTHROPIC_API_KEY" in line
+
+
+def stand_in_cli(tmp_path: Path, version_answer: str) -> Path:
+    """A `claude` that only answers --version, the way an old install would."""
+    script = tmp_path / "bin/claude"
+    script.parent.mkdir()
+    script.write_text(f"#!/bin/sh\necho '{version_answer}'\n")
+    script.chmod(0o755)
+    return script
+
+
+async def test_a_cli_older_than_the_oldest_tested_says_how_to_update(tmp_path, tg, api):
+    env = bot_env(tmp_path, tg, api, CLAUDE_BIN=str(stand_in_cli(tmp_path, "2.0.76 (Claude Code)")))
+
+    report = await doctor(tmp_path, env)
+
+    assert report.code == 1
+    line = report.line_about("Claude Code version 2.0.76")
+    assert line.startswith("✗") and f"older than {OLDEST_TESTED_CLI}" in line
+    assert "npm install -g @anthropic-ai/claude-code@latest" in line
+
+
+async def test_the_oldest_tested_cli_itself_passes(tmp_path, tg, api):
+    env = bot_env(tmp_path, tg, api, CLAUDE_BIN=str(stand_in_cli(tmp_path, f"{OLDEST_TESTED_CLI} (Claude Code)")))
+
+    report = await doctor(tmp_path, env)
+
+    assert report.line_about("Claude Code version").startswith("✓"), report.output
+
+
+def test_doctor_and_readme_name_the_versions_the_makefile_tests():
+    oldest, newest = makefile_version("CLAUDE_CODE_OLDEST_TESTED"), makefile_version("CLAUDE_CODE_VERSION")
+    readme = (ROOT / "README.md").read_text()
+
+    assert oldest == OLDEST_TESTED_CLI
+    assert parse_version(oldest) < parse_version(newest)
+    assert f"Claude Code {oldest}" in readme and f"Claude Code {newest}" in readme

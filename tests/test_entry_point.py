@@ -18,7 +18,7 @@ from conftest import ROOT
 from fake_anthropic import FakeAnthropic
 from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import FakeBotAPI
-from processes import claude_processes, eventually, processes_matching
+from processes import claude_processes, eventually, long_command, processes_matching, sleeping
 
 pytestmark = pytest.mark.real_cli
 
@@ -110,16 +110,16 @@ async def test_sigterm_with_a_tool_running_exits_0_and_leaves_no_process(tmp_pat
         await tg.wait_for("sendMessage", lambda p: "echo: warm up other" in p.get("text", ""), timeout=60)
         tg.push_text(OWNER, "/new work")
         await tg.wait_for("sendMessage", lambda p: "work" in p.get("text", ""), timeout=30)
-        api.enqueue(ScriptedTool("Bash", {"command": "sleep 300.625", "description": "long"}))
+        api.enqueue(ScriptedTool("Bash", {"command": long_command(300.625), "description": "long"}))
         tg.push_text(OWNER, "run the long thing")
-        await eventually(lambda: bool(processes_matching("sleep 300.625")))
+        await eventually(lambda: bool(processes_matching(sleeping(300.625))))
         assert len(claude_processes(tmp_path / "sessions")) == 2
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), 60)
 
     assert process.returncode == 0, output.decode()
-    assert not processes_matching("sleep 300.625")
+    assert not processes_matching(sleeping(300.625))
     assert not claude_processes(tmp_path / "sessions")
     log = output.decode()
     assert "shutdown complete" in log and tg.token not in log
@@ -145,9 +145,9 @@ async def test_after_the_bot_is_killed_the_next_start_stops_what_it_left(tmp_pat
     tg, api = fakes
     first = await start_bot(tmp_path, tg, api)
     await tg.wait_polling(timeout=60)
-    api.enqueue(ScriptedTool("Bash", {"command": "sleep 300.875", "description": "long"}))
+    api.enqueue(ScriptedTool("Bash", {"command": long_command(300.875), "description": "long"}))
     tg.push_text(OWNER, "start something long")
-    await eventually(lambda: bool(processes_matching("sleep 300.875")))
+    await eventually(lambda: bool(processes_matching(sleeping(300.875))))
     leftover = claude_processes(tmp_path / "sessions")
     assert leftover and (tmp_path / "sessions/.bot/sessions/default/claude.pid").exists()
 
@@ -158,7 +158,7 @@ async def test_after_the_bot_is_killed_the_next_start_stops_what_it_left(tmp_pat
     second = await start_bot(tmp_path, tg, api)
     try:
         sessions = tmp_path / "sessions"
-        await eventually(lambda: not processes_matching("sleep 300.875") and not claude_processes(sessions))
+        await eventually(lambda: not processes_matching(sleeping(300.875)) and not claude_processes(sessions))
         await tg.wait_for("sendMessage", lambda p: "cut off" in p.get("text", ""), timeout=30)
     finally:
         second.send_signal(signal.SIGTERM)

@@ -355,6 +355,26 @@ async def test_the_flood_rule_rejects_a_second_send_within_the_interval() -> Non
     assert api.calls_to("sendMessage")[1].error == "Too Many Requests: retry after 1"
 
 
+async def test_a_flood_burst_allows_three_at_once_then_one_per_interval() -> None:
+    clock = FakeClock()
+    async with FakeBotAPI(clock=clock) as api, connected(api) as bot:
+        api.enforce_flood(per_chat_interval=1.0, burst=3)
+        for n in range(3):
+            await bot.send_message(CHAT, f"burst {n}")
+        with pytest.raises(RetryAfter):
+            await bot.send_message(CHAT, "fourth at once")
+        clock.advance(1.0)
+        await bot.send_message(CHAT, "one more a second later")
+        with pytest.raises(RetryAfter):
+            await bot.send_message(CHAT, "and another at once")
+        clock.advance(3.0)
+        for n in range(3):
+            await bot.send_message(CHAT, f"bucket full again {n}")
+
+    assert api.flood_rejections == 2
+    assert [m.text for m in api.messages(CHAT)][-3:] == [f"bucket full again {n}" for n in range(3)]
+
+
 async def test_updates_below_the_offset_are_dropped(api: FakeBotAPI, bot: ExtBot[Any]) -> None:
     api.push_text(CHAT, "one")
     api.push_text(CHAT, "two")

@@ -28,8 +28,13 @@ def control_request(request_id: str, request: Mapping[str, Any]) -> dict[str, An
 
 
 def initialize() -> dict[str, Any]:
-    """`initialize`: proves the CLI started and warms it up (§7)."""
-    return {"subtype": "initialize", "hooks": None}
+    """`initialize`: proves the CLI started and warms it up (§7).
+
+    `systemPromptSnapshot: false`: since 2.1.3xx the CLI records the system prompt of a conversation and reuses it on
+    `--continue`/`--resume`, so a persona switched in between would be ignored (measured on 2.1.332; 2.1.197
+    ignores the field). The command-line flag would make older CLIs refuse to start.
+    """
+    return {"subtype": "initialize", "hooks": None, "systemPromptSnapshot": False}
 
 
 def interrupt() -> dict[str, Any]:
