@@ -59,7 +59,7 @@ async def test_a_finished_background_command_brings_claudes_follow_up_as_its_own
         assert "reply_parameters" not in header and "reply_parameters" not in follow_up  # its own message
         assert header["text"] == "🔔 Background task finished: short nap — session “default”"
         await eventually(lambda: bot.manager.status("default").turns == 2)
-    meta = json.loads((tmp_path / "sessions/default/metadata.json").read_text())
+    meta = json.loads((tmp_path / "sessions/.bot/sessions/default/metadata.json").read_text())
     assert meta["turns"] == 2 and meta["last_chat_id"] == OWNER
     assert "short nap" in str(api.requests[-1].messages[-1])  # the model was told, not the user
 
