@@ -6,6 +6,7 @@ Plain strings from a SessionInfo; the sessions layer only supplies the facts.
 from __future__ import annotations
 
 from claude_bridge.sessions.manager import SessionInfo
+from claude_bridge.sessions.transcripts import Conversation
 
 
 def session_line(info: SessionInfo, active: bool, now: float) -> str:
@@ -16,6 +17,7 @@ def session_line(info: SessionInfo, active: bool, now: float) -> str:
     return (
         f"{'▶️' if active else '•'} {info.name} — {info.state}{queued}; {info.persona}, {info.model}; "
         f"{info.turns} turns, ${info.total_cost_usd:.4f}; active {ago(now - info.last_active)}"
+        f"{_folder(info)}"
     )
 
 
@@ -26,6 +28,7 @@ def status_text(info: SessionInfo, now: float) -> str:
     timings = info.last_timings
     lines = [
         f"Session: {info.name} ({info.state}{', pid ' + str(info.pid) if info.pid else ''})",
+        f"Folder: {info.workspace}",
         f"Persona: {info.persona} · permissions: {info.permission_mode}",
         f"Model: {info.model}{' (override)' if info.model_override else ''}",
         f"Queued: {info.queued}",
@@ -38,6 +41,17 @@ def status_text(info: SessionInfo, now: float) -> str:
     if info.claude_session_id:
         lines.append(f"Claude session: {info.claude_session_id}")
     return "\n".join(lines)
+
+
+def conversation_line(number: int, conversation: Conversation, current: bool, now: float) -> str:
+    """One line of /resume: the earlier conversation's title, age and size."""
+    count = f"{conversation.messages}{'' if conversation.complete else '+'} messages"
+    mark = "▶️" if current else f"{number}."
+    return f"{mark} {conversation.title} — {ago(now - conversation.modified)}, {count}"
+
+
+def _folder(info: SessionInfo) -> str:
+    return f"; 📁 {info.workspace}" if info.workspace else ""
 
 
 def ago(seconds: float) -> str:
