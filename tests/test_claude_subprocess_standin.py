@@ -665,3 +665,16 @@ async def test_reap_leftover_leaves_a_cli_with_another_name_alone(script, tmp_pa
     assert reap_leftover(proc.pid, Path("/usr/local/bin/not-claude")) is False
 
     assert not await exited(proc.pid, timeout=0.2)
+
+
+async def test_an_unknown_conversation_id_starts_a_fresh_one_and_says_so(running, script):
+    lost = "11111111-2222-4333-8444-555555555555"
+
+    process = await running.start(resume_id=lost)
+    result = final(await collect(process.submit("hello")))
+
+    first, second = script.invocations()
+    assert first["argv"][-1] == f"--resume={lost}"
+    assert not [arg for arg in second["argv"] if arg.startswith("--resume") or arg == "--continue"]
+    assert running.statuses.kinds == ["conversation_lost"] and lost in running.statuses.seen[0].message
+    assert not result.is_error and process.session_id not in ("", lost)

@@ -47,6 +47,7 @@ TIPS = (
     "Files and photos sent from Telegram are saved in the session's files/ folder (for a project folder, in the "
     "bot's own state folder instead) and shown to Claude."
 )
+FOLDER_HINT = "A project folder is written /abs/path, ~/path or ./path (under the first of PROJECT_ROOTS)."
 GREETING = "👋 Claude Code, in your pocket. Just write; Claude answers here."
 
 

@@ -97,6 +97,9 @@ class Commands:
             folder = " ".join(rest)
         elif len(rest) == 1:
             persona = rest[0].lower()
+            if persona not in self.manager.personas:
+                known = ", ".join(sorted(self.manager.personas))
+                return Reply(f"Unknown persona {rest[0]!r} (personas: {known}). {catalog.FOLDER_HINT}")
         elif rest:
             return Reply(catalog.usage("new"))
         self.manager.create(name, persona, folder)
