@@ -3,9 +3,8 @@ Messages API. Claude works in the project folder, leaves nothing of the bot's th
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from claude_bridge.sessions.transcripts import find
 from fake_anthropic import FakeAnthropic, Request
 from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import FakeBotAPI
+from processes import eventually  # the CLI writes its transcript a moment after the result
 
 pytestmark = pytest.mark.real_cli
 
@@ -43,13 +43,6 @@ async def command(bot: RunningBot, text: str, expect: str) -> dict[str, Any]:
         "sendMessage", lambda p: p["chat_id"] == OWNER and expect in p.get("text", ""), since=since, timeout=60
     )
     return call.params
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """The CLI writes its transcript a moment after the result."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
 
 
 def environment(request: Request) -> str:
