@@ -229,6 +229,10 @@ async def test_new_with_a_folder_and_a_persona_works_there_and_puts_uploads_in_t
     assert sorted(p.name for p in (root / "app").iterdir()) == ["sub"]
     assert str(root.resolve() / "app") in (await world.commands.run(CHAT, "/sessions")).text
     assert f"Folder: {root.resolve() / 'app'}" in (await world.commands.run(CHAT, "/status")).text
+    question = await world.commands.run(CHAT, "/delete app")
+    assert "is left as it is" in question.text
+    await world.commands.run(CHAT, question.choices[0].command)
+    assert not world.manager.exists("app") and (root / "app/sub").is_dir()
 
 
 async def test_new_refuses_a_folder_outside_the_roots_and_makes_no_session(world, tmp_path):

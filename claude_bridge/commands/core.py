@@ -192,7 +192,11 @@ class Commands:
         info = self.manager.status(name)  # an unknown name raises SessionError, which the front end shows
         confirm = f"/delete {name} {CONFIRM} {info.instance}"  # ≤ 8 + 32 + 9 + 8 bytes: within callback_data's 64
         choices = (Choice(f"🗑 Delete {name}", confirm), Choice("Cancel", "/cancel"))
-        return Reply(f"Delete session “{name}” with its folder and files? This cannot be undone.", choices)
+        if info.project:
+            question = f"Delete session “{name}”? Its project folder {info.workspace} is left as it is."
+        else:
+            question = f"Delete session “{name}” with its folder and files? This cannot be undone."
+        return Reply(question, choices)
 
     async def resume(self, chat_id: int, args: list[str]) -> Reply:
         """/resume [id]: the earlier conversations of the active session's folder to pick from, or continue one."""

@@ -84,6 +84,7 @@ class SessionInfo:
     damage: str | None = None  # "damaged: <file>: <reason>" when its state cannot be read
     instance: str = ""  # tells this session apart from an earlier one of the same name
     workspace: str = ""  # the folder Claude works in
+    project: bool = False  # the workspace is the user's own folder (never removed), not one the bot made
 
 
 class SessionManager:
@@ -319,7 +320,7 @@ class SessionManager:
             raise SessionError(f"There is no conversation {claude_session_id!r} in {session.directory}.")
         if claude_session_id.lower() == session.meta.claude_session_id:
             return self.status(name)
-        if session.busy:
+        if session.busy or (session.process is not None and session.process.busy):
             raise SessionError(f"Session “{name}” is busy; /stop it first, then pick the conversation.")
         session.meta.claude_session_id = claude_session_id.lower()
         session.save()
@@ -362,6 +363,7 @@ class SessionManager:
             damage=session.damage,
             instance=meta.instance,
             workspace=str(session.directory),
+            project=not session.meta.created_workspace and not session.damage,
         )
 
     def effective_model(self, name: str) -> str | None:

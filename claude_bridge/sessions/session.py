@@ -217,9 +217,10 @@ class Session:
 
     def _options(self) -> ProcessOptions:
         persona = self.persona()
-        # Its own conversation by id (other sessions may share the folder); --continue only for an unknown id.
+        # Its own conversation by id (other sessions may share the folder); --continue only for an id we do not
+        # know ("unknown" from older versions). No id at all: a fresh conversation.
         resume_id = self.meta.claude_session_id if is_session_id(self.meta.claude_session_id) else None
-        unknown = self.meta.claude_session_id == "unknown" or (self.meta.turns > 0 and not resume_id)
+        unknown = bool(self.meta.claude_session_id) and not resume_id
         if resume_id or unknown:
             logger.info("session %s resumes %s", self.name, resume_id or "the folder's newest conversation")
         prompt = "\n\n".join(part for part in (persona.system_prompt, TOOLS_PROMPT) if part)
