@@ -179,8 +179,10 @@ def _parse_chat_ids(raw: str, problems: list[str]) -> frozenset[int]:
 
 def _project_roots(raw: str, home: Path, problems: list[str]) -> tuple[Path, ...]:
     """PROJECT_ROOTS: existing folders separated like PATH (os.pathsep); `~` is the user's home. Default: the home."""
+    if not raw.strip():
+        return (home.resolve(),) if home.is_dir() else ()  # a service user without a home: no project folders
     roots: list[Path] = []
-    for part in raw.split(os.pathsep) if raw.strip() else [str(home)]:
+    for part in raw.split(os.pathsep):
         part = part.strip()
         if not part:
             continue

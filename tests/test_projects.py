@@ -87,6 +87,8 @@ def test_a_folder_argument_is_told_from_a_persona_name():
 def test_project_roots_default_to_home_and_are_parsed_strictly(root, tmp_path):
     base = {"HOME": str(tmp_path)}
     assert load_settings(base, None, require_telegram=False).project_roots == (tmp_path.resolve(),)
+    homeless = {"HOME": str(tmp_path / "no-such-home")}
+    assert load_settings(homeless, None, require_telegram=False).project_roots == ()
 
     both = load_settings(base | {"PROJECT_ROOTS": f"{root}{os.pathsep}~/outside"}, None, require_telegram=False)
     assert both.project_roots == (root.resolve(), (tmp_path / "outside").resolve())
