@@ -19,7 +19,7 @@ from claude_bridge.process.argv import build_argv
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.projects import looks_like_folder, project_folder
 from claude_bridge.sessions.store import Persona
-from claude_bridge.sessions.transcripts import MAX_LINE, escape, list_conversations, read_conversation
+from claude_bridge.sessions.transcripts import MAX_LINE, MAX_SCAN, escape, list_conversations, read_conversation
 from claude_bridge.settings import load_settings
 from fake_process import FakeClock, FakeSpawner, base_options
 
@@ -168,6 +168,16 @@ def test_garbage_and_huge_lines_are_skipped_and_a_file_without_prompts_is_left_o
     [conversation] = list_conversations(tmp_path, tmp_path)
 
     assert (conversation.title, conversation.messages) == ("real one", 1)
+
+
+def test_past_the_scan_limit_the_count_is_a_lower_bound_and_the_title_still_comes_from_the_end(tmp_path):
+    filler = line("user", message={"role": "user", "content": [{"type": "tool_result", "content": "x" * 500_000}]})
+    lines = [prompt("start"), *[filler] * (MAX_SCAN // len(filler) + 2), prompt("late"), line("ai-title", aiTitle="T")]
+    write_transcript(tmp_path, tmp_path, lines, 1)
+
+    [conversation] = list_conversations(tmp_path, tmp_path)
+
+    assert (conversation.title, conversation.messages, conversation.complete) == ("T", 1, False)
 
 
 def test_an_unreadable_transcript_is_none_not_an_error(tmp_path):

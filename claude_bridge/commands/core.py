@@ -207,7 +207,7 @@ class Commands:
             await self.manager.resume(name, args[0])
             return Reply(f"{notice}↩️ “{name}” continues conversation {args[0].lower()} from your next message.")
         info = self.manager.status(name)
-        conversations = self.manager.conversations(name)
+        conversations = await self.manager.conversations(name)
         if not conversations:
             return Reply(f"{notice}No earlier conversations in {info.workspace}.")
         now = self._clock()

@@ -306,10 +306,11 @@ class SessionManager:
         home = Path(self._runtime.base.env.get("HOME") or Path.home())
         return project_folder(folder, self.project_roots, home, forbidden=(self._store.state_root,))
 
-    def conversations(self, name: str, limit: int = 10) -> list[Conversation]:
-        """The earlier Claude conversations of the session's folder, newest first (the CLI's transcripts)."""
+    async def conversations(self, name: str, limit: int = 10) -> list[Conversation]:
+        """The earlier Claude conversations of the session's folder, newest first (read in a thread: files are big)."""
         session = self._get(name)
-        return list_conversations(config_dir(self._runtime.base.env), session.directory, limit)
+        config = config_dir(self._runtime.base.env)
+        return await asyncio.to_thread(list_conversations, config, session.directory, limit)
 
     async def resume(self, name: str, claude_session_id: str) -> SessionInfo:
         """Make the session continue an earlier conversation of its folder; a live process restarts with it."""

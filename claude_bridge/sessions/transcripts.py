@@ -18,7 +18,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MAX_LINE = 1024 * 1024  # longer lines are tool output (a Read duplicates the file): skipped unparsed
-MAX_SCAN = 64 * 1024 * 1024  # bytes read per transcript at most; the count then says "at least"
+MAX_SCAN = 16 * 1024 * 1024  # bytes read per transcript at most; past it the count says "at least"
 TAIL = 256 * 1024  # titles are appended as the conversation goes on: read the end for them
 TITLE_CHARS = 80
 # What the CLI wraps around prompts it makes itself (slash commands, reminders); not what the user typed.
