@@ -100,6 +100,7 @@ class Settings:
     max_upload_mb: float = 50.0
     max_queued: int = 20
     max_sessions: int = 50
+    project_roots: tuple[Path, ...] = ()  # folders under which /new <name> <folder> may point a session
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -178,6 +179,25 @@ def _parse_chat_ids(raw: str, problems: list[str]) -> frozenset[int]:
     return frozenset(ids)
 
 
+def _project_roots(raw: str, home: Path, problems: list[str]) -> tuple[Path, ...]:
+    """PROJECT_ROOTS: existing folders separated like PATH (os.pathsep); `~` is the user's home. Default: the home."""
+    if not raw.strip():
+        return (home.resolve(),) if home.is_dir() else ()  # a service user without a home: no project folders
+    roots: list[Path] = []
+    for part in raw.split(os.pathsep):
+        part = part.strip()
+        if not part:
+            continue
+        path = home / part[2:] if part == "~" or part.startswith("~/") else Path(part)
+        if not path.is_absolute():
+            problems.append(f"PROJECT_ROOTS: {part!r} is not an absolute folder (start it with / or ~/).")
+        elif not path.is_dir():
+            problems.append(f"PROJECT_ROOTS: {part!r} is not an existing folder.")
+        elif path.resolve() not in roots:
+            roots.append(path.resolve())
+    return tuple(roots)
+
+
 def _transcribe_settings(env: Mapping[str, str], problems: list[str]) -> TranscribeSettings:
     url = env.get("TRANSCRIBE_URL", "").strip() or None
     if url is not None and url != LOCAL_TRANSCRIPTION and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
@@ -244,6 +264,9 @@ def load_settings(
         max_upload_mb=_number(merged, "MAX_UPLOAD_MB", 50 if api_base == DEFAULT_API_BASE else 2000, problems),
         max_queued=_count(merged, "MAX_QUEUED", 20, problems),
         max_sessions=_count(merged, "MAX_SESSIONS", 50, problems),
+        project_roots=_project_roots(
+            merged.get("PROJECT_ROOTS", ""), Path(merged.get("HOME") or Path.home()), problems
+        ),
         transcribe=_transcribe_settings(merged, problems),
         env=dict(merged),
     )

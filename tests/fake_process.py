@@ -37,7 +37,7 @@ class FakeProcess:
     def __init__(self, options: ProcessOptions, spawner: FakeSpawner) -> None:
         self.options = options
         self.spawner = spawner
-        self.session_id = ""
+        self.session_id = options.resume_id or ""  # the CLI keeps the id it resumes
         self.last_timings = TurnTimings()
         self.started = False
         self.stopped = False

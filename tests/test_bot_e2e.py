@@ -279,7 +279,7 @@ async def test_an_upload_without_a_size_is_streamed_and_stopped_at_the_limit(tmp
 async def test_unknown_commands_and_bad_arguments_get_short_hints(bot):
     await command(bot, "/frobnicate", "/help")
     await command(bot, "/delete", "Usage: /delete <name>")
-    await command(bot, "/new a b c", "Usage: /new [name] [persona]")
+    await command(bot, "/new a b c", "Usage: /new [name] [folder] [persona]")
 
 
 async def test_delete_asks_first_and_removes_the_session(tmp_path, bot, tg):

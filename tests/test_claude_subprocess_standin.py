@@ -316,7 +316,8 @@ async def test_a_crash_mid_turn_cuts_it_off_restarts_with_continue_and_answers_t
     assert running.statuses.kinds == ["crashed", "restarting", "recovered"]
     assert [e.kind for e in events if isinstance(e, ProcessStatus)] == ["crashed", "restarting", "recovered"]
     first, second = script.invocations()
-    assert "--continue" not in first["argv"] and second["argv"][-1] == "--continue"
+    # Its own conversation by id, not the folder's newest (another session may share the folder).
+    assert "--continue" not in first["argv"] and second["argv"][-1] == f"--resume={process.session_id}"
     assert user_prompts(script) == [(first["pid"], "doomed"), (second["pid"], "queued")]
 
 
@@ -331,7 +332,7 @@ async def test_a_crash_while_idle_also_respawns(running, script):
 
     assert process.pid not in (None, old_pid)
     assert final(await collect(process.submit("two"))).text == "echo: two"
-    assert script.invocations()[-1]["argv"][-1] == "--continue"
+    assert script.invocations()[-1]["argv"][-1] == f"--resume={process.session_id}"
 
 
 async def test_recovery_kills_the_tool_process_the_crashed_cli_left_behind(running, script, tmp_path):
@@ -368,7 +369,7 @@ async def test_after_three_failed_restarts_it_gives_up_and_a_later_message_start
     assert final(await collect(process.submit("again"))).text == "echo: again"
     assert not process.failed
     assert [i["start"] for i in script.invocations()] == [1, 2, 3, 4, 5]
-    assert script.invocations()[-1]["argv"][-1] == "--continue"
+    assert script.invocations()[-1]["argv"][-1] == f"--resume={process.session_id}"
 
 
 async def test_a_good_turn_renews_the_restart_budget(running, script):
@@ -664,3 +665,16 @@ async def test_reap_leftover_leaves_a_cli_with_another_name_alone(script, tmp_pa
     assert reap_leftover(proc.pid, Path("/usr/local/bin/not-claude")) is False
 
     assert not await exited(proc.pid, timeout=0.2)
+
+
+async def test_an_unknown_conversation_id_starts_a_fresh_one_and_says_so(running, script):
+    lost = "11111111-2222-4333-8444-555555555555"
+
+    process = await running.start(resume_id=lost)
+    result = final(await collect(process.submit("hello")))
+
+    first, second = script.invocations()
+    assert first["argv"][-1] == f"--resume={lost}"
+    assert not [arg for arg in second["argv"] if arg.startswith("--resume") or arg == "--continue"]
+    assert running.statuses.kinds == ["conversation_lost"] and lost in running.statuses.seen[0].message
+    assert not result.is_error and process.session_id not in ("", lost)

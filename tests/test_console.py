@@ -394,5 +394,5 @@ async def test_on_a_terminal_it_prompts_answers_and_quits(tmp_path, tg, api):
         help_text = await screen.read_until(PROMPT)
         os.write(keyboard, b"/quit\n")
 
-    assert "/new [name] [persona]" in help_text and "/stop" in help_text
+    assert "/new [name] [folder] [persona]" in help_text and "/stop" in help_text
     assert not claude_processes(tmp_path / "sessions")

@@ -110,7 +110,7 @@ async def test_suspend_then_resume_keeps_the_history_and_the_session_id(tmp_path
         assert api.requests[-1].user_texts == ["remember the word kiwi", "what was the word?"]
         after = manager.status("default")
         assert after.claude_session_id == before.claude_session_id != ""
-        assert after.pid is not None and "--continue" in psutil.Process(after.pid).cmdline()
+        assert after.pid is not None and f"--resume={before.claude_session_id}" in psutil.Process(after.pid).cmdline()
 
 
 async def test_model_haiku_applies_at_once_and_survives_a_resume_and_a_bot_restart(tmp_path, api):

@@ -24,7 +24,12 @@ class CommandSpec:
 SPECS = (
     CommandSpec("start", "/start", "what this bot is", in_help=False),
     CommandSpec("help", "/help", "commands and tips", in_help=False),
-    CommandSpec("new", "/new [name] [persona]", "start a session (and switch to it)"),
+    CommandSpec(
+        "new",
+        "/new [name] [folder] [persona]",
+        "start a session (and switch to it); with a folder (/abs/path, ~/path or ./path under the first of "
+        "PROJECT_ROOTS) Claude works in that project",
+    ),
     CommandSpec("switch", "/switch [name]", "change the active session (no name: pick one)"),
     CommandSpec("sessions", "/sessions", "list sessions"),
     CommandSpec("model", f"/model [{'|'.join(MODEL_ALIASES)}|<full model id>|default]", "show or change the model"),
@@ -32,13 +37,18 @@ SPECS = (
     CommandSpec("stop", "/stop [name]", "stop the running answer; the session lives on"),
     CommandSpec("status", "/status", "what the active session is doing"),
     CommandSpec("tasks", "/tasks [stop <id>]", "background tasks of the active session (stop one)"),
+    CommandSpec("resume", "/resume [id]", "continue an earlier conversation of the session's folder (no id: pick one)"),
     CommandSpec("delete", "/delete <name>", "delete a session (asks first)"),
     CommandSpec("cancel", "/cancel", "forget a pending question", in_help=False, in_menu=False),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 
 INTRO = "Send a message and Claude Code answers in the active session (a folder on this machine)."
-TIPS = "Files and photos sent from Telegram are saved in the session's files/ folder and shown to Claude."
+TIPS = (
+    "Files and photos sent from Telegram are saved in the session's files/ folder (for a project folder, in the "
+    "bot's own state folder instead) and shown to Claude."
+)
+FOLDER_HINT = "A project folder is written /abs/path, ~/path or ./path (under the first of PROJECT_ROOTS)."
 GREETING = "👋 Claude Code, in your pocket. Just write; Claude answers here."
 
 

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 
 from claude_bridge.commands import catalog
 from claude_bridge.commands.reply import Choice, Reply
-from claude_bridge.commands.wording import session_line, status_text, task_line
+from claude_bridge.commands.wording import ago, conversation_line, session_line, status_text, task_line
 from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
+from claude_bridge.sessions.projects import looks_like_folder
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Commands:
             "status": self.status,
             "tasks": self.tasks,
             "delete": self.delete,
+            "resume": self.resume,
             "cancel": self.cancel,
         }
 
@@ -84,13 +86,30 @@ class Commands:
         return Reply(self._help)
 
     async def new(self, chat_id: int, args: list[str]) -> Reply:
-        """/new [name] [persona]: create a session and make it active."""
-        if len(args) > 2:
-            return Reply(catalog.usage("new"))
+        """/new [name] [folder] [persona]: create a session (in a project folder) and make it active.
+
+        A second word with '/', or starting with '~' or '.', is a folder (the words up to a persona name, so a
+        folder may hold spaces); otherwise it is the persona, as before.
+        """
         name = args[0].lower() if args else self._free_name()
-        self.manager.create(name, args[1].lower() if len(args) > 1 else "default")
+        rest, folder, persona = args[1:], None, "default"
+        if rest and looks_like_folder(rest[0]):
+            if len(rest) > 1 and rest[-1].lower() in self.manager.personas:
+                persona = rest.pop().lower()
+            folder = " ".join(rest)
+        elif len(rest) == 1:
+            persona = rest[0].lower()
+            if persona not in self.manager.personas:
+                known = ", ".join(sorted(self.manager.personas))
+                return Reply(f"Unknown persona {rest[0]!r} (personas: {known}). {catalog.FOLDER_HINT}")
+        elif rest:
+            return Reply(catalog.usage("new"))
+        self.manager.create(name, persona, folder)
         info = self.manager.switch(chat_id, name)
-        return Reply(f"✨ New session “{name}” (persona {info.persona}) is now active.")
+        text = f"✨ New session “{name}” (persona {info.persona}) is now active."
+        if folder is not None:
+            text += f"\n📁 Claude works in {info.workspace}, in a new conversation; /resume lists the earlier ones."
+        return Reply(text)
 
     def _free_name(self) -> str:
         taken = {info.name for info in self.manager.list_sessions()}
@@ -189,7 +208,33 @@ class Commands:
         info = self.manager.status(name)  # an unknown name raises SessionError, which the front end shows
         confirm = f"/delete {name} {CONFIRM} {info.instance}"  # ≤ 8 + 32 + 9 + 8 bytes: within callback_data's 64
         choices = (Choice(f"🗑 Delete {name}", confirm), Choice("Cancel", "/cancel"))
-        return Reply(f"Delete session “{name}” with its folder and files? This cannot be undone.", choices)
+        if info.project:
+            question = f"Delete session “{name}”? Its project folder {info.workspace} is left as it is."
+        else:
+            question = f"Delete session “{name}” with its folder and files? This cannot be undone."
+        return Reply(question, choices)
+
+    async def resume(self, chat_id: int, args: list[str]) -> Reply:
+        """/resume [id]: the earlier conversations of the active session's folder to pick from, or continue one."""
+        if len(args) > 1:
+            return Reply(catalog.usage("resume"))
+        name, notice = self._active(chat_id)
+        if args:
+            await self.manager.resume(name, args[0])
+            return Reply(f"{notice}↩️ “{name}” continues conversation {args[0].lower()} from your next message.")
+        info = self.manager.status(name)
+        conversations = await self.manager.conversations(name)
+        if not conversations:
+            return Reply(f"{notice}No earlier conversations in {info.workspace}.")
+        now = self._clock()
+        lines = [f"{notice}Conversations in {info.workspace}, newest first; pick one to continue it:"]
+        choices = []
+        for number, conversation in enumerate(conversations, 1):
+            current = conversation.session_id == info.claude_session_id
+            lines.append(conversation_line(number, conversation, current, now))
+            label = f"{'▶️' if current else f'{number}.'} {conversation.title[:40]} · {ago(now - conversation.modified)}"
+            choices.append(Choice(label, f"/resume {conversation.session_id}"))  # 8 + 36 bytes
+        return Reply("\n".join(lines), tuple(choices))
 
     async def cancel(self, chat_id: int, args: list[str]) -> Reply:
         """/cancel: the answer to a question's Cancel choice."""

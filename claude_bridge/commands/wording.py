@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from claude_bridge.sessions.manager import SessionInfo, TaskInfo
+from claude_bridge.sessions.transcripts import Conversation
 
 # The CLI's task-notification summary (§16.1): 'Background command "pytest -q" completed (exit code 0)'.
 _BACKGROUND = re.compile(r'^Background command "(?P<what>.*)" (?P<status>\w+)(?: \(exit code (?P<code>-?\d+)\))?$')
@@ -21,6 +22,7 @@ def session_line(info: SessionInfo, active: bool, now: float) -> str:
     return (
         f"{'▶️' if active else '•'} {info.name} — {info.state}{queued}; {info.persona}, {info.model}; "
         f"{info.turns} turns, ${info.total_cost_usd:.4f}; active {ago(now - info.last_active)}"
+        f"{_folder(info)}"
     )
 
 
@@ -31,6 +33,7 @@ def status_text(info: SessionInfo, now: float) -> str:
     timings = info.last_timings
     lines = [
         f"Session: {info.name} ({info.state}{', pid ' + str(info.pid) if info.pid else ''})",
+        f"Folder: {info.workspace}",
         f"Persona: {info.persona} · permissions: {info.permission_mode}",
         f"Model: {info.model}{' (override)' if info.model_override else ''}",
         f"Queued: {info.queued}",
@@ -85,3 +88,14 @@ def ago(seconds: float) -> str:
 
 def _seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f} s"
+
+
+def conversation_line(number: int, conversation: Conversation, current: bool, now: float) -> str:
+    """One line of /resume: the earlier conversation's title, age and size."""
+    count = f"{conversation.messages}{'' if conversation.complete else '+'} messages"
+    mark = "▶️" if current else f"{number}."
+    return f"{mark} {conversation.title} — {ago(now - conversation.modified)}, {count}"
+
+
+def _folder(info: SessionInfo) -> str:
+    return f"; 📁 {info.workspace}" if info.workspace else ""

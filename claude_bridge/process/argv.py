@@ -6,6 +6,7 @@ Pure functions of ProcessOptions; nothing here spawns or reads a process.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ BASE_ARGS = (
     "--include-partial-messages",
 )
 MARKER_ENV = "CLAUDE_BRIDGE_PROCESS"
+RESUME_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# What the CLI says (stderr, and `errors` of its one result) when --resume names a conversation it cannot find.
+NO_CONVERSATION = "No conversation found with session ID"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class ProcessOptions:
     max_turns: int | None = None
     permission_mode: str | None = None
     continue_conversation: bool = False
+    # The conversation to resume (`--resume=<id>`): a session's own, since several sessions may share one folder.
+    # `continue_conversation` alone (`--continue`: the folder's newest conversation) is for an unknown id.
+    resume_id: str | None = None
     watchdog_seconds: float = 600.0
     restart_delays: tuple[float, ...] = (1.0, 2.0, 4.0)
     start_timeout: float = 60.0
@@ -53,8 +60,13 @@ class ProcessOptions:
     allowed_tools: tuple[str, ...] = ()  # tools that never need a permission prompt (the bot's own)
 
 
-def build_argv(options: ProcessOptions, *, model: str | None, continue_conversation: bool) -> list[str]:
-    """The CLI's argv: values in `--flag=value` form so a value starting with '-' cannot become a flag."""
+def build_argv(
+    options: ProcessOptions, *, model: str | None, continue_conversation: bool, resume_id: str | None = None
+) -> list[str]:
+    """The CLI's argv: values in `--flag=value` form so a value starting with '-' cannot become a flag.
+
+    With `resume_id` the CLI resumes that conversation; else `continue_conversation` picks the folder's newest.
+    """
     argv = [str(options.claude_bin), *BASE_ARGS]
     if model:
         argv.append(f"--model={model}")
@@ -70,7 +82,11 @@ def build_argv(options: ProcessOptions, *, model: str | None, continue_conversat
         argv.append(f"--mcp-config={options.mcp_config}")
     if options.allowed_tools:
         argv.append(f"--allowedTools={','.join(options.allowed_tools)}")
-    if continue_conversation:
+    if resume_id:
+        if not RESUME_ID.fullmatch(resume_id):
+            raise BridgeError(f"{resume_id!r} is not a Claude session id")
+        argv.append(f"--resume={resume_id}")
+    elif continue_conversation:
         argv.append("--continue")
     return argv
 

@@ -20,7 +20,13 @@ from dataclasses import replace
 from typing import Any
 
 from claude_bridge.errors import BridgeError, ClaudeStartError
-from claude_bridge.process.argv import ProcessOptions, build_argv, build_env, explain_start_failure
+from claude_bridge.process.argv import (
+    NO_CONVERSATION,
+    ProcessOptions,
+    build_argv,
+    build_env,
+    explain_start_failure,
+)
 from claude_bridge.process.live import ControlHandler, LiveProcess
 from claude_bridge.process.reaping import has_descendants, kill_tree
 from claude_bridge.process.state import TRANSITIONS, IllegalTransition, State
@@ -80,7 +86,7 @@ class ClaudeSubprocess:
         self._expect_claude_until = 0.0
         self._wakeup = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._has_conversation = options.continue_conversation
+        self._has_conversation = options.continue_conversation or bool(options.resume_id)
         self._restarts = 0
         self._last_activity = time.monotonic()
         self._cumulative_cost = 0.0
@@ -205,7 +211,7 @@ class ClaudeSubprocess:
     async def _spawn(self, *, continue_conversation: bool, on_failure: State) -> None:
         self._to(State.STARTING)
         try:
-            live = await self._launch(continue_conversation)
+            live = await self._launch_or_fresh(continue_conversation)
         except BridgeError:
             if self._state is State.STARTING:
                 self._to(on_failure)
@@ -215,9 +221,31 @@ class ClaudeSubprocess:
             raise BridgeError("the session was stopped while Claude was starting")
         self._to(State.READY)
 
-    async def _launch(self, continue_conversation: bool) -> LiveProcess:
+    async def _launch_or_fresh(self, continue_conversation: bool) -> LiveProcess:
+        """Launch; if the conversation to resume is gone (the CLI exits at once saying so), start a fresh one."""
+        resume_id = (self.session_id or self.options.resume_id) if continue_conversation else None
+        try:
+            return await self._launch(continue_conversation, resume_id)
+        except ClaudeStartError as exc:
+            if not resume_id or NO_CONVERSATION not in exc.stderr_tail:
+                raise
+        logger.warning("%s: conversation %s not found; starting a fresh one", self.options.label, resume_id)
+        self.session_id = ""
+        self.options = replace(self.options, resume_id=None, continue_conversation=False)
+        self._has_conversation = False
+        self._emit(
+            ProcessStatus(
+                "conversation_lost",
+                f"The conversation {resume_id} was not found in this folder, so Claude starts a fresh one.",
+            )
+        )
+        return await self._launch(False, None)
+
+    async def _launch(self, continue_conversation: bool, resume_id: str | None) -> LiveProcess:
         marker = uuid.uuid4().hex
-        argv = build_argv(self.options, model=self.model, continue_conversation=continue_conversation)
+        argv = build_argv(
+            self.options, model=self.model, continue_conversation=continue_conversation, resume_id=resume_id
+        )
         env = build_env(self.options.env, self.options.claude_bin, marker)
         live = await LiveProcess.spawn(
             self.options, argv, env, marker, self._on_event, self._on_exit, self._on_control_request
@@ -227,7 +255,7 @@ class ClaudeSubprocess:
             "%s: spawned Claude CLI pid %s%s%s",
             self.options.label,
             live.pid,
-            " --continue" if continue_conversation else "",
+            f" --resume={resume_id}" if resume_id else " --continue" if continue_conversation else "",
             f" model={self.model}" if self.model else "",
         )
         # The CLI prints nothing until its first input; `initialize` proves it started (and warms it up),

@@ -166,7 +166,8 @@ class BackgroundTasksChanged:
     tasks: tuple[TaskInfo, ...]
 
 
-StatusKind = Literal["crashed", "restarting", "recovered", "gave_up"]
+# conversation_lost: the conversation to resume was not found, so Claude started a fresh one.
+StatusKind = Literal["crashed", "restarting", "recovered", "gave_up", "conversation_lost"]
 
 
 @dataclass(frozen=True)

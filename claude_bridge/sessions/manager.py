@@ -26,6 +26,7 @@ from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.protocol.events import TaskInfo
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.pool import LivePool
+from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.session import ProcessLike, Runtime, Session, SessionState, Spawner
 from claude_bridge.sessions.store import (
@@ -40,6 +41,8 @@ from claude_bridge.sessions.store import (
     validate_model,
 )
 from claude_bridge.sessions.tools import FileSink
+from claude_bridge.sessions.transcripts import Conversation, config_dir, list_conversations
+from claude_bridge.sessions.transcripts import find as find_transcript
 from claude_bridge.sessions.worker import Delivery, Notice
 from claude_bridge.settings import Settings, cli_environment
 
@@ -85,6 +88,8 @@ class SessionInfo:
     damage: str | None = None  # "damaged: <file>: <reason>" when its state cannot be read
     instance: str = ""  # tells this session apart from an earlier one of the same name
     tasks: tuple[TaskInfo, ...] = ()  # background tasks running now
+    workspace: str = ""  # the folder Claude works in
+    project: bool = False  # the workspace is the user's own folder (never removed), not one the bot made
 
 
 class SessionManager:
@@ -104,6 +109,7 @@ class SessionManager:
         max_sessions: int = 50,
         notify: Notifier | None = None,
         upload_limit: int = 50 * 1024 * 1024,
+        project_roots: tuple[Path, ...] = (),
     ) -> None:
         self.sessions_dir = sessions_dir
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
@@ -114,6 +120,7 @@ class SessionManager:
         self._clock = clock
         self.max_queued = max_queued
         self.max_sessions = max_sessions
+        self.project_roots = project_roots
         self._store = SessionStore(sessions_dir, self.personas)
         self._routes = ChatRoutes(self._store.chats_file, self._store.exists)
         self._sessions: dict[str, Session] = {}
@@ -292,13 +299,44 @@ class SessionManager:
             session = self._get(name)
         return session
 
-    def create(self, name: str, persona: str = DEFAULT_PERSONA) -> SessionInfo:
-        """Create a session: its workspace (with files/) and its state; refused past max_sessions."""
+    def create(self, name: str, persona: str = DEFAULT_PERSONA, folder: str | None = None) -> SessionInfo:
+        """Create a session: its state, and its workspace (with files/) or, with `folder`, a project folder.
+
+        Refused past max_sessions, and for a folder outside PROJECT_ROOTS (SessionError says why).
+        """
         if len(self._store.names()) >= self.max_sessions:
             raise SessionError(
                 f"There are already {self.max_sessions} sessions (MAX_SESSIONS); /delete one before making another."
             )
-        self._store.create(name, persona, self._clock())
+        project = None if folder is None else self._project(folder)
+        self._store.create(name, persona, self._clock(), project)
+        return self.status(name)
+
+    def _project(self, folder: str) -> Path:
+        home = Path(self._runtime.base.env.get("HOME") or Path.home())
+        return project_folder(folder, self.project_roots, home, forbidden=(self._store.state_root,))
+
+    async def conversations(self, name: str, limit: int = 10) -> list[Conversation]:
+        """The earlier Claude conversations of the session's folder, newest first (read in a thread: files are big)."""
+        session = self._get(name)
+        config = config_dir(self._runtime.base.env)
+        return await asyncio.to_thread(list_conversations, config, session.directory, limit)
+
+    async def resume(self, name: str, claude_session_id: str) -> SessionInfo:
+        """Make the session continue an earlier conversation of its folder; a live process restarts with it."""
+        session = self._repaired(name)
+        if session.damage:
+            raise SessionError(f"Session “{name}” is {session.damage}; fix or /delete it.")
+        if find_transcript(config_dir(self._runtime.base.env), session.directory, claude_session_id) is None:
+            raise SessionError(f"There is no conversation {claude_session_id!r} in {session.directory}.")
+        if claude_session_id.lower() == session.meta.claude_session_id:
+            return self.status(name)
+        if session.busy or (session.process is not None and session.process.busy):
+            raise SessionError(f"Session “{name}” is busy; /stop it first, then pick the conversation.")
+        session.meta.claude_session_id = claude_session_id.lower()
+        session.save()
+        if session.process is not None:
+            await session.suspend()  # the next message starts it with --resume=<id>
         return self.status(name)
 
     def list_sessions(self) -> list[SessionInfo]:
@@ -311,7 +349,8 @@ class SessionManager:
         session = self._repaired(name)
         if session.damage:
             raise SessionError(f"Session “{name}” is {session.damage}. Nothing was saved.")
-        path = session.directory / "files"
+        # A project folder holds nothing of the bot's: its uploads go to the session's state folder.
+        path = (session.directory if session.meta.created_workspace else session.state_dir) / "files"
         path.mkdir(exist_ok=True)
         return path
 
@@ -335,6 +374,8 @@ class SessionManager:
             damage=session.damage,
             instance=meta.instance,
             tasks=session.running_tasks,
+            workspace=str(session.directory),
+            project=not session.meta.created_workspace and not session.damage,
         )
 
     def effective_model(self, name: str) -> str | None:
@@ -481,4 +522,5 @@ def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> S
         max_sessions=settings.max_sessions,
         notify=notify,
         upload_limit=int(settings.max_upload_mb * 1024 * 1024),
+        project_roots=settings.project_roots,
     )

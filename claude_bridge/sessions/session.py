@@ -43,6 +43,7 @@ from claude_bridge.sessions.store import (
 )
 from claude_bridge.sessions.tools import SYSTEM_PROMPT as TOOLS_PROMPT
 from claude_bridge.sessions.tools import FileSink, ToolContext, session_tools
+from claude_bridge.sessions.transcripts import is_session_id
 from claude_bridge.sessions.worker import SHUTDOWN_UNSENT, Delivery, SessionWorker, failure
 
 logger = logging.getLogger(__name__)
@@ -250,13 +251,10 @@ class Session:
         max_live = self._rt.pool.max_live
         waiting = f"All {max_live} live sessions are busy; your message starts as soon as one finishes."
         async with self._rt.pool.slot(self, lambda: delivery.notice(waiting)):
-            resuming = bool(self.meta.claude_session_id)
-            if resuming and self.meta.status == MetaStatus.SUSPENDED:
-                logger.info("resuming session %s with --continue", self.name)
             hooks = ProcessHooks(
                 self._on_status, on_claude_turn=self._on_claude_turn, on_control_request=self._on_control_request
             )
-            process = self._rt.spawn(self._options(resuming), hooks)
+            process = self._rt.spawn(self._options(), hooks)
             # Set before start(): a shutdown during the start still finds and stops it.
             self.process = process
             self.restart_pending = False
@@ -272,8 +270,14 @@ class Session:
                 raise
         return process
 
-    def _options(self, resuming: bool) -> ProcessOptions:
+    def _options(self) -> ProcessOptions:
         persona = self.persona()
+        # Its own conversation by id (other sessions may share the folder); --continue only for an id we do not
+        # know ("unknown" from older versions). No id at all: a fresh conversation.
+        resume_id = self.meta.claude_session_id if is_session_id(self.meta.claude_session_id) else None
+        unknown = bool(self.meta.claude_session_id) and not resume_id
+        if resume_id or unknown:
+            logger.info("session %s resumes %s", self.name, resume_id or "the folder's newest conversation")
         prompt = "\n\n".join(part for part in (persona.system_prompt, TOOLS_PROMPT) if part)
         return replace(
             self._rt.base,
@@ -284,7 +288,8 @@ class Session:
             allowed_tools=tuple(tool.qualified_name for tool in self.tools.tools.values()),
             max_turns=persona.max_turns,
             permission_mode=self.permission_mode(),
-            continue_conversation=resuming,
+            continue_conversation=unknown,
+            resume_id=resume_id,
             label=self.name,
             pid_file=self.state_dir / PID_FILE,
         )
@@ -345,6 +350,8 @@ class Session:
 
     def _on_status(self, status: ProcessStatus) -> None:
         logger.info("session %s: %s", self.name, status.message)
+        if status.kind == "conversation_lost":
+            self.meta.claude_session_id = ""
         if status.kind == "gave_up":
             self.meta.status = MetaStatus.FAILED
             try:
@@ -355,7 +362,7 @@ class Session:
         chat_id = current.chat_id if current else self.last_chat_id
         # A crash mid-turn is already told by that turn's own error; say it here only for an idle session.
         told_by_turn = status.kind == "crashed" and (current is not None or self.claude_busy)
-        if status.kind not in ("crashed", "gave_up", "recovered") or told_by_turn:
+        if status.kind not in ("crashed", "gave_up", "recovered", "conversation_lost") or told_by_turn:
             return
         if chat_id is None:
             logger.warning("session %s: no chat to tell %s: %s", self.name, status.kind, status.message)

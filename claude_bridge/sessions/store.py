@@ -268,25 +268,29 @@ class SessionStore:
             if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name)
         )
 
-    def create(self, name: str, persona: str, now: float) -> Metadata:
-        """Make the workspace (with files/), the state folder and metadata.json of a new session."""
-        workspace = self.directory(name)
+    def create(self, name: str, persona: str, now: float, project: Path | None = None) -> Metadata:
+        """Make the state folder and metadata.json of a new session, and its workspace (with files/).
+
+        With `project` (an existing folder, already checked) Claude works there and the bot makes nothing in it.
+        """
+        workspace = self.directory(name) if project is None else project
         self.check_persona(persona)
         if self.exists(name):
             raise SessionError(f"Session {name!r} already exists; /switch {name} to use it.")
-        if workspace.exists():
+        if project is None and workspace.exists():
             raise SessionError(
                 f"A folder named {name!r} already exists in the sessions directory and is not a session; "
                 "pick another name."
             )
-        (workspace / "files").mkdir(parents=True)
+        if project is None:
+            (workspace / "files").mkdir(parents=True)
         meta = Metadata(
             name=name,
             created=now,
             last_active=now,
             persona=persona,
             workspace=str(workspace.absolute()),
-            created_workspace=True,
+            created_workspace=project is None,
             instance=new_instance(),
         )
         try:
@@ -294,9 +298,10 @@ class SessionStore:
             self.save(meta)
         except BaseException:
             shutil.rmtree(self.state_dir(name), ignore_errors=True)
-            shutil.rmtree(workspace, ignore_errors=True)
+            if project is None:
+                shutil.rmtree(workspace, ignore_errors=True)
             raise
-        logger.info("created session %s (persona %s)", name, persona)
+        logger.info("created session %s (persona %s) in %s", name, persona, workspace)
         return meta
 
     def check_persona(self, persona: str) -> None:
