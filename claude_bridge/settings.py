@@ -96,6 +96,8 @@ class Settings:
     watchdog_seconds: float = 600.0
     max_download_mb: float = 20.0
     max_upload_mb: float = 50.0
+    prompt_timeout_minutes: float | None = None  # deny a tool approval nobody answered after this long (off)
+    prompt_reminder_minutes: float = 10.0
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -229,6 +231,8 @@ def load_settings(
         max_download_mb=_number(merged, "MAX_DOWNLOAD_MB", 20, problems),
         # Telegram takes uploads up to 50 MB from a bot; a self-hosted Bot API server up to 2000 MB.
         max_upload_mb=_number(merged, "MAX_UPLOAD_MB", 50 if api_base == DEFAULT_API_BASE else 2000, problems),
+        prompt_timeout_minutes=_number(merged, "PROMPT_TIMEOUT_MINUTES", 0, problems) or None,
+        prompt_reminder_minutes=_number(merged, "PROMPT_REMINDER_MINUTES", 10, problems),
         transcribe=_transcribe_settings(merged, problems),
         env=dict(merged),
     )

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -23,12 +23,14 @@ from claude_bridge.protocol.events import (
     ControlRequest,
     PermissionRequest,
     ProcessStatus,
+    ToolUse,
     TurnResult,
 )
 from claude_bridge.protocol.mcp import McpServer, mcp_config
-from claude_bridge.protocol.messages import allow, mcp_response
+from claude_bridge.protocol.messages import allow, deny, mcp_response
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.pool import LivePool
+from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.store import DEFAULT_PERSONA, Metadata, MetaStatus, Persona, SessionStore
 from claude_bridge.sessions.tools import SYSTEM_PROMPT as TOOLS_PROMPT
 from claude_bridge.sessions.tools import FileSink, ToolContext, session_tools
@@ -64,6 +66,7 @@ class ProcessLike(Protocol):
     def submit(self, content: Content) -> Turn: ...
     async def interrupt(self) -> bool: ...
     async def set_model(self, model: str | None) -> None: ...
+    async def set_permission_mode(self, mode: str) -> None: ...
     async def stop(self) -> None: ...
 
 
@@ -91,6 +94,7 @@ class Runtime:
     tell: Callable[[int, str], None]  # a notice for a chat outside any delivery (fire and forget)
     file_sink: Callable[[], FileSink | None] = lambda: None  # how send_file reaches the chat (the front end's)
     upload_limit: int = 50 * 1024 * 1024
+    prompts: PromptBoard = field(default_factory=PromptBoard)  # Claude's questions waiting for the human
 
 
 class Session:
@@ -124,7 +128,8 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        return self.worker.busy
+        # A question waiting for the human is work in progress too: never suspended as idle.
+        return self.worker.busy or bool(self._rt.prompts.waiting(self.name))
 
     @property
     def last_active(self) -> float:
@@ -230,7 +235,17 @@ class Session:
             if permission.tool_name in self._own_tools():
                 # The bot's own tools never need the human (and --allowedTools normally keeps them from asking).
                 return allow(permission.input)
+            return await self._ask_human(permission, request.request)
         raise BridgeError(f"the bot does not answer {request.subtype!r} requests")
+
+    async def _ask_human(self, permission: PermissionRequest, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A tool approval, a question or a plan: shown in the chat of the message being answered (else the last)."""
+        current = self.worker.current
+        chat_id = current.chat_id if current is not None else self.last_chat_id
+        if chat_id is None:
+            return deny("Nobody is in a chat with this session to approve it.")
+        board = self._rt.prompts
+        return await board.ask(await board.prompt_for(permission, self.name, chat_id, body))
 
     def _own_tools(self) -> set[str]:
         return {tool.qualified_name for tool in self.tools.tools.values()}
@@ -271,7 +286,7 @@ class Session:
                     stage = "record the message as sent"
                     await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
                 stage = "pass on Claude's answer"
-                result = await _relay(turn, delivery)
+                result = await _relay(turn, delivery, self._rt.prompts)
                 self._book(process, turn, result)
             stage = "save the session's state"
             await self._finish(delivery)
@@ -317,10 +332,12 @@ async def _written(turn: Turn) -> bool:
     return turn.written.is_set()
 
 
-async def _relay(turn: Turn, delivery: Delivery) -> TurnResult:
+async def _relay(turn: Turn, delivery: Delivery, prompts: PromptBoard) -> TurnResult:
     """Pass the turn's events on to the delivery; return its TurnResult (which the caller passes on last)."""
     async for event in turn.events():
         if isinstance(event, TurnResult):
             return event
+        if isinstance(event, ToolUse):
+            await prompts.saw(event)  # ExitPlanMode's request may need the plan from this block
         delivery.put(event)
     raise BridgeError("the turn ended without a result")
