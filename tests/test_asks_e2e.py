@@ -134,8 +134,11 @@ async def test_stop_cancels_a_waiting_prompt_a_late_press_does_nothing_and_the_n
     tg.push_callback(OWNER, OWNER, allow, message.message_id)
     toast = await tg.wait_for("answerCallbackQuery", timeout=30)
     assert "no longer waiting" in str(toast.params.get("text"))
+    since = len(tg.calls)
     tg.push_text(OWNER, "hello again")
-    await bot.reply_containing("echo: hello again", timeout=60)
+    # The fake answers a message that carries a tool result with "tool said:"; here, the interrupted Write's.
+    await tg.wait_for("sendMessage", lambda p: "tool said:" in str(p.get("text")), since=since, timeout=60)
+    assert "hello again" in api.requests[-1].last_user_text
     assert not (workspace / "d.txt").exists()
 
 
