@@ -231,3 +231,29 @@ async def test_the_bots_own_send_file_runs_without_a_prompt_in_ask_first_mode(bo
     await bot.reply_containing("tool said: Sent r.txt", timeout=60)
     assert bot.manager.status("default").permission_mode == "default"
     assert not any("Claude wants to use" in text for text in bot.texts())
+
+
+async def test_mode_accept_edits_applies_live_and_bypass_restarts_keeping_the_history(bot, tg, api, caplog):
+    workspace = await warm_up(bot)
+    pid = bot.manager.status("default").pid
+    tg.push_text(OWNER, "/mode acceptEdits")
+    await bot.reply_containing("is now acceptEdits")
+    api.enqueue(write(workspace / "live.txt"))
+    tg.push_text(OWNER, "write live.txt")
+    await bot.reply_containing("tool said:", timeout=60)
+    assert (workspace / "live.txt").exists() and bot.manager.status("default").pid == pid  # no prompt, no restart
+
+    caplog.set_level("INFO", logger="claude_bridge.sessions.manager")
+    tg.push_text(OWNER, "/mode bypassPermissions")
+    await bot.reply_containing("is now bypassPermissions")
+    refusal = next(r.getMessage() for r in caplog.records if "set_permission_mode refused" in r.getMessage())
+    print("CLI refusal:", refusal)
+    assert "dangerously-skip-permissions" in refusal
+    api.enqueue(ScriptedTool("Bash", {"command": "touch made-by-bash", "description": "touch"}))
+    since = len(tg.calls)
+    tg.push_text(OWNER, "touch it")
+    await bot.reply_containing("Restarting session", timeout=60)
+    await tg.wait_for("sendMessage", lambda p: "tool said:" in str(p.get("text")), since=since, timeout=60)
+    assert (workspace / "made-by-bash").exists() and bot.manager.status("default").pid != pid
+    assert "hello" in api.requests[-1].user_texts  # the history survived the restart
+    assert not any("Claude wants to use" in text for text in bot.texts())
