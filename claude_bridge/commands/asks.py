@@ -66,7 +66,7 @@ def tool_summary(prompt: Prompt) -> str:
     name, data = prompt.request.tool_name, prompt.request.input
     lines: list[str] = []
     if name == "Bash":
-        lines.append(f"$ {data.get('command', '')}")
+        lines.append(_preview(f"$ {data.get('command', '')}"))
     elif name == "Write":
         lines += [f"✏️ write {data.get('file_path', '')}", _preview(str(data.get("content", "")))]
     elif name in ("Edit", "MultiEdit"):
