@@ -165,3 +165,12 @@ async def test_mode_applies_live_where_the_cli_allows_and_otherwise_restarts(tmp
     with pytest.raises(SessionError):
         await manager.set_permission_mode("default", "yolo")
     await manager.close_all()
+
+
+async def test_always_allow_is_offered_only_when_the_cli_suggests_rules():
+    board = PromptBoard()
+    bare, task = await opened(board, can_use_tool("mcp__github__create_issue", {"title": "bug"}))
+    shown = prompt_reply(bare)
+    assert [choice.label for choice in shown.choices] == ["✅ Allow", "🚫 Deny"]
+    assert "create_issue of the MCP server github" in shown.text and '"title": "bug"' in shown.text
+    task.cancel()

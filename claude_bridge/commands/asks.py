@@ -36,11 +36,9 @@ def prompt_reply(prompt: Prompt) -> Reply:
         text += "\nOr type a reply: it goes back to Claude as feedback on the plan."
     else:
         text = f"🔐 Claude wants to use {_tool_title(prompt)} in “{prompt.session}”:\n{tool_summary(prompt)}"
-        choices = (
-            _choice(prompt, "✅ Allow", "allow"),
-            _choice(prompt, "♾ Always allow (this session)", "always"),
-            _choice(prompt, "🚫 Deny", "deny"),
-        )
+        # "Always" sends the CLI's own suggested rules; without any it would be a plain Allow.
+        always = (_choice(prompt, "♾ Always allow (this session)", "always"),) if prompt.suggestions else ()
+        choices = (_choice(prompt, "✅ Allow", "allow"), *always, _choice(prompt, "🚫 Deny", "deny"))
         text += "\nOr type a reply: the tool is denied and Claude reads your reply as the reason."
     if prompt.waiting:
         if prompt.reminded:
