@@ -149,7 +149,7 @@ async def test_a_strangers_press_on_the_owners_prompt_does_nothing(bot, tg, api)
     message = await prompt(bot, "Claude wants to use Write")
     await press(bot, message, "Allow", user=STRANGER)
     await tg.wait_for("answerCallbackQuery", timeout=30)  # the gate's refusal
-    assert not tg.calls_to("editMessageText") or not any("Allowed" in str(c.params) for c in tg.calls)
+    assert not any("Allowed" in str(call.params.get("text")) for call in tg.calls_to("editMessageText"))
     assert not (workspace / "e.txt").exists()
     assert bot.manager.prompts.waiting("default")
 
@@ -212,6 +212,7 @@ async def test_a_plan_approved(bot, tg, api):
     await bot.reply_containing("tool said:", timeout=60)
     result = api.requests[-1].tool_results[0]
     assert not result.is_error and "approved" in result.content
+    assert bot.manager.status("default").permission_mode == "default"  # the CLI left plan mode; so do we
 
 
 async def test_a_plan_sent_back_with_feedback(bot, tg, api):

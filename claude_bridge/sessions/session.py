@@ -30,7 +30,7 @@ from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import allow, deny, mcp_response
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.pool import LivePool
-from claude_bridge.sessions.prompts import PromptBoard
+from claude_bridge.sessions.prompts import PromptBoard, PromptKind
 from claude_bridge.sessions.store import DEFAULT_PERSONA, Metadata, MetaStatus, Persona, SessionStore
 from claude_bridge.sessions.tools import SYSTEM_PROMPT as TOOLS_PROMPT
 from claude_bridge.sessions.tools import FileSink, ToolContext, session_tools
@@ -245,7 +245,13 @@ class Session:
         if chat_id is None:
             return deny("Nobody is in a chat with this session to approve it.")
         board = self._rt.prompts
-        return await board.ask(await board.prompt_for(permission, self.name, chat_id, body))
+        prompt = await board.prompt_for(permission, self.name, chat_id, body)
+        answer = await board.ask(prompt)
+        if prompt.kind == PromptKind.PLAN and answer.get("behavior") == "allow" and self.meta.permission_mode == "plan":
+            # The CLI leaves plan mode once its plan is approved (§16.3); a restart must not bring it back.
+            self.meta.permission_mode = "default"
+            self.save()
+        return answer
 
     def _own_tools(self) -> set[str]:
         return {tool.qualified_name for tool in self.tools.tools.values()}
