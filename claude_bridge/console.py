@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from claude_bridge.commands.asks import prompt_reply
 from claude_bridge.commands.catalog import CommandSpec
 from claude_bridge.commands.core import Commands, parse
 from claude_bridge.commands.describe import tool_line
@@ -37,6 +38,7 @@ from claude_bridge.protocol.events import (
 )
 from claude_bridge.runtime import setup_logging, take_instance_lock
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager, build_manager
+from claude_bridge.sessions.prompts import Prompt, PromptKind
 from claude_bridge.settings import Settings, find_claude, load_settings
 
 logger = logging.getLogger(__name__)
@@ -167,6 +169,8 @@ class Console:
         self.quitting = False
         self.commands = Commands(manager, extra=(QUIT,))
         self.choices: tuple[Choice, ...] = ()
+        self._plans_shown: set[str] = set()
+        manager.prompts.listener = self.on_prompt
 
     # -- the loop --
 
@@ -256,6 +260,16 @@ class Console:
             if self.showing is not None and not args:
                 text = f"/stop {self.showing.session}"  # the answer on screen, even after a /switch
         self.show(await self.commands.run(CHAT_ID, text))
+
+    def on_prompt(self, prompt: Prompt) -> None:
+        """Claude asks (a tool, a question, a plan): numbered choices or a typed reply; then what was decided."""
+        if not prompt.waiting:
+            self.screen.info(prompt.outcome)
+            return
+        if prompt.kind == PromptKind.PLAN and prompt.id not in self._plans_shown:
+            self._plans_shown.add(prompt.id)
+            self.screen.line(prompt.plan)
+        self.show(prompt_reply(prompt))
 
     def show(self, reply: Reply) -> None:
         """A command's reply: its text, then its choices as numbered lines that typing the number picks."""

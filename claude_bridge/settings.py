@@ -101,6 +101,8 @@ class Settings:
     max_queued: int = 20
     max_sessions: int = 50
     project_roots: tuple[Path, ...] = ()  # folders under which /new <name> <folder> may point a session
+    prompt_timeout_minutes: float | None = None  # deny a tool approval nobody answered after this long (off)
+    prompt_reminder_minutes: float = 10.0
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -267,6 +269,8 @@ def load_settings(
         project_roots=_project_roots(
             merged.get("PROJECT_ROOTS", ""), Path(merged.get("HOME") or Path.home()), problems
         ),
+        prompt_timeout_minutes=_number(merged, "PROMPT_TIMEOUT_MINUTES", 0, problems) or None,
+        prompt_reminder_minutes=_number(merged, "PROMPT_REMINDER_MINUTES", 10, problems),
         transcribe=_transcribe_settings(merged, problems),
         env=dict(merged),
     )

@@ -9,7 +9,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from claude_bridge.errors import ClaudeStartError
+from claude_bridge.errors import BridgeError, ClaudeStartError
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.turns import Turn, TurnTimings
@@ -43,6 +43,7 @@ class FakeProcess:
         self.stopped = False
         self.failed = False
         self.models: list[str | None] = [options.model]
+        self.modes: list[str] = []
         self.received: list[Any] = []
         self.hooks: Any = None  # the ProcessHooks the session gave (status, Claude turns, control requests)
         self.pid: int | None = next(_pids)
@@ -121,6 +122,12 @@ class FakeProcess:
 
     async def set_model(self, model: str | None) -> None:
         self.models.append(model)
+
+    async def set_permission_mode(self, mode: str) -> None:
+        """Like the CLI (§6): bypassPermissions is refused unless the process was launched in it."""
+        if mode == "bypassPermissions" and self.options.permission_mode != mode:
+            raise BridgeError("Claude refused set_permission_mode: not launched with --dangerously-skip-permissions")
+        self.modes.append(mode)
 
     async def stop(self) -> None:
         self.stopped = True

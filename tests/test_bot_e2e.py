@@ -319,6 +319,7 @@ async def test_commands_answer_while_a_turn_streams(bot, tg, api):
 
 
 async def test_tool_use_shows_one_compact_progress_message(bot, tg, api):
+    await command(bot, "/mode bypassPermissions", "is now bypassPermissions")  # tools run unasked
     api.enqueue(
         ScriptedTool("Bash", {"command": "echo one > a.txt", "description": "first"}),
         ScriptedTool("Read", {"file_path": "a.txt"}),
@@ -335,6 +336,7 @@ async def test_tool_use_shows_one_compact_progress_message(bot, tg, api):
 
 
 async def test_commands_claude_runs_never_see_the_bot_token(tmp_path, bot, tg, api):
+    await command(bot, "/mode bypassPermissions", "is now bypassPermissions")  # tools run unasked
     api.enqueue(ScriptedTool("Bash", {"command": "env > env.txt", "description": "dump env"}), Text("dumped"))
 
     await command(bot, "show me your environment", "dumped")

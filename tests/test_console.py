@@ -19,7 +19,7 @@ import pytest
 from bot_harness import bot_env
 from claude_bridge.console import Console
 from claude_bridge.console import Screen as ConsoleScreen
-from claude_bridge.protocol.events import AssistantText, TurnResult
+from claude_bridge.protocol.events import AssistantText, ControlRequest, TurnResult
 from claude_bridge.runtime import take_instance_lock
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.store import Persona
@@ -208,6 +208,23 @@ async def test_claudes_own_turn_prints_with_its_header(tmp_path):
         await terminal.until("all tests passed")
 
     assert "🔔 Background task finished: `pytest -q` — session “default”" in terminal.text
+
+
+async def test_a_tool_approval_shows_numbered_choices_and_typing_one_answers_claude(tmp_path):
+    async with console_in_process(tmp_path) as (console, terminal, spawner):
+        spawner.enqueue([AssistantText("about to write"), "hold"])
+        typed(console, "write it")
+        await terminal.until("about to write")
+        request = ControlRequest("r1", "can_use_tool", {"tool_name": "Write", "input": {"file_path": "a.txt"}})
+        asking = asyncio.create_task(spawner.started[0].hooks.on_control_request(request))
+        await terminal.until("(type a number to pick one)")
+        typed(console, "1")
+        assert await asking == {"behavior": "allow", "updatedInput": {"file_path": "a.txt"}}
+        await terminal.until("✅ Allowed")
+        spawner.release.set()
+
+    assert "🔐 Claude wants to use Write in “default”:\n✏️ write a.txt" in terminal.text
+    assert "  1. ✅ Allow\n  2. 🚫 Deny\n" in terminal.text
 
 
 async def test_help_adds_quit_and_quit_leaves_before_reading_more(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import sys
@@ -157,11 +158,17 @@ async def test_settings_that_cannot_load_exit_2_with_each_problem(tmp_path, tg, 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root is refused skip-permissions")
 async def test_root_without_is_sandbox_is_refused_with_the_way_out(tmp_path, tg, api):
-    report = await doctor(tmp_path, without(bot_env(tmp_path, tg, api), "IS_SANDBOX"))
+    # The shipped personas ask first; a persona that skips permissions is a deliberate choice, named in the report.
+    personas = tmp_path / "personas"
+    personas.mkdir()
+    skipping = {"name": "yolo", "system_prompt": "", "settings": {"permission_mode": "bypassPermissions"}}
+    (personas / "yolo.json").write_text(json.dumps(skipping))
+    env = without(bot_env(tmp_path, tg, api), "IS_SANDBOX") | {"PERSONAS_DIR": str(personas)}
+    report = await doctor(tmp_path, env)
 
     assert report.code == 1
     line = report.line_about("running as root")
-    assert line.startswith("✗") and "default" in line and "normal user" in line and "IS_SANDBOX=1" in line
+    assert line.startswith("✗") and "yolo" in line and "normal user" in line and "IS_SANDBOX=1" in line
 
 
 async def test_turn_runs_one_tiny_real_turn(tmp_path, tg, api):

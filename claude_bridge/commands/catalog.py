@@ -34,19 +34,26 @@ SPECS = (
     CommandSpec("sessions", "/sessions", "list sessions"),
     CommandSpec("model", f"/model [{'|'.join(MODEL_ALIASES)}|<full model id>|default]", "show or change the model"),
     CommandSpec("persona", "/persona [name]", "show or change the persona (system prompt)"),
+    CommandSpec(
+        "mode",
+        "/mode [default|acceptEdits|plan|bypassPermissions]",
+        "show or change what Claude may do unasked (default: ask first)",
+    ),
     CommandSpec("stop", "/stop [name]", "stop the running answer; the session lives on"),
     CommandSpec("status", "/status", "what the active session is doing"),
     CommandSpec("tasks", "/tasks [stop <id>]", "background tasks of the active session (stop one)"),
     CommandSpec("resume", "/resume [id]", "continue an earlier conversation of the session's folder (no id: pick one)"),
     CommandSpec("delete", "/delete <name>", "delete a session (asks first)"),
     CommandSpec("cancel", "/cancel", "forget a pending question", in_help=False, in_menu=False),
+    CommandSpec("answer", "/answer <id> <choice>", "a button of Claude's question", in_help=False, in_menu=False),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 
 INTRO = "Send a message and Claude Code answers in the active session (a folder on this machine)."
 TIPS = (
     "Files and photos sent from Telegram are saved in the session's files/ folder (for a project folder, in the "
-    "bot's own state folder instead) and shown to Claude."
+    "bot's own state folder instead) and shown to Claude. "
+    "When Claude asks before a tool, a question or a plan, answer with the buttons, or type a reply."
 )
 FOLDER_HINT = "A project folder is written /abs/path, ~/path or ./path (under the first of PROJECT_ROOTS)."
 GREETING = "👋 Claude Code, in your pocket. Just write; Claude answers here."

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from claude_bridge.commands import catalog
+from claude_bridge.commands import asks, catalog
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import ago, conversation_line, session_line, status_text, task_line
 from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
@@ -57,6 +57,8 @@ class Commands:
             "delete": self.delete,
             "resume": self.resume,
             "cancel": self.cancel,
+            "answer": lambda chat_id, args: asks.answer(self.manager, args),
+            "mode": self.mode,
         }
 
     def knows(self, name: str) -> bool:
@@ -164,6 +166,11 @@ class Commands:
         lines = [f"{notice}Persona of “{name}”: {current}. Available:"]
         lines += [f"• {p.name} — {p.description}" for p in personas.values()]
         return Reply("\n".join(lines), tuple(Choice(p, f"/persona {p}") for p in sorted(personas)))
+
+    async def mode(self, chat_id: int, args: list[str]) -> Reply:
+        """/mode [mode]: the active session's permission mode (ask first, accept edits, plan, skip prompts)."""
+        name, notice = self._active(chat_id)
+        return await asks.mode(self.manager, name, notice, args)
 
     async def stop(self, chat_id: int, args: list[str]) -> Reply:
         """/stop [name]: interrupt the running answer of the active (or named) session; its queue lives on."""

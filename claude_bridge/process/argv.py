@@ -24,6 +24,9 @@ BASE_ARGS = (
     "stream-json",
     "--verbose",
     "--include-partial-messages",
+    # Tool approvals, Claude's questions and plans come to us as `can_use_tool` control requests (§6, §16.3).
+    "--permission-prompt-tool",
+    "stdio",
 )
 MARKER_ENV = "CLAUDE_BRIDGE_PROCESS"
 RESUME_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -163,6 +163,12 @@ class ClaudeSubprocess:
         if self.alive:
             await self._request(messages.set_model(model), self.options.control_timeout)
 
+    async def set_permission_mode(self, mode: str) -> None:
+        """Switch permission mode on a live process; BridgeError if the CLI refuses (bypassPermissions, §6)."""
+        self.options = replace(self.options, permission_mode=mode)
+        if self.alive:
+            await self._request(messages.set_permission_mode(mode), self.options.control_timeout)
+
     async def stop_task(self, task_id: str) -> None:
         """Stop one background task; BridgeError if the CLI refuses or does not answer."""
         await self._request(messages.stop_task(task_id), self.options.control_timeout)

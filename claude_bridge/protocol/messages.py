@@ -47,6 +47,11 @@ def set_model(model: str | None) -> dict[str, Any]:
     return {"subtype": "set_model", "model": model or "default"}
 
 
+def set_permission_mode(mode: str) -> dict[str, Any]:
+    """`set_permission_mode`: default, acceptEdits, plan; bypassPermissions only if launched allowing it (§6)."""
+    return {"subtype": "set_permission_mode", "mode": mode}
+
+
 def stop_task(task_id: str) -> dict[str, Any]:
     """`stop_task`: end one background task (a `run_in_background` Bash, a background agent…)."""
     return {"subtype": "stop_task", "task_id": task_id}

@@ -23,10 +23,11 @@ from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.process.subprocess import ClaudeSubprocess
-from claude_bridge.protocol.events import TaskInfo
+from claude_bridge.protocol.events import TaskInfo, TurnResult
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
+from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.session import ProcessLike, Runtime, Session, SessionState, Spawner
 from claude_bridge.sessions.store import (
@@ -49,6 +50,7 @@ from claude_bridge.settings import Settings, cli_environment
 __all__ = [
     "DEFAULT_SESSION",
     "MODEL_ALIASES",
+    "USER_MODES",
     "Delivery",
     "Notice",
     "ProcessLike",
@@ -63,6 +65,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MODEL_ALIASES = ("sonnet", "opus", "haiku")
+# The permission modes /mode offers: ask first (default), accept edits, plan only, skip every prompt.
+USER_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
+PROMPT_ANSWER = "prompt_answer"  # the result subtype of a typed message that answered a waiting prompt
 DEFAULT_SESSION = "default"
 
 Notifier = Callable[[int, str], Awaitable[None]]
@@ -110,6 +115,7 @@ class SessionManager:
         notify: Notifier | None = None,
         upload_limit: int = 50 * 1024 * 1024,
         project_roots: tuple[Path, ...] = (),
+        prompts: PromptBoard | None = None,
     ) -> None:
         self.sessions_dir = sessions_dir
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
@@ -121,6 +127,7 @@ class SessionManager:
         self.max_queued = max_queued
         self.max_sessions = max_sessions
         self.project_roots = project_roots
+        self.prompts = prompts or PromptBoard()  # Claude's questions waiting for the human; the front end shows them
         self._store = SessionStore(sessions_dir, self.personas)
         self._routes = ChatRoutes(self._store.chats_file, self._store.exists)
         self._sessions: dict[str, Session] = {}
@@ -137,6 +144,7 @@ class SessionManager:
             file_sink=lambda: self.file_sink,
             show_claude_turn=lambda: self.show_claude_turn,
             upload_limit=upload_limit,
+            prompts=self.prompts,
         )
         self._scheduler: Any = None
         self._closed = False
@@ -407,12 +415,31 @@ class SessionManager:
             session.restart_pending = True
         return self.status(name)
 
-    async def interrupt(self, name: str) -> bool:
-        """Stop the running turn of a session; queued messages continue. False if nothing was running."""
+    async def set_permission_mode(self, name: str, mode: str) -> SessionInfo:
+        """Set and keep the session's permission mode: live if the CLI takes it, else by a restart keeping history."""
+        if mode not in USER_MODES:
+            raise SessionError(f"Unknown permission mode {mode!r}; one of {', '.join(USER_MODES)}.")
         session = self._get(name)
+        session.meta.permission_mode = mode
+        session.save()
+        if session.live and session.process is not None:
+            try:
+                await session.process.set_permission_mode(mode)
+            except BridgeError as exc:
+                logger.info("session %s: set_permission_mode refused (%s); restarting before the next turn", name, exc)
+                session.restart_pending = True
+        return self.status(name)
+
+    async def interrupt(self, name: str) -> bool:
+        """Stop the running turn of a session and cancel its waiting prompts; queued messages continue.
+
+        False if nothing was running.
+        """
+        session = self._get(name)
+        cancelled = self.prompts.cancel_session(name, "stopped with /stop")
         if session.process is None or not session.process.busy:
-            return False
-        return await session.process.interrupt()
+            return cancelled > 0
+        return await session.process.interrupt() or cancelled > 0
 
     async def stop_task(self, name: str, task_id: str) -> TaskInfo:
         """Stop one background task of a session (by id or a unique prefix); SessionError if it is not running."""
@@ -428,7 +455,7 @@ class SessionManager:
         async with session.lock:
             if instance is not None and instance != session.meta.instance:
                 raise SessionError(f"This button is for an earlier session named {name}; nothing was deleted.")
-            if session.worker.busy:
+            if session.worker.busy or self.prompts.waiting(name):
                 raise SessionError(f"Session {name!r} is busy; /stop it first, then delete it.")
             session.deleted = True
             try:
@@ -448,6 +475,8 @@ class SessionManager:
         session = self._repaired(name)
         if session.damage:
             raise SessionError(f"Session “{name}” is {session.damage}. Your message was not sent; fix or /delete it.")
+        if isinstance(content, str) and (prompt := self.prompts.typed(name, content)) is not None:
+            return _answered_prompt(name, chat_id, content, prompt.outcome or "✍️ Noted; answer the next question.")
         # One at a time per session: the inbox order is the delivery order, and delete cannot cut in.
         async with session.lock:
             if session.deleted:
@@ -488,6 +517,15 @@ class SessionManager:
             logger.exception("could not notify chat %s", chat_id)
 
 
+def _answered_prompt(name: str, chat_id: int, content: Content, outcome: str) -> Delivery:
+    """A typed message that answered a waiting prompt instead of becoming a turn: already finished."""
+    delivery = Delivery(name, chat_id, content, entry_id="", position=0)
+    delivery.finish(
+        TurnResult(subtype=PROMPT_ANSWER, is_error=False, text=f"↩️ Sent to Claude as your answer. {outcome}")
+    )
+    return delivery
+
+
 def _excerpt(content: Content, limit: int = 60) -> str:
     if isinstance(content, str):
         text = content
@@ -523,4 +561,8 @@ def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> S
         notify=notify,
         upload_limit=int(settings.max_upload_mb * 1024 * 1024),
         project_roots=settings.project_roots,
+        prompts=PromptBoard(
+            remind_after=settings.prompt_reminder_minutes * 60,
+            timeout=settings.prompt_timeout_minutes * 60 if settings.prompt_timeout_minutes else None,
+        ),
     )

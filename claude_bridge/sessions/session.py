@@ -11,7 +11,7 @@ import contextlib
 import errno
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,12 +26,14 @@ from claude_bridge.protocol.events import (
     PermissionRequest,
     ProcessStatus,
     TaskInfo,
+    ToolUse,
     TurnResult,
 )
 from claude_bridge.protocol.mcp import McpServer, mcp_config
-from claude_bridge.protocol.messages import allow, mcp_response
+from claude_bridge.protocol.messages import allow, deny, mcp_response
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.pool import LivePool
+from claude_bridge.sessions.prompts import PromptBoard, PromptKind
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     INBOX_FILE,
@@ -80,6 +82,7 @@ class ProcessLike(Protocol):
     async def interrupt(self) -> bool: ...
     async def set_model(self, model: str | None) -> None: ...
     async def stop_task(self, task_id: str) -> None: ...
+    async def set_permission_mode(self, mode: str) -> None: ...
     async def stop(self) -> None: ...
 
 
@@ -109,6 +112,7 @@ class Runtime:
     # How a turn Claude started by itself reaches the chat (the front end's).
     show_claude_turn: Callable[[], Callable[[Delivery], None] | None] = lambda: None
     upload_limit: int = 50 * 1024 * 1024
+    prompts: PromptBoard = field(default_factory=PromptBoard)  # Claude's questions waiting for the human
 
 
 class Session:
@@ -156,7 +160,13 @@ class Session:
         """Working: a message is being answered or waits, Claude runs its own turn, or background tasks run.
 
         The pool neither suspends nor evicts a busy session."""
-        return self.worker.busy or self.claude_busy or bool(self.running_tasks)
+        # A question waiting for the human is work in progress too.
+        return (
+            self.worker.busy
+            or self.claude_busy
+            or bool(self.running_tasks)
+            or bool(self._rt.prompts.waiting(self.name))
+        )
 
     @property
     def claude_busy(self) -> bool:
@@ -307,7 +317,23 @@ class Session:
             if permission.tool_name in self._own_tools():
                 # The bot's own tools never need the human (and --allowedTools normally keeps them from asking).
                 return allow(permission.input)
+            return await self._ask_human(permission, request.request)
         raise BridgeError(f"the bot does not answer {request.subtype!r} requests")
+
+    async def _ask_human(self, permission: PermissionRequest, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A tool approval, a question or a plan: shown in the chat of the message being answered (else the last)."""
+        current = self.worker.current
+        chat_id = current.chat_id if current is not None else self.last_chat_id
+        if chat_id is None:
+            return deny("Nobody is in a chat with this session to approve it.")
+        board = self._rt.prompts
+        prompt = await board.prompt_for(permission, self.name, chat_id, body)
+        answer = await board.ask(prompt)
+        if prompt.kind == PromptKind.PLAN and answer.get("behavior") == "allow" and self.meta.permission_mode == "plan":
+            # The CLI leaves plan mode once its plan is approved (§16.3); a restart must not bring it back.
+            self.meta.permission_mode = "default"
+            self.save()
+        return answer
 
     def _own_tools(self) -> set[str]:
         return {tool.qualified_name for tool in self.tools.tools.values()}
@@ -331,7 +357,7 @@ class Session:
         """Pass Claude's own turn on and book it like any other (turns, cost, timings); it ends with one result."""
         result = failure("Claude's own turn ended without a result.")
         try:
-            result = await _relay(turn, delivery)
+            result = await _relay(turn, delivery, self._rt.prompts)
             if process is not None and not self.deleted:
                 status = self.meta.status
                 self._book(process, turn, result)
@@ -390,7 +416,7 @@ class Session:
                     stage = "record the message as sent"
                     await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
                 stage = "pass on Claude's answer"
-                result = await _relay(turn, delivery)
+                result = await _relay(turn, delivery, self._rt.prompts)
                 self._book(process, turn, result)
             stage = "save the session's state"
             await self._finish(delivery)
@@ -457,10 +483,12 @@ async def _written(turn: Turn) -> bool:
     return turn.written.is_set()
 
 
-async def _relay(turn: Turn, delivery: Delivery) -> TurnResult:
+async def _relay(turn: Turn, delivery: Delivery, prompts: PromptBoard) -> TurnResult:
     """Pass the turn's events on to the delivery; return its TurnResult (which the caller passes on last)."""
     async for event in turn.events():
         if isinstance(event, TurnResult):
             return event
+        if isinstance(event, ToolUse):
+            await prompts.saw(event)  # ExitPlanMode's request may need the plan from this block
         delivery.put(event)
     raise BridgeError("the turn ended without a result")

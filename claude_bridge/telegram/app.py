@@ -46,6 +46,7 @@ from claude_bridge.settings import Settings
 from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.gate import make_gate
 from claude_bridge.telegram.outbox import Outboxes
+from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
 from claude_bridge.telegram.voice import Borrowed, voice_handler
 
@@ -406,6 +407,7 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
     manager.notify = notify
     manager.file_sink = file_sink(app.bot, state.outboxes)
     manager.show_claude_turn = lambda delivery: start_view(state, app.bot, delivery, None)
+    manager.prompts.listener = PromptMessages(app.bot, state.outboxes)
 
     def notify_soon(chat_id: int, text: str) -> None:
         Sender(app.bot, state.outboxes(chat_id)).text(text)
@@ -414,6 +416,7 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
     # CommandHandler skips "/cmd@otherbot" in groups; any other /command gets the command layer's "unknown".
     app.add_handler(CommandHandler([spec.name for spec in SPECS], on_command))
     app.add_handler(MessageHandler(filters.COMMAND, on_command))
+    app.add_handler(prompt_button_handler(lambda: state.commands))
     app.add_handler(CallbackQueryHandler(on_button))
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, on_edited))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))

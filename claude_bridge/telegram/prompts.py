@@ -1,0 +1,105 @@
+"""Claude's questions in the chat: one message per prompt with its buttons, edited as the prompt changes.
+
+The words and choices come from the command layer (commands/asks.py); a press runs its `/answer` command and is
+answered with a toast ("expired" when the prompt no longer waits). A plan is shown first as rendered Markdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import TelegramError
+from telegram.ext import CallbackQueryHandler, ContextTypes
+
+from claude_bridge.commands.asks import prompt_reply
+from claude_bridge.commands.core import Commands
+from claude_bridge.commands.reply import Choice
+from claude_bridge.sessions.prompts import Prompt, PromptKind
+from claude_bridge.telegram.outbox import OpKind, Outbox
+from claude_bridge.telegram.streaming import Sender
+
+logger = logging.getLogger(__name__)
+
+ANSWER_PATTERN = r"^/answer "
+SHORT_LABEL = 14
+MESSAGE_LIMIT = 4096
+
+
+def prompt_keyboard(choices: tuple[Choice, ...]) -> InlineKeyboardMarkup | None:
+    """Short labels three to a row, long ones a row each."""
+    if not choices:
+        return None
+    per_row = 3 if all(len(choice.label) <= SHORT_LABEL for choice in choices) else 1
+    buttons = [InlineKeyboardButton(choice.label, callback_data=choice.command) for choice in choices]
+    return InlineKeyboardMarkup([buttons[i : i + per_row] for i in range(0, len(buttons), per_row)])
+
+
+class PromptMessages:
+    """The PromptBoard's listener: sends a prompt's message when it opens and edits it on every change."""
+
+    def __init__(self, bot: Bot, outbox_for: Callable[[int], Outbox]) -> None:
+        self.bot = bot
+        self.outbox_for = outbox_for
+        self._sent: dict[str, asyncio.Future[Any]] = {}
+        self._reminded: set[str] = set()
+
+    def __call__(self, prompt: Prompt) -> None:
+        reply = prompt_reply(prompt)
+        markup = prompt_keyboard(reply.choices) if prompt.waiting else None
+        sender = Sender(self.bot, self.outbox_for(prompt.chat_id))
+        sent = self._sent.get(prompt.id)
+        if sent is None:
+            if prompt.kind == PromptKind.PLAN:
+                sender.answer(prompt.plan)  # rendered Markdown; a long plan goes as a document
+            self._sent[prompt.id] = sender.text(reply.text, markup=markup)
+            return
+        if prompt.reminded and prompt.id not in self._reminded:
+            self._reminded.add(prompt.id)
+            self._remind(sender.outbox, sent)
+        self._edit(sender.outbox, sent, reply.text, markup)
+        if not prompt.waiting:
+            self._sent.pop(prompt.id, None)
+            self._reminded.discard(prompt.id)
+
+    def _edit(self, outbox: Outbox, sent: asyncio.Future[Any], text: str, markup: InlineKeyboardMarkup | None) -> None:
+        async def edit() -> Any:
+            message = await sent
+            if not isinstance(message, Message):
+                return None
+            return await self.bot.edit_message_text(
+                text[:MESSAGE_LIMIT], message.chat_id, message.message_id, reply_markup=markup
+            )
+
+        outbox.send(edit, kind=OpKind.EDIT)
+
+    def _remind(self, outbox: Outbox, sent: asyncio.Future[Any]) -> None:
+        async def remind() -> Any:
+            message = await sent
+            if not isinstance(message, Message):
+                return None
+            return await self.bot.send_message(
+                message.chat_id, "⏰ Claude is still waiting for your answer.", reply_to_message_id=message.message_id
+            )
+
+        outbox.send(remind)
+
+
+def prompt_button_handler(commands: Callable[[], Commands]) -> CallbackQueryHandler[Any, Any]:
+    """Presses of prompt buttons (`/answer <id> <action>`); register before the generic button handler."""
+
+    async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A prompt's button: the prompt's message shows the decision; a stale press only gets a toast."""
+        query = update.callback_query
+        chat = update.effective_chat
+        if query is None or chat is None:
+            return
+        reply = await commands().run(chat.id, query.data or "")
+        with contextlib.suppress(TelegramError):
+            await query.answer(None if reply.text == "✓" else reply.text[:200])
+
+    return CallbackQueryHandler(on_press, pattern=ANSWER_PATTERN)

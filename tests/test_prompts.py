@@ -1,0 +1,176 @@
+"""Claude's questions waiting for the human: the PromptBoard alone, then through SessionManager with a fake process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claude_bridge.commands.asks import prompt_reply
+from claude_bridge.errors import SessionError
+from claude_bridge.protocol.events import ControlRequest, PermissionRequest, ToolUse
+from claude_bridge.sessions.manager import PROMPT_ANSWER, SessionManager
+from claude_bridge.sessions.prompts import Prompt, PromptBoard, PromptState
+from claude_bridge.sessions.store import Persona
+from fake_process import FakeClock, FakeSpawner, base_options
+
+WRITE = {"file_path": "/w/a.txt", "content": "hi"}
+ACCEPT_EDITS = {"type": "setMode", "mode": "acceptEdits", "destination": "localSettings"}
+COLOR = {"question": "Which?", "header": "", "options": [{"label": "Red"}, {"label": "Blue"}], "multiSelect": False}
+
+
+def can_use_tool(tool: str, tool_input: dict[str, Any], **extra: Any) -> ControlRequest:
+    body = {"subtype": "can_use_tool", "tool_name": tool, "input": tool_input, "tool_use_id": "toolu_1", **extra}
+    return ControlRequest("req-1", "can_use_tool", body)
+
+
+async def opened(board: PromptBoard, request: ControlRequest) -> tuple[Prompt, asyncio.Task[dict[str, Any]]]:
+    """Start asking; returns the prompt (once the board shows it) and the task waiting for its answer."""
+    shown: asyncio.Queue[Prompt] = asyncio.Queue()
+    board.listener = shown.put_nowait
+    prompt = await board.prompt_for(PermissionRequest.of(request), "s", 7, request.request)
+    task = asyncio.create_task(board.ask(prompt))
+    assert await shown.get() is prompt
+    return prompt, task
+
+
+async def test_always_allow_answers_with_the_suggestions_rewritten_to_this_session():
+    board = PromptBoard()
+    prompt, task = await opened(board, can_use_tool("Write", WRITE, permission_suggestions=[ACCEPT_EDITS]))
+    assert board.press(prompt.id, "always")
+    answer = await task
+    assert answer["updatedInput"] == WRITE
+    assert answer["updatedPermissions"] == [{**ACCEPT_EDITS, "destination": "session"}]
+    assert not board.press(prompt.id, "allow")  # answered: a second press is expired
+    assert "Always allowed" in prompt_reply(prompt).text and not prompt_reply(prompt).choices
+
+
+async def test_every_button_fits_telegrams_64_bytes_and_a_stale_or_bogus_press_does_nothing():
+    board = PromptBoard()
+    prompt, task = await opened(board, can_use_tool("AskUserQuestion", {"questions": [COLOR] * 3}))
+    assert all(len(c.command.encode()) <= 64 for c in prompt_reply(prompt).choices)
+    assert not board.press("nope", "allow") and not board.press(prompt.id, "pick 9 9")
+    assert not board.press(prompt.id, "pick 1 0")  # questions are answered in order
+    task.cancel()
+
+
+async def test_a_multi_select_toggles_and_a_typed_reply_answers_the_next_question_as_other():
+    board = PromptBoard()
+    multi = COLOR | {"question": "Which ones?", "multiSelect": True}
+    prompt, task = await opened(board, can_use_tool("AskUserQuestion", {"questions": [multi, COLOR]}))
+    for action in ("pick 0 0", "pick 0 1", "pick 0 0", "pick 0 0", "done 0"):
+        assert board.press(prompt.id, action)
+    assert board.typed("s", "Green, please") is prompt
+    answer = await task
+    assert answer["updatedInput"]["answers"] == {"Which ones?": "Red, Blue", "Which?": "Green, please"}
+    assert answer["updatedInput"]["questions"] == [multi, COLOR]
+
+
+async def test_the_plan_comes_from_the_tool_use_block_when_the_request_has_none():
+    board = PromptBoard()
+    await board.saw(ToolUse("toolu_1", "ExitPlanMode", {"plan": "1. do it"}))
+    prompt, task = await opened(board, can_use_tool("ExitPlanMode", {}))
+    assert prompt.plan == "1. do it"
+    assert board.typed("s", "smaller steps") is prompt
+    assert await task == {"behavior": "deny", "message": "smaller steps"}
+
+
+async def test_a_long_wait_is_reminded_once_then_denied_after_the_timeout():
+    board = PromptBoard(remind_after=0.05, timeout=0.1)
+    prompt, task = await opened(board, can_use_tool("Bash", {"command": "rm -rf build"}))
+    answer = await task
+    assert prompt.reminded and prompt.state == PromptState.TIMED_OUT
+    assert answer["behavior"] == "deny" and "did not answer" in answer["message"]
+
+
+async def test_a_withdrawn_request_marks_the_prompt_cancelled():
+    board = PromptBoard()
+    changes: list[PromptState] = []
+    prompt, task = await opened(board, can_use_tool("Bash", {"command": "make"}))
+    board.listener = lambda p: changes.append(p.state)
+    task.cancel()  # what the process layer does on control_cancel_request
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert changes == [PromptState.CANCELLED] and board.get(prompt.id) is None
+
+
+# -- through the manager --
+
+
+def make_manager(tmp_path: Path) -> tuple[SessionManager, FakeSpawner, FakeClock]:
+    spawner, clock = FakeSpawner(), FakeClock()
+    manager = SessionManager(
+        tmp_path / "sessions",
+        spawn=spawner,
+        base_options=base_options(tmp_path),
+        personas={"default": Persona("default", "asks", "", permission_mode="default")},
+        clock=clock,
+        idle_after=600,
+    )
+    return manager, spawner, clock
+
+
+async def answered(manager: SessionManager, chat_id: int, text: str) -> None:
+    async for _ in (await manager.send(chat_id, text)).events():
+        pass
+
+
+async def test_a_waiting_prompt_keeps_the_session_awake_and_a_typed_message_denies_it(tmp_path):
+    manager, spawner, clock = make_manager(tmp_path)
+    await answered(manager, 5, "hello")
+    shown: asyncio.Queue[Prompt] = asyncio.Queue()
+    manager.prompts.listener = shown.put_nowait
+    handler = spawner.started[0].hooks.on_control_request
+    asking = asyncio.create_task(handler(can_use_tool("Bash", {"command": "make deploy"})))
+    prompt = await shown.get()
+    assert prompt.chat_id == 5 and "$ make deploy" in prompt_reply(prompt).text
+
+    clock.advance(3600)
+    assert await manager.suspend_idle() == []
+    with pytest.raises(SessionError):
+        await manager.delete("default")
+
+    delivery = await manager.send(5, "not on a Friday")
+    assert delivery.result is not None and delivery.result.subtype == PROMPT_ANSWER
+    assert await asking == {"behavior": "deny", "message": "not on a Friday"}
+    assert spawner.started[0].received == ["hello"]  # the reply went to the prompt, not to Claude as a message
+    await manager.close_all()
+
+
+async def test_stop_cancels_waiting_prompts(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path)
+    await answered(manager, 5, "hello")
+    shown: asyncio.Queue[Prompt] = asyncio.Queue()
+    manager.prompts.listener = shown.put_nowait
+    asking = asyncio.create_task(spawner.started[0].hooks.on_control_request(can_use_tool("Write", WRITE)))
+    await shown.get()
+    assert await manager.interrupt("default")
+    answer = await asking
+    assert answer["behavior"] == "deny" and "/stop" in answer["message"]
+    await manager.close_all()
+
+
+async def test_mode_applies_live_where_the_cli_allows_and_otherwise_restarts(tmp_path):
+    manager, spawner, _ = make_manager(tmp_path)
+    await answered(manager, 5, "hello")
+    assert (await manager.set_permission_mode("default", "acceptEdits")).permission_mode == "acceptEdits"
+    assert spawner.started[0].modes == ["acceptEdits"]
+
+    await manager.set_permission_mode("default", "bypassPermissions")
+    await answered(manager, 5, "again")
+    assert len(spawner.started) == 2 and spawner.started[1].options.permission_mode == "bypassPermissions"
+    assert spawner.started[1].continued
+    with pytest.raises(SessionError):
+        await manager.set_permission_mode("default", "yolo")
+    await manager.close_all()
+
+
+async def test_always_allow_is_offered_only_when_the_cli_suggests_rules():
+    board = PromptBoard()
+    bare, task = await opened(board, can_use_tool("mcp__github__create_issue", {"title": "bug"}))
+    shown = prompt_reply(bare)
+    assert [choice.label for choice in shown.choices] == ["✅ Allow", "🚫 Deny"]
+    assert "create_issue of the MCP server github" in shown.text and '"title": "bug"' in shown.text
+    task.cancel()
