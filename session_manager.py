@@ -4,6 +4,7 @@ Its parts live in `claude_bridge/sessions/`: the façade (manager.py) over the s
 chat routes, the live-process pool and the per-session queue. Front ends import it from here or from the package.
 """
 
-from claude_bridge.sessions.manager import Delivery, Notice, SessionInfo, SessionManager, build_manager
+from claude_bridge.sessions.factory import build_manager
+from claude_bridge.sessions.manager import Delivery, Notice, SessionInfo, SessionManager
 
 __all__ = ["Delivery", "Notice", "SessionInfo", "SessionManager", "build_manager"]

@@ -37,7 +37,8 @@ from claude_bridge.protocol.events import (
     TurnResult,
 )
 from claude_bridge.runtime import setup_logging, take_instance_lock
-from claude_bridge.sessions.manager import Delivery, Notice, SessionManager, build_manager
+from claude_bridge.sessions.factory import build_manager
+from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
 from claude_bridge.sessions.prompts import Prompt, PromptKind
 from claude_bridge.settings import Settings, find_claude, load_settings
 

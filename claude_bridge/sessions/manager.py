@@ -2,7 +2,8 @@
 
 store.py (sessions on disk, personas), inbox.py (the durable queue), routes.py (chat → active session),
 pool.py (the live-process cap, LRU and idle suspension), worker.py (the per-session queue, Delivery) and
-session.py (one session's process and books). It knows sessions, not Telegram and not the CLI's JSON.
+session.py (one session's process and books), info.py (what front ends read), factory.py (real processes).
+It knows sessions, not Telegram and not the CLI's JSON.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.reaping import reap_leftover
-from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.protocol.events import TaskInfo, TurnResult
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
+from claude_bridge.sessions.info import SessionInfo
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
@@ -38,14 +38,12 @@ from claude_bridge.sessions.store import (
     Persona,
     SessionStore,
     StateDamaged,
-    load_personas,
     validate_model,
 )
 from claude_bridge.sessions.tools import FileSink
 from claude_bridge.sessions.transcripts import Conversation, config_dir, list_conversations
 from claude_bridge.sessions.transcripts import find as find_transcript
 from claude_bridge.sessions.worker import Delivery, Notice
-from claude_bridge.settings import Settings, cli_environment
 
 __all__ = [
     "DEFAULT_SESSION",
@@ -59,7 +57,6 @@ __all__ = [
     "SessionState",
     "Spawner",
     "TaskInfo",
-    "build_manager",
 ]
 
 logger = logging.getLogger(__name__)
@@ -71,30 +68,6 @@ PROMPT_ANSWER = "prompt_answer"  # the result subtype of a typed message that an
 DEFAULT_SESSION = "default"
 
 Notifier = Callable[[int, str], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """The facts about a session; the command layer words them for /sessions and /status."""
-
-    name: str
-    state: SessionState
-    queued: int
-    persona: str
-    model: str
-    model_override: str | None
-    permission_mode: str
-    last_active: float
-    turns: int
-    total_cost_usd: float
-    claude_session_id: str
-    last_timings: dict[str, float | None]
-    pid: int | None
-    damage: str | None = None  # "damaged: <file>: <reason>" when its state cannot be read
-    instance: str = ""  # tells this session apart from an earlier one of the same name
-    tasks: tuple[TaskInfo, ...] = ()  # background tasks running now
-    workspace: str = ""  # the folder Claude works in
-    project: bool = False  # the workspace is the user's own folder (never removed), not one the bot made
 
 
 class SessionManager:
@@ -533,36 +506,3 @@ def _excerpt(content: Content, limit: int = 60) -> str:
         text = " ".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> SessionManager:
-    """The session manager with real Claude processes."""
-    personas, _ = load_personas(settings.personas_dir)
-    base = ProcessOptions(
-        claude_bin=claude_bin,
-        cwd=settings.sessions_dir,
-        env=cli_environment(settings),
-        watchdog_seconds=settings.watchdog_seconds,
-    )
-    return SessionManager(
-        settings.sessions_dir,
-        spawn=lambda options, hooks: ClaudeSubprocess(
-            options,
-            hooks.on_status,
-            on_claude_turn=hooks.on_claude_turn,
-            on_control_request=hooks.on_control_request,
-        ),
-        base_options=base,
-        personas=personas,
-        idle_after=settings.idle_timeout_seconds,
-        max_live=settings.max_live_sessions,
-        max_queued=settings.max_queued,
-        max_sessions=settings.max_sessions,
-        notify=notify,
-        upload_limit=int(settings.max_upload_mb * 1024 * 1024),
-        project_roots=settings.project_roots,
-        prompts=PromptBoard(
-            remind_after=settings.prompt_reminder_minutes * 60,
-            timeout=settings.prompt_timeout_minutes * 60 if settings.prompt_timeout_minutes else None,
-        ),
-    )

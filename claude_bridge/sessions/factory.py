@@ -1,0 +1,46 @@
+"""The SessionManager wired to real Claude Code processes, from the settings (what front ends start with)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.subprocess import ClaudeSubprocess
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.sessions.prompts import PromptBoard
+from claude_bridge.sessions.store import load_personas
+from claude_bridge.settings import Settings, cli_environment
+
+
+def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> SessionManager:
+    """The session manager with real Claude processes."""
+    personas, _ = load_personas(settings.personas_dir)
+    base = ProcessOptions(
+        claude_bin=claude_bin,
+        cwd=settings.sessions_dir,
+        env=cli_environment(settings),
+        watchdog_seconds=settings.watchdog_seconds,
+    )
+    return SessionManager(
+        settings.sessions_dir,
+        spawn=lambda options, hooks: ClaudeSubprocess(
+            options,
+            hooks.on_status,
+            on_claude_turn=hooks.on_claude_turn,
+            on_control_request=hooks.on_control_request,
+        ),
+        base_options=base,
+        personas=personas,
+        idle_after=settings.idle_timeout_seconds,
+        max_live=settings.max_live_sessions,
+        max_queued=settings.max_queued,
+        max_sessions=settings.max_sessions,
+        notify=notify,
+        upload_limit=int(settings.max_upload_mb * 1024 * 1024),
+        project_roots=settings.project_roots,
+        prompts=PromptBoard(
+            remind_after=settings.prompt_reminder_minutes * 60,
+            timeout=settings.prompt_timeout_minutes * 60 if settings.prompt_timeout_minutes else None,
+        ),
+    )

@@ -1,0 +1,32 @@
+"""What a session is, as facts for the front ends: SessionInfo, which the command layer puts into words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from claude_bridge.protocol.events import TaskInfo
+from claude_bridge.sessions.session import SessionState
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """The facts about a session; the command layer words them for /sessions and /status."""
+
+    name: str
+    state: SessionState
+    queued: int
+    persona: str
+    model: str
+    model_override: str | None
+    permission_mode: str
+    last_active: float
+    turns: int
+    total_cost_usd: float
+    claude_session_id: str
+    last_timings: dict[str, float | None]
+    pid: int | None
+    damage: str | None = None  # "damaged: <file>: <reason>" when its state cannot be read
+    instance: str = ""  # tells this session apart from an earlier one of the same name
+    tasks: tuple[TaskInfo, ...] = ()  # background tasks running now
+    workspace: str = ""  # the folder Claude works in
+    project: bool = False  # the workspace is the user's own folder (never removed), not one the bot made
