@@ -7,7 +7,7 @@ CLAUDE_CODE_VERSION := 2.1.197
 CLI_PREFIX := .tools/claude-code
 CLI_BIN := $(CLI_PREFIX)/node_modules/@anthropic-ai/claude-code-linux-x64/claude
 
-.PHONY: run test lint doctor console cli install-service uninstall-service clean
+.PHONY: run test faults lint doctor console cli install-service uninstall-service clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ cli: $(CLI_BIN)
 
 test: $(VENV)/.installed-test $(CLI_BIN)
 	CLAUDE_TEST_BIN=$(abspath $(CLI_BIN)) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The fault & abuse suite (tests/faults/, marker `faults`, left out of `make test`); writes docs/reliability.md.
+faults: $(VENV)/.installed-test $(CLI_BIN)
+	CLAUDE_TEST_BIN=$(abspath $(CLI_BIN)) $(PY) -m pytest -q -m faults tests/faults $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
