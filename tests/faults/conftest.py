@@ -1,7 +1,7 @@
-"""The fault suite's collector: each case records what the user saw and what was lost; `-m faults` writes the report.
+"""The fault suite's collector: each case records what the user saw and what was lost, in docs/reliability.md.
 
-Every module here sets `pytestmark = FAULTS` (marker `faults`) (the default run leaves them out, see pyproject addopts); at the end of a
-`pytest -m faults` run the session-finish hook writes docs/reliability.md from what the cases themselves measured.
+Every module here sets `pytestmark = FAULTS` (marker `faults`; pyproject's addopts leave it out of the default run);
+at the end of a `pytest -m faults` run the session-finish hook writes the report from what the cases measured.
 """
 
 from __future__ import annotations

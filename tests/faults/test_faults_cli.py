@@ -8,37 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from bot_harness import OWNER, RunningBot, running_bot
+from bot_harness import OWNER, running_bot
 from fake_anthropic import FakeAnthropic, Hang, HttpError
 from fake_claude_helper import FakeCliScript, Step, make_fake_cli
 from fake_telegram import FakeBotAPI
-from processes import eventually, transcript_text
 from faults.conftest import FAULTS, Case
+from faults.helpers import say, unanswered
+from processes import eventually, transcript_text
 
 pytestmark = FAULTS
-
-
-async def say(bot: RunningBot, text: str, expect: str, timeout: float = 60) -> str:
-    """The owner sends `text`; returns the first bot message after it that contains `expect` ("echo: X": an echo
-    that contains X)."""
-    since = len(bot.tg.calls)
-    bot.tg.push_text(OWNER, text, user_id=OWNER)
-    head, _, tail = expect.partition("echo: ")
-    call = await bot.tg.wait_for(
-        "sendMessage",
-        lambda p: p["chat_id"] == OWNER and (
-            tail in str(p.get("text")) and str(p.get("text")).startswith("echo:") if not head and tail
-            else expect in str(p.get("text", ""))),
-        since=since, timeout=timeout,
-    )
-    return str(call.params["text"])
-
-
-def unanswered(bot: RunningBot, prompts: list[str]) -> list[str]:
-    """Prompts whose echo never reached the chat (after an error the CLI sends the failed prompt again with the
-    next one, so one echo may answer both: "echo: first\n\nsecond")."""
-    texts = [t for t in bot.texts() if t.startswith("echo:")]
-    return [f"'{p}' unanswered" for p in prompts if not any(p in t for t in texts)]
 
 
 async def test_cli_sigkill_mid_turn(tmp_path: Path, fakes: tuple[FakeBotAPI, FakeAnthropic], case: Case) -> None:
@@ -54,7 +32,7 @@ async def test_cli_sigkill_mid_turn(tmp_path: Path, fakes: tuple[FakeBotAPI, Fak
         cut_off = await say(bot, "after the kill", "echo: after the kill")
         notices = [t for t in bot.texts() if "cut off" in t]
         case.seen(bot.texts())
-    lost = unanswered(bot, ["remember kiwi", "after the kill"])
+    lost = unanswered(bot.texts(), ["remember kiwi", "after the kill"])
     if not notices:
         lost.append("'this turn is killed': neither answered nor reported cut off")
     assert "remember kiwi" in api.requests[-1].user_texts, cut_off  # the conversation survived
@@ -96,7 +74,7 @@ async def test_a_silent_hang_is_ended_by_the_watchdog(
         await say(bot, "after the hang", "echo: after the hang")
         case.seen(bot.texts())
     told = [t for t in bot.texts() if "watchdog" in t]
-    lost = unanswered(bot, ["after the hang"]) + ([] if told else ["'hang here': no message at all"])
+    lost = unanswered(bot.texts(), ["after the hang"]) + ([] if told else ["'hang here': no message at all"])
     case.measured(lost, "fake API Hang(); WATCHDOG_SECONDS=4")
 
 
@@ -113,7 +91,7 @@ async def test_api_errors(tmp_path: Path, fakes: tuple[FakeBotAPI, FakeAnthropic
                           since=since, timeout=60)
         await say(bot, "after the error", "echo: after the error")
         case.seen(bot.texts())
-    lost = unanswered(bot, ["after the error"])
+    lost = unanswered(bot.texts(), ["after the error"])
     errors = [t for t in bot.texts() if f"fake {status}" in t]
     assert len(errors) == 1, errors  # the final error is told once
     case.measured(lost, f"fake API HttpError({status}) ×2; CLAUDE_CODE_MAX_RETRIES=1")
@@ -134,4 +112,4 @@ async def test_garbage_and_huge_cli_output(tmp_path: Path, fakes: tuple[FakeBotA
         case.seen(bot.texts())
     content = tg.file_content(tg.messages(OWNER)[-2].document.file_id) if document.ok else b""  # type: ignore[union-attr]
     lost = [] if content.count(b"y") >= 3_000_000 else [f"the 3 MB answer arrived as {content.count(b'y')} bytes"]
-    case.measured(lost + unanswered(bot, ["and now?"]), "stand-in CLI: Step.garbage ×2, Step.huge_line(3 MB)")
+    case.measured(lost + unanswered(bot.texts(), ["and now?"]), "stand-in CLI: Step.garbage ×2, Step.huge_line(3 MB)")
