@@ -6,6 +6,7 @@ at the end of a `pytest -m faults` run the session-finish hook writes the report
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from fake_telegram import FakeBotAPI
 FAULTS = [pytest.mark.faults, pytest.mark.real_cli]
 REPORT = ROOT / "docs/reliability.md"
 QUOTE = 70  # characters of each chat message quoted in the report
-SHOWN = 5  # chat messages quoted per case
+SHOWN = 8  # chat messages quoted per case (after folding repeats)
 
 
 def brief(text: str) -> str:
@@ -46,7 +47,7 @@ class Case:
         """Record what was lost (the target: nothing) and how the fault was made; then assert it."""
         self.lost = list(lost)
         self.how = how or self.how
-        assert not self.lost, f"lost: {self.lost}"
+        assert not self.lost, f"lost: {self.lost}; the chat: {self.saw}"
         assert self.saw, "the user saw no message at all"
 
 
@@ -90,12 +91,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     REPORT.write_text(render(CASES))
 
 
+def folded(texts: list[str]) -> list[str]:
+    """Runs of messages that differ only in their numbers ("Queued, #1", "#2" …) as one line with a count."""
+    out: list[tuple[str, str, int]] = []  # (shape, first text, count)
+    for text in texts:
+        shape = re.sub(r"\d+", "#", text)
+        if out and out[-1][0] == shape:
+            out[-1] = (shape, out[-1][1], out[-1][2] + 1)
+        else:
+            out.append((shape, text, 1))
+    return [f"“{text}”" + (f" ×{count}" if count > 1 else "") for _, text, count in out]
+
+
 def render(cases: dict[str, Case]) -> str:
     rows = []
     for nodeid, c in cases.items():
-        saw = "<br>".join(f"“{t}”" for t in c.saw[:SHOWN]) or "(nothing)"
-        if len(c.saw) > SHOWN:
-            saw += f"<br>… and {len(c.saw) - SHOWN} more"
+        lines = folded(c.saw)
+        saw = "<br>".join(lines[:SHOWN]) or "(nothing)"
+        if len(lines) > SHOWN:
+            saw += f"<br>… and {len(lines) - SHOWN} more"
         if c.lost is None:
             lost = "not measured (the case failed before measuring)"
         else:
