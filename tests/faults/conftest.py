@@ -92,10 +92,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def folded(texts: list[str]) -> list[str]:
-    """Runs of messages that differ only in their numbers ("Queued, #1", "#2" …) as one line with a count."""
+    """Runs of messages that differ only in a "#n" ("⏳ Queued, #1", "#2" …) as one line with a count."""
     out: list[tuple[str, str, int]] = []  # (shape, first text, count)
     for text in texts:
-        shape = re.sub(r"\d+", "#", text)
+        shape = re.sub(r"#\d+", "#", text)
         if out and out[-1][0] == shape:
             out[-1] = (shape, out[-1][1], out[-1][2] + 1)
         else:
@@ -122,10 +122,12 @@ def render(cases: dict[str, Case]) -> str:
         "# Reliability: faults and abuse",
         "",
         "Written by `make faults` (tests/faults/) on " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        + "; do not edit by hand. Each row is one test: it makes the fault, then measures what the user saw in",
-        "the chat (the bot's messages, quoted briefly) and what was lost (a message neither answered nor named in a",
-        "notice, a file written where it must not be, …). The target is nothing lost and a clear message every time;",
-        "a case fails when it is not met. `XFAIL` rows are known losses, reported to the lead.",
+        + "; do not edit by hand.",
+        "",
+        "Each row is one test: it makes the fault, then measures what the user saw in the chat (the bot's messages,",
+        "quoted briefly) and what was lost (a message neither answered nor named in a notice, a file written where",
+        "it must not be, a stranger's words reaching Claude, …). The target is nothing lost and a clear message every",
+        "time; a case fails when it is not met. An `XFAIL` row is a known loss.",
         "",
         "| Case | How the fault is made | Outcome | What the user saw | What was lost |",
         "|---|---|---|---|---|",
