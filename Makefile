@@ -10,7 +10,7 @@ CLAUDE_CODE_OLDEST_TESTED := 2.1.197
 CLI_PREFIX := .tools/claude-code-$(CLAUDE_CODE_VERSION)
 CLI_BIN := $(CLI_PREFIX)/node_modules/@anthropic-ai/claude-code-linux-x64/claude
 
-.PHONY: run test test-oldest bench lint doctor console cli install-service uninstall-service clean
+.PHONY: run test test-oldest faults bench lint doctor console cli install-service uninstall-service clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ test-oldest:
 # Speed and memory figures (real CLI, fake Messages API, fake Bot API with a flood limit) → docs/benchmarks.md.
 bench: $(VENV)/.installed-test $(CLI_BIN)
 	CLAUDE_TEST_BIN=$(abspath $(CLI_BIN)) $(PY) bench/benchmark.py docs/benchmarks.md
+
+# The fault & abuse suite (tests/faults/, marker `faults`, left out of `make test`); writes docs/reliability.md.
+faults: $(VENV)/.installed-test $(CLI_BIN)
+	CLAUDE_TEST_BIN=$(abspath $(CLI_BIN)) $(PY) -m pytest -q -m faults tests/faults $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

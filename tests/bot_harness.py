@@ -63,10 +63,14 @@ class RunningBot:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, **extra: str) -> AsyncIterator[RunningBot]:
-    """Start the bot the way run_polling does (post_init, polling …) and stop it the same way."""
+async def running_bot(
+    tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, claude_bin: Path | None = None, **extra: str
+) -> AsyncIterator[RunningBot]:
+    """Start the bot the way run_polling does (post_init, polling …) and stop it the same way.
+
+    `claude_bin`: another CLI (e.g. the stand-in of fake_claude_helper.make_fake_cli) instead of the real one."""
     settings = load_settings(bot_env(tmp_path, tg, api, **extra), dotenv_path=None)
-    manager = build_manager(settings, real_cli_path())
+    manager = build_manager(settings, claude_bin or real_cli_path())
     app = telegram_app.build_application(settings, manager)
     await app.initialize()
     await telegram_app.post_init(app)

@@ -24,6 +24,7 @@ from aiohttp import BodyPartReader, web
 
 MAX_TEXT = 4096  # "1-4096 characters after entities parsing"; we count UTF-16 units, stricter than the server
 MAX_CAPTION = 1024
+UPLOAD_LIMIT = 50 * 1024 * 1024 + 64 * 1024  # a bot may upload files up to 50 MB (plus the form around them)
 MAX_RAW_TEXT_BYTES = 1 << 15  # telegram-bot-api rejects larger `text` before parsing
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are exactly "
@@ -368,6 +369,7 @@ class FakeBotAPI:
         self._bucket_rule: tuple[int, float, float] | None = None  # burst, private per second, group per second
         self._buckets: dict[object, tuple[float, float]] = {}  # chat_id -> (tokens, when)
         self._flood_tokens: dict[object, float] = {}  # per chat, as of _last_accepted
+        self._down_until = 0.0  # until then every method answers 502 Bad Gateway (see down())
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": lambda p: self._bot_user(), "deleteWebhook": self._delete_webhook,
             "getUpdates": self._get_updates, "setMyCommands": self._set_my_commands,
@@ -381,7 +383,7 @@ class FakeBotAPI:
 
     async def start(self) -> None:
         """Listen on an ephemeral loopback port."""
-        app = web.Application()
+        app = web.Application(client_max_size=UPLOAD_LIMIT)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_download)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -438,6 +440,10 @@ class FakeBotAPI:
     def enforce_telegram_limits(self, *, burst: int = 3, per_second: float = 1.0, group_per_minute: float = 20) -> None:
         """429 like Telegram: per chat a burst of `burst` messages/edits, then `per_second` (groups: 20 a minute)."""
         self._bucket_rule = (burst, per_second, group_per_minute / 60)
+
+    def down(self, seconds: float) -> None:
+        """The Bot API is unreachable for `seconds` from now: every method answers 502 Bad Gateway (recorded)."""
+        self._down_until = self._clock() + seconds
 
     def push_update(self, update: dict[str, Any]) -> int:
         """Queue a raw update for getUpdates (update_id assigned unless given); returns its update_id."""
@@ -570,6 +576,10 @@ class FakeBotAPI:
         name = request.match_info["method"]
         method = next((m for m in self._methods if m.lower() == name.lower()), name)  # names are case-insensitive
         arrived, params = self._clock(), {}
+        if arrived < self._down_until:
+            self.calls.append(Call(method, {}, arrived, 502, "Bad Gateway"))
+            self._notify()
+            return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>")
         try:
             params = await self._read_params(request)
             if _has_lone_surrogate(params):

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, Update
-from telegram.error import BadRequest, RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -373,6 +373,19 @@ async def test_a_flood_burst_allows_three_at_once_then_one_per_interval() -> Non
 
     assert api.flood_rejections == 2
     assert [m.text for m in api.messages(CHAT)][-3:] == [f"bucket full again {n}" for n in range(3)]
+
+
+async def test_down_answers_502_to_everything_until_the_time_is_up() -> None:
+    clock = FakeClock()
+    async with FakeBotAPI(clock=clock) as api, connected(api) as bot:
+        api.down(10)
+        with pytest.raises(NetworkError):
+            await bot.send_message(CHAT, "lost in the outage")
+        clock.advance(10)
+        await bot.send_message(CHAT, "back")
+
+    assert [(c.method, c.status) for c in api.calls[-2:]] == [("sendMessage", 502), ("sendMessage", 200)]
+    assert [m.text for m in api.messages(CHAT)] == ["back"]
 
 
 async def test_updates_below_the_offset_are_dropped(api: FakeBotAPI, bot: ExtBot[Any]) -> None:
