@@ -41,6 +41,11 @@ async def say(bot: RunningBot, text: str, expect: str) -> dict[str, Any]:
     return call.params
 
 
+async def skip_prompts(bot: RunningBot) -> None:
+    """These tests are about turns, not approvals: tools run unasked (ask-first is the default)."""
+    await say(bot, "/mode bypassPermissions", "is now bypassPermissions")
+
+
 def sent(tg: FakeBotAPI) -> list[dict[str, Any]]:
     return [c.params for c in tg.calls_to("sendMessage") if c.ok and c.params["chat_id"] == OWNER]
 
@@ -48,6 +53,7 @@ def sent(tg: FakeBotAPI) -> list[dict[str, Any]]:
 async def test_a_finished_background_command_brings_claudes_follow_up_as_its_own_message(tmp_path, tg, api):
     api.enqueue(background(sleeper(4), "short nap"), Text("started it"), Text("the nap is over"))
     async with running_bot(tmp_path, tg, api) as bot:
+        await skip_prompts(bot)
         await say(bot, "nap in the background", "started it")
         await say(bot, "/new other", "New session “other”")  # nobody looks at "default" now
 
@@ -73,6 +79,7 @@ async def test_a_message_sent_while_claudes_follow_up_streams_gets_its_own_unmix
         Text("four"),
     )
     async with running_bot(tmp_path, tg, api) as bot:
+        await skip_prompts(bot)
         await say(bot, "nap in the background", "started")
         await bot.reply_containing("Background task finished: nap", timeout=60)
 
@@ -91,6 +98,7 @@ async def test_a_message_sent_while_claudes_follow_up_streams_gets_its_own_unmix
 async def test_a_running_background_task_keeps_its_session_alive_past_the_idle_timeout(tmp_path, tg, api):
     api.enqueue(background(sleeper(8), "slow job"), Text("started"), Text("the slow job is done"))
     async with running_bot(tmp_path, tg, api, IDLE_TIMEOUT_SECONDS="1") as bot:
+        await skip_prompts(bot)
         await say(bot, "run the slow job in the background", "started")
         pid = bot.manager.status("default").pid
         assert pid is not None and bot.manager.status("default").tasks
@@ -108,6 +116,7 @@ async def test_a_running_background_task_keeps_its_session_alive_past_the_idle_t
 async def test_a_task_stopped_from_the_tasks_button_ends_and_claude_does_not_follow_up(tmp_path, tg, api):
     api.enqueue(background(sleeper(300.5), "long nap"), Text("started"), Text("still here"))
     async with running_bot(tmp_path, tg, api) as bot:
+        await skip_prompts(bot)
         await say(bot, "nap for long", "started")
         await eventually(lambda: processes_matching("time.sleep(300.5)"))
         await eventually(lambda: bool(bot.manager.status("default").tasks))
@@ -131,6 +140,7 @@ async def test_a_task_stopped_from_the_tasks_button_ends_and_claude_does_not_fol
 async def test_shutting_down_with_a_running_task_tells_the_chat_which_task_was_stopped(tmp_path, tg, api):
     api.enqueue(background(sleeper(300.5), "endless nap"), Text("started"))
     async with running_bot(tmp_path, tg, api) as bot:
+        await skip_prompts(bot)
         await say(bot, "nap forever", "started")
         await eventually(lambda: bool(bot.manager.status("default").tasks))
 

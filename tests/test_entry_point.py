@@ -65,6 +65,12 @@ async def fakes() -> AsyncIterator[tuple[FakeBotAPI, FakeAnthropic]]:
         yield tg, api
 
 
+async def skip_prompts(tg: FakeBotAPI) -> None:
+    """These tests need a tool running, not an approval: the active session runs tools unasked."""
+    tg.push_text(OWNER, "/mode bypassPermissions")
+    await tg.wait_for("sendMessage", lambda p: "is now bypassPermissions" in p.get("text", ""), timeout=30)
+
+
 async def start_bot(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, **extra: str) -> asyncio.subprocess.Process:
     env = bot_env(tmp_path, tg, api, **extra)
     return await asyncio.create_subprocess_exec(
@@ -110,6 +116,7 @@ async def test_sigterm_with_a_tool_running_exits_0_and_leaves_no_process(tmp_pat
         await tg.wait_for("sendMessage", lambda p: "echo: warm up other" in p.get("text", ""), timeout=60)
         tg.push_text(OWNER, "/new work")
         await tg.wait_for("sendMessage", lambda p: "work" in p.get("text", ""), timeout=30)
+        await skip_prompts(tg)
         api.enqueue(ScriptedTool("Bash", {"command": long_command(300.625), "description": "long"}))
         tg.push_text(OWNER, "run the long thing")
         await eventually(lambda: bool(processes_matching(sleeping(300.625))))
@@ -145,6 +152,7 @@ async def test_after_the_bot_is_killed_the_next_start_stops_what_it_left(tmp_pat
     tg, api = fakes
     first = await start_bot(tmp_path, tg, api)
     await tg.wait_polling(timeout=60)
+    await skip_prompts(tg)
     api.enqueue(ScriptedTool("Bash", {"command": long_command(300.875), "description": "long"}))
     tg.push_text(OWNER, "start something long")
     await eventually(lambda: bool(processes_matching(sleeping(300.875))))

@@ -36,7 +36,7 @@ async def test_the_owner_in_an_unlisted_group_is_told_how_to_list_it_and_claude_
 
     team_texts = [str(c.params.get("text")) for c in tg.calls_to("sendMessage") if c.params["chat_id"] == TEAM]
     assert len(team_texts) == 1 and "-100777" in team_texts[0]  # told once; /status answered nothing there
-    assert all("secrets" not in str(r.body) for r in api.requests)
+    assert all("secrets" not in text for r in api.requests for text in r.user_texts)
 
 
 async def test_a_listed_group_is_answered(tmp_path, fakes):
@@ -57,7 +57,7 @@ async def test_a_business_message_never_becomes_a_prompt(tmp_path, fakes):
         await bot.reply_containing("echo: after the business message")
 
     assert not [c for c in tg.calls_to("sendMessage") if c.params["chat_id"] == 5555]
-    assert all("prices" not in str(r.body) for r in api.requests)
+    assert all("prices" not in text for r in api.requests for text in r.user_texts)
 
 
 async def test_a_rejected_token_is_one_line_without_the_token_and_a_nonzero_exit(tmp_path, fakes):
