@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.protocol.events import TaskInfo
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
+from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.session import ProcessLike, Runtime, Session, SessionState, Spawner
@@ -48,12 +50,14 @@ __all__ = [
     "MODEL_ALIASES",
     "Delivery",
     "Notice",
+    "Place",
     "ProcessLike",
     "SessionInfo",
     "SessionManager",
     "SessionState",
     "Spawner",
     "TaskInfo",
+    "Where",
     "build_manager",
 ]
 
@@ -195,7 +199,9 @@ class SessionManager:
                     chat_id, f"↻ Delivering {count} message(s) to session {name} that arrived before the restart."
                 )
             for entry in pending:
-                delivery = Delivery(name, entry.chat_id, entry.content, entry.id, session.ahead())
+                delivery = Delivery(
+                    name, entry.chat_id, entry.content, entry.id, session.ahead(), thread_id=entry.thread_id
+                )
                 session.worker.accept(delivery)
                 deliveries.append(delivery)
             if not pending:
@@ -237,28 +243,41 @@ class SessionManager:
 
     # -- chats --
 
-    def active_session(self, chat_id: int) -> str | None:
-        """The chat's active session name, if it has one that still exists."""
-        return self._routes.get(chat_id)
+    def active_session(self, where: Where) -> str | None:
+        """The chat's (or forum topic's) active session name, if it has one that still exists."""
+        return self._routes.get(where)
 
-    def ensure_active(self, chat_id: int) -> tuple[str, str | None]:
-        """The chat's active session, creating or adopting "default" as a first message does (+ the notice, or None)."""
-        name = self._routes.get(chat_id)
+    def ensure_active(self, where: Where, *, topic: str = "") -> tuple[str, str | None]:
+        """The active session, made as a first message does (+ the notice, or None): a chat creates or adopts
+        "default"; a forum topic gets a new session of its own, named after the topic (`topic`, its title)."""
+        place = Place.of(where)
+        name = self._routes.get(place)
         if name is not None:
             return name, None
+        if place.thread_id is not None:
+            name = self._topic_name(topic, place.thread_id)
+            self.create(name)
+            self._routes.set(place, name)
+            return name, f"Created session “{name}” for this topic; messages here go to it."
         name = DEFAULT_SESSION
         if self._store.exists(name):
             notice = f"Using session “{name}”. /sessions lists all, /new makes another."
         else:
             self.create(name)
             notice = f"Created session “{name}” and made it active. /new makes another, /switch changes."
-        self._routes.set(chat_id, name)
+        self._routes.set(place, name)
         return name, notice
 
-    def switch(self, chat_id: int, name: str) -> SessionInfo:
-        """Make `name` the chat's active session."""
+    def _topic_name(self, topic: str, thread_id: int) -> str:
+        """A free session name from a topic's title ("Bug #12: login" → "bug-12-login"), else from its id."""
+        slug = "-".join(re.findall(r"[a-z0-9]+", topic.lower()))[:28].strip("-") or f"topic-{thread_id}"
+        candidates = [slug] + [f"{slug[: 28 - len(str(n))]}-{n}" for n in range(2, self.max_sessions + 2)]
+        return next(name for name in candidates if not self._store.exists(name))
+
+    def switch(self, where: Where, name: str) -> SessionInfo:
+        """Make `name` the active session of the chat (or forum topic)."""
         self._get(name)
-        self._routes.set(chat_id, name)
+        self._routes.set(where, name)
         return self.status(name)
 
     # -- sessions --
@@ -399,11 +418,12 @@ class SessionManager:
             self._routes.forget(name)
         logger.info("deleted session %s", name)
 
-    async def send(self, chat_id: int, content: Content) -> Delivery:
-        """Accept a message for the chat's active session: durably queued before this returns."""
+    async def send(self, where: Where, content: Content, *, topic: str = "") -> Delivery:
+        """Accept a message for the chat's (or forum topic's) active session: durably queued before this returns."""
         if self._closed:
             raise SessionError("The bot is shutting down; send your message again in a moment.")
-        name, notice = self.ensure_active(chat_id)
+        place = Place.of(where)
+        name, notice = self.ensure_active(place, topic=topic)
         session = self._repaired(name)
         if session.damage:
             raise SessionError(f"Session “{name}” is {session.damage}. Your message was not sent; fix or /delete it.")
@@ -421,10 +441,10 @@ class SessionManager:
                     f"The queue of session “{name}” is full ({self.max_queued} messages waiting); this message was "
                     "not sent. Send it again once Claude has caught up, or /stop the running answer."
                 )
-            session.last_chat_id = chat_id
+            session.last_place = place
             session.meta.last_active = self._clock()
-            entry_id = await session.inbox.add(chat_id, content)
-            delivery = Delivery(name, chat_id, content, entry_id, session.ahead())
+            entry_id = await session.inbox.add(place.chat_id, content, place.thread_id)
+            delivery = Delivery(name, place.chat_id, content, entry_id, session.ahead(), thread_id=place.thread_id)
             if notice:
                 delivery.notice(notice)
             session.worker.accept(delivery)

@@ -31,6 +31,7 @@ from claude_bridge.protocol.events import (
 from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import allow, mcp_response
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
+from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
@@ -127,7 +128,7 @@ class Session:
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
-        context = ToolContext(self.directory, lambda: self.last_chat_id, runtime.file_sink, runtime.upload_limit)
+        context = ToolContext(self.directory, lambda: self.last_place, runtime.file_sink, runtime.upload_limit)
         self.tools = McpServer(session_tools(context))
 
     # -- what the pool and the manager read --
@@ -149,6 +150,17 @@ class Session:
     @last_chat_id.setter
     def last_chat_id(self, chat_id: int | None) -> None:
         self.meta.last_chat_id = chat_id
+
+    @property
+    def last_place(self) -> Place | None:
+        """The chat (and forum topic) that last talked to this session: Claude's own turns and files go there."""
+        if self.meta.last_chat_id is None:
+            return None
+        return Place(self.meta.last_chat_id, self.meta.last_thread_id)
+
+    @last_place.setter
+    def last_place(self, place: Place) -> None:
+        self.meta.last_chat_id, self.meta.last_thread_id = place.chat_id, place.thread_id
 
     @property
     def busy(self) -> bool:
@@ -309,11 +321,19 @@ class Session:
 
     def _on_claude_turn(self, turn: Turn) -> None:
         """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
-        chat_id = self.last_chat_id
+        place = self.last_place
         show = self._rt.show_claude_turn()
         header = turn.header or "Claude continued on its own"
-        delivery = Delivery(self.name, chat_id or 0, "", f"claude-{id(turn):x}", 0, header=header)
-        if chat_id is None or show is None:
+        delivery = Delivery(
+            self.name,
+            place.chat_id if place else 0,
+            "",
+            f"claude-{id(turn):x}",
+            0,
+            header=header,
+            thread_id=place.thread_id if place else None,
+        )
+        if place is None or show is None:
             logger.warning("session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, header)
         else:
             show(delivery)

@@ -39,7 +39,7 @@ class Borrowed:
     download: Callable[[Update, Context, Any], Awaitable[bytes | None]]
     save: Callable[[Update, Context, str, bytes], Awaitable[Path]]
     submit: Callable[[Update, Context, str], Awaitable[None]]
-    sender_for: Callable[[Context, int], Sender]
+    sender_for: Callable[[Context, Update], Sender]  # the update's chat and forum topic
 
 
 def voice_handler(settings: TranscribeSettings, borrowed: Borrowed) -> MessageHandler[Any, None]:
@@ -49,7 +49,7 @@ def voice_handler(settings: TranscribeSettings, borrowed: Borrowed) -> MessageHa
         """Save the audio, transcribe it, show the transcript and hand it to Claude; say why when that fails."""
         message, chat = update.effective_message, update.effective_chat
         assert message is not None and chat is not None
-        sender = borrowed.sender_for(context, chat.id)
+        sender = borrowed.sender_for(context, update)
 
         async def reply(text: str) -> None:
             with contextlib.suppress(Exception):
@@ -64,15 +64,19 @@ def voice_handler(settings: TranscribeSettings, borrowed: Borrowed) -> MessageHa
         path = await borrowed.save(update, context, audio_name(message.message_id, message.voice is None, item), data)
         where = f"{path.parent.name}/{path.name} in session “{path.parent.parent.name}”"
         if not settings.enabled:
-            await reply(f"🎤 Voice notes are off, so this one was not sent to Claude. It is saved as {where}.\n\n"
-                        + HOW_TO_TURN_ON)
+            await reply(
+                f"🎤 Voice notes are off, so this one was not sent to Claude. It is saved as {where}.\n\n"
+                + HOW_TO_TURN_ON
+            )
             return
         try:
             text = await transcribe(data, path.name, settings)
         except TranscriptionError as exc:
             logger.warning("chat %s: transcription failed: %s", chat.id, exc)
-            await reply(f"⚠️ Could not transcribe the voice note: {exc}. Nothing was sent to Claude; the audio is "
-                        f"saved as {where}.")
+            await reply(
+                f"⚠️ Could not transcribe the voice note: {exc}. Nothing was sent to Claude; the audio is "
+                f"saved as {where}."
+            )
             return
         sender.chunk(quoted(text), reply_to=message.message_id)  # the outbox sends it before Claude's answer
         await borrowed.submit(update, context, claude_message(text, path, message.caption))
