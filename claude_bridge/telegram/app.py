@@ -48,7 +48,7 @@ from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.gate import make_gate
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
-from claude_bridge.telegram.topics import open_topic, place_of, topic_title
+from claude_bridge.telegram.topics import open_topic, place_of, topic_opened, topic_title
 from claude_bridge.telegram.voice import Borrowed, voice_handler
 
 logger = logging.getLogger(__name__)
@@ -338,9 +338,10 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             with contextlib.suppress(TelegramError):
                 await context.bot.delete_forum_topic(place.chat_id, place.thread_id or 0)
         raise
-    if place != place_of(update):  # /new opened a topic: say so there too
+    if place != place_of(update):  # /new opened a topic: the answer goes there, and here a pointer to it
         with contextlib.suppress(Exception):
             await sender_for(context, place.chat_id, place.thread_id).text(answer.text)
+        answer = Reply(topic_opened(line))
     await show(update, context, answer)
 
 

@@ -38,6 +38,12 @@ def topics_allowed(update: Update, bot: Bot) -> bool:
     return bool(chat.is_forum) or (chat.type == Chat.PRIVATE and bool(bot.bot.has_topics_enabled))
 
 
+def topic_opened(line: str) -> str:
+    """What the General topic is told after /new opened a topic for the new session."""
+    _, args = parse(line)
+    return f"🧵 Opened the topic “{args[0] if args else NEW_TOPIC_TITLE}” for the new session; write there to use it."
+
+
 async def open_topic(bot: Bot, update: Update, line: str) -> Place | None:
     """For /new in the General topic where topics can be made: a new topic (named like the session) to bind it to.
 
