@@ -5,19 +5,30 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from telegram import Bot
 
 from claude_bridge.commands.core import Commands
-from claude_bridge.protocol.events import AssistantText
+from claude_bridge.protocol.events import AssistantText, TaskInfo
 from claude_bridge.sessions.manager import Delivery, Place, SessionManager
 from claude_bridge.sessions.routes import ChatRoutes
+from claude_bridge.sessions.tools import OutgoingFile
+from claude_bridge.telegram.files import file_sink
+from claude_bridge.telegram.outbox import Outboxes
 from fake_process import FakeClock, FakeSpawner, base_options
+from fake_telegram import FakeBotAPI
 
 FORUM = -100555
 
 
-def make_manager(tmp_path: Path) -> SessionManager:
+def make_manager(tmp_path: Path, spawner: FakeSpawner | None = None, **kwargs: Any) -> SessionManager:
     return SessionManager(
-        tmp_path / "sessions", spawn=FakeSpawner(), base_options=base_options(tmp_path), clock=FakeClock()
+        tmp_path / "sessions",
+        spawn=spawner or FakeSpawner(),
+        base_options=base_options(tmp_path),
+        clock=FakeClock(),
+        **kwargs,
     )
 
 
@@ -118,3 +129,38 @@ async def test_a_message_queued_in_a_topic_is_redelivered_to_that_topic_after_a_
     assert delivery.place == Place(FORUM, 7) and delivery.session == "work"
     assert AssistantText("echo: left over") in await drain(delivery)
     await restarted.close_all()
+
+
+async def test_a_file_claude_sends_from_a_topics_session_goes_to_that_topic(tmp_path):
+    async with FakeBotAPI() as tg:
+        tg.make_forum(FORUM)
+        topic = tg.open_topic(FORUM, "work")
+        (tmp_path / "report.txt").write_text("done\n")
+        outboxes = Outboxes()
+        async with Bot(tg.token, base_url=f"{tg.url}/bot", base_file_url=f"{tg.url}/file/bot") as bot:
+            deliver = file_sink(bot, outboxes)
+            await deliver(OutgoingFile(FORUM, tmp_path / "report.txt", "", False, 5, thread_id=topic))
+        await outboxes.close()
+
+    [message] = tg.messages(FORUM)
+    assert message.document is not None and message.thread_id == topic
+
+
+async def test_a_notice_about_a_topics_session_goes_to_that_topic_and_a_plain_chat_still_gets_its_id(tmp_path):
+    told: list[tuple[object, str]] = []
+
+    async def notify(where: object, text: str) -> None:
+        told.append((where, text))
+
+    spawner = FakeSpawner()
+    manager = make_manager(tmp_path, spawner, notify=notify)
+    await drain(await manager.send(Place(FORUM, 7), "start it", topic="work"))
+    await drain(await manager.send(111, "and here"))
+    for process in spawner.started:
+        process.tasks["b1"] = TaskInfo("b1", "nightly backup", "local_bash")
+
+    await manager.close_all()
+
+    places = [where for where, _ in told]
+    assert len(places) == 2 and set(places) == {111, Place(FORUM, 7)}  # one notice each, where each session talks
+    assert all("nightly backup" in text for _, text in told)

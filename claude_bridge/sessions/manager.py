@@ -66,7 +66,7 @@ logger = logging.getLogger(__name__)
 MODEL_ALIASES = ("sonnet", "opus", "haiku")
 DEFAULT_SESSION = "default"
 
-Notifier = Callable[[int, str], Awaitable[None]]
+Notifier = Callable[[Where, str], Awaitable[None]]  # a chat id, or a chat's forum topic
 
 
 @dataclass(frozen=True)
@@ -187,16 +187,16 @@ class SessionManager:
             for entry in entries:
                 if entry.state == EntryState.SENT:
                     await self._tell(
-                        entry.chat_id,
+                        Place(entry.chat_id, entry.thread_id),
                         f"⚠️ The bot restarted while Claude was working on your message “{_excerpt(entry.content)}” "
                         f"in session {name}. It was cut off and not re-sent (its tools may have run).",
                     )
                     await session.inbox.mark(entry.id, InboxOp.DONE)
             pending = [entry for entry in entries if entry.state == EntryState.QUEUED]
-            for chat_id in dict.fromkeys(entry.chat_id for entry in pending):
-                count = sum(1 for entry in pending if entry.chat_id == chat_id)
+            for place in dict.fromkeys(Place(entry.chat_id, entry.thread_id) for entry in pending):
+                count = sum(1 for entry in pending if Place(entry.chat_id, entry.thread_id) == place)
                 await self._tell(
-                    chat_id, f"↻ Delivering {count} message(s) to session {name} that arrived before the restart."
+                    place, f"↻ Delivering {count} message(s) to session {name} that arrived before the restart."
                 )
             for entry in pending:
                 delivery = Delivery(
@@ -452,19 +452,19 @@ class SessionManager:
 
     # -- notices outside a delivery --
 
-    def _tell_soon(self, chat_id: int, text: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._tell(chat_id, text))
+    def _tell_soon(self, where: Where, text: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._tell(where, text))
         self._notices.add(task)
         task.add_done_callback(self._notices.discard)
 
-    async def _tell(self, chat_id: int, text: str) -> None:
+    async def _tell(self, where: Where, text: str) -> None:
         if self.notify is None:
-            logger.warning("no front end to tell chat %s: %s", chat_id, text)
+            logger.warning("no front end to tell chat %s: %s", Place.of(where).key, text)
             return
         try:
-            await self.notify(chat_id, text)
+            await self.notify(Place.of(where).where, text)
         except Exception:
-            logger.exception("could not notify chat %s", chat_id)
+            logger.exception("could not notify chat %s", Place.of(where).key)
 
 
 def _excerpt(content: Content, limit: int = 60) -> str:

@@ -19,6 +19,11 @@ class Place:
     def key(self) -> str:
         return str(self.chat_id) if self.thread_id is None else f"{self.chat_id}:{self.thread_id}"
 
+    @property
+    def where(self) -> Where:
+        """The plain chat id when there is no topic (what code from before topics expects), else the place."""
+        return self.chat_id if self.thread_id is None else self
+
     @classmethod
     def of(cls, where: Where) -> Place:
         """A bare chat id is that chat's own place (no topic)."""

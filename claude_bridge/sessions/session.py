@@ -104,7 +104,7 @@ class Runtime:
     spawn: Spawner
     base: ProcessOptions
     clock: Callable[[], float]
-    tell: Callable[[int, str], None]  # a notice for a chat outside any delivery (fire and forget)
+    tell: Callable[[Place, str], None]  # a notice for a chat (topic) outside any delivery (fire and forget)
     file_sink: Callable[[], FileSink | None] = lambda: None  # how send_file reaches the chat (the front end's)
     # How a turn Claude started by itself reaches the chat (the front end's).
     show_claude_turn: Callable[[], Callable[[Delivery], None] | None] = lambda: None
@@ -237,10 +237,10 @@ class Session:
         lines = "\n".join(f"• {task.description or task.task_id}" for task in tasks)
         text = f"⚙️ {self.name}: the session {why}, so its background task(s) were stopped:\n{lines}"
         logger.info("session %s: stopped %d background task(s) with the process", self.name, len(tasks))
-        if self.last_chat_id is None:
+        if self.last_place is None:
             logger.warning("session %s: no chat to tell that its background tasks were stopped", self.name)
             return
-        self._rt.tell(self.last_chat_id, text)
+        self._rt.tell(self.last_place, text)
 
     async def stop_task(self, task_id: str) -> TaskInfo:
         """Stop one running background task by its id (or a unique prefix of it); SessionError if there is none."""
@@ -372,15 +372,15 @@ class Session:
             except OSError as exc:
                 logger.error("session %s: could not save metadata: %s", self.name, exc)
         current = self.worker.current
-        chat_id = current.chat_id if current else self.last_chat_id
+        place = current.place if current else self.last_place
         # A crash mid-turn is already told by that turn's own error; say it here only for an idle session.
         told_by_turn = status.kind == "crashed" and (current is not None or self.claude_busy)
         if status.kind not in ("crashed", "gave_up", "recovered") or told_by_turn:
             return
-        if chat_id is None:
+        if place is None:
             logger.warning("session %s: no chat to tell %s: %s", self.name, status.kind, status.message)
             return
-        self._rt.tell(chat_id, f"⚙️ {self.name}: {status.message}")
+        self._rt.tell(place, f"⚙️ {self.name}: {status.message}")
 
     # -- one message --
 

@@ -42,7 +42,7 @@ from claude_bridge.commands.core import Commands
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import claude_turn_header
 from claude_bridge.errors import BridgeError
-from claude_bridge.sessions.manager import Delivery, Place, SessionManager
+from claude_bridge.sessions.manager import Delivery, Place, SessionManager, Where
 from claude_bridge.settings import Settings
 from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.gate import make_gate
@@ -422,8 +422,9 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
     state = BotState(settings, manager)
     app.bot_data["state"] = state
 
-    async def notify(chat_id: int, text: str) -> None:
-        await Sender(app.bot, state.outboxes(chat_id)).text(text)
+    async def notify(where: Where, text: str) -> None:
+        place = Place.of(where)
+        await Sender(app.bot, state.outboxes(place.chat_id), place.thread_id).text(text)
 
     manager.notify = notify
     manager.file_sink = file_sink(app.bot, state.outboxes)
