@@ -290,7 +290,9 @@ def _flatten_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(str(block.get("text", "")) for block in content if isinstance(block, dict) and "text" in block)
+        return "\n".join(
+            str(block.get("text", "")) for block in content if isinstance(block, dict) and "text" in block
+        )
     return ""
 
 

@@ -64,19 +64,15 @@ def voice_handler(settings: TranscribeSettings, borrowed: Borrowed) -> MessageHa
         path = await borrowed.save(update, context, audio_name(message.message_id, message.voice is None, item), data)
         where = f"{path.parent.name}/{path.name} in session “{path.parent.parent.name}”"
         if not settings.enabled:
-            await reply(
-                f"🎤 Voice notes are off, so this one was not sent to Claude. It is saved as {where}.\n\n"
-                + HOW_TO_TURN_ON
-            )
+            await reply(f"🎤 Voice notes are off, so this one was not sent to Claude. It is saved as {where}.\n\n"
+                        + HOW_TO_TURN_ON)
             return
         try:
             text = await transcribe(data, path.name, settings)
         except TranscriptionError as exc:
             logger.warning("chat %s: transcription failed: %s", chat.id, exc)
-            await reply(
-                f"⚠️ Could not transcribe the voice note: {exc}. Nothing was sent to Claude; the audio is "
-                f"saved as {where}."
-            )
+            await reply(f"⚠️ Could not transcribe the voice note: {exc}. Nothing was sent to Claude; the audio is "
+                        f"saved as {where}.")
             return
         sender.chunk(quoted(text), reply_to=message.message_id)  # the outbox sends it before Claude's answer
         await borrowed.submit(update, context, claude_message(text, path, message.caption))
