@@ -38,7 +38,7 @@ from claude_bridge.protocol.events import (
 )
 from claude_bridge.runtime import setup_logging, take_instance_lock
 from claude_bridge.sessions.factory import build_manager
-from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
+from claude_bridge.sessions.manager import Delivery, Notice, SessionManager, Where
 from claude_bridge.sessions.prompts import Prompt, PromptKind
 from claude_bridge.settings import Settings, find_claude, load_settings
 
@@ -288,7 +288,7 @@ class Console:
             self.screen.info(f"Queued, #{delivery.position} — Claude answers it after the earlier message(s).")
         self.turns.put_nowait(delivery)
 
-    async def notify(self, chat_id: int, text: str) -> None:
+    async def notify(self, chat_id: Where, text: str) -> None:
         """The manager's notices (a crashed process restarted, …)."""
         self.screen.info(text)
 

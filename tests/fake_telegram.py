@@ -128,6 +128,7 @@ class BotMessage:
     caption: str | None = None  # media messages: `entities` are then the caption entities
     document: StoredFile | None = None
     photo: StoredFile | None = None
+    thread_id: int | None = None  # the forum topic it was sent to (message_thread_id)
 
 
 @dataclass(frozen=True)
@@ -362,6 +363,8 @@ class FakeBotAPI:
         self._drafts: defaultdict[int, list[Draft]] = defaultdict(list)
         self._files: dict[str, StoredFile] = {}
         self._open_queries: set[str] = set()
+        self.topics: dict[tuple[int, int], str] = {}  # (chat id, message_thread_id) -> topic name
+        self.topics_enabled = False  # getMe's has_topics_enabled: private chats with topics (Bot API 9.4)
         self._injected: defaultdict[str, deque[ApiError]] = defaultdict(deque)
         self._flood_interval: float | None = None
         self._flood_burst = 1
@@ -379,6 +382,7 @@ class FakeBotAPI:
             "sendDocument": lambda p: self._send_media(p, "document"),
             "sendPhoto": lambda p: self._send_media(p, "photo"), "answerCallbackQuery": self._answer_callback_query,
             "editMessageReplyMarkup": self._edit_message_reply_markup, "deleteMessage": self._delete_message,
+            "createForumTopic": self._create_forum_topic, "deleteForumTopic": self._delete_forum_topic,
         }
 
     async def start(self) -> None:
@@ -452,12 +456,23 @@ class FakeBotAPI:
         self._notify()
         return int(update["update_id"])
 
+    def make_forum(self, chat_id: int, title: str = "Team forum") -> None:
+        """Make `chat_id` a forum supergroup (is_forum); its General topic is the chat without a thread id."""
+        self._chats[chat_id] = self._chat_json(chat_id, "supergroup") | {"title": title, "is_forum": True}
+
+    def open_topic(self, chat_id: int, name: str) -> int:
+        """A user opens a topic in a forum (or a private chat with topics); returns its message_thread_id."""
+        thread_id = next(self._message_ids[chat_id])  # a topic's id is its opening service message's id
+        self.topics[(chat_id, thread_id)] = name
+        return thread_id
+
     def push_text(
         self, chat_id: int, text: str, user_id: int | None = None, chat_type: str | None = None, *,
-        username: str = "alice", entities: list[dict[str, Any]] | None = None,
+        username: str = "alice", entities: list[dict[str, Any]] | None = None, thread_id: int | None = None,
     ) -> int:
-        """A user sends `text` (a leading /command gets its bot_command entity); returns the message_id."""
-        message = self._user_message(chat_id, user_id, chat_type, username)
+        """A user sends `text` (a leading /command gets its bot_command entity), in topic `thread_id` if given;
+        returns the message_id."""
+        message = self._user_message(chat_id, user_id, chat_type, username) | self._in_topic(chat_id, thread_id)
         all_entities = list(entities or [])
         if text.startswith("/"):
             all_entities.insert(0, {"type": "bot_command", "offset": 0, "length": utf16_len(text.split()[0])})
@@ -725,7 +740,7 @@ class FakeBotAPI:
     def _send_message(self, p: dict[str, Any]) -> dict[str, Any]:
         chat_id = self._chat_id(p)
         text, entities = formatted_text(p.get("text"), p.get("parse_mode"), p.get("entities"))
-        return self._message_json(self._new_message(chat_id, text, entities, p.get("reply_markup")))
+        return self._message_json(self._new_message(chat_id, text, entities, p.get("reply_markup"), self._thread(p)))
 
     def _edit_message_text(self, p: dict[str, Any]) -> dict[str, Any]:
         message = self._message_to("edit", p)
@@ -757,11 +772,13 @@ class FakeBotAPI:
         if draft_id == 0:
             raise bad_request("draft_id must be non-zero")
         text, entities = formatted_text(p.get("text"), p.get("parse_mode"), p.get("entities"), empty_error=None)
+        self._thread(p)
         self._drafts[chat_id].append(Draft(chat_id, draft_id, text, entities, p))
         return True
 
     def _send_chat_action(self, p: dict[str, Any]) -> bool:
         self._chat_id(p)
+        self._thread(p)
         if p.get("action") not in CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")
         return True
@@ -780,13 +797,48 @@ class FakeBotAPI:
             p.get("caption"), p.get("parse_mode"), p.get("caption_entities"), limit=MAX_CAPTION,
             empty_error=None, long_error="message caption is too long")
         stored = self._upload(p.get(kind), f"{kind}s")
-        message = self._new_message(chat_id, None, entities, p.get("reply_markup"))
+        message = self._new_message(chat_id, None, entities, p.get("reply_markup"), self._thread(p))
         message.caption = caption or None
         if kind == "document":
             message.document = stored
         else:
             message.photo = stored
         return self._message_json(message)
+
+    def _create_forum_topic(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id = self._chat_id(p)
+        chat = self._chat(chat_id)
+        if not (chat.get("is_forum") or (chat["type"] == "private" and self.topics_enabled)):
+            raise bad_request("the chat is not a forum")
+        name = str(p.get("name") or "")
+        if not 1 <= len(name) <= 128:
+            raise bad_request("TOPIC_TITLE_EMPTY" if not name else "TOPIC_TITLE_TOO_LONG")
+        thread_id = self.open_topic(chat_id, name)
+        return {"message_thread_id": thread_id, "name": name, "icon_color": 0x6FB9F0}
+
+    def _delete_forum_topic(self, p: dict[str, Any]) -> bool:
+        if self.topics.pop((self._chat_id(p), int(p.get("message_thread_id") or 0)), None) is None:
+            raise bad_request("message thread not found")
+        return True
+
+    def _thread(self, p: dict[str, Any]) -> int | None:
+        """The message_thread_id of a send; a topic that does not exist is refused as Telegram does."""
+        raw = p.get("message_thread_id")
+        if raw in (None, ""):
+            return None
+        thread_id = int(raw)
+        chat_id = self._chat_id(p)
+        if (self._chat(chat_id).get("is_forum") or chat_id > 0) and (chat_id, thread_id) not in self.topics:
+            raise bad_request("message thread not found")
+        return thread_id
+
+    def _in_topic(self, chat_id: int, thread_id: int | None) -> dict[str, Any]:
+        """The fields of a user's message in a topic: its thread id and, as the reply, the topic's opening message."""
+        if thread_id is None:
+            return {}
+        opening = {"message_id": thread_id, "date": 0, "chat": self._chat(chat_id), "message_thread_id": thread_id,
+                   "forum_topic_created": {"name": self.topics[(chat_id, thread_id)], "icon_color": 0x6FB9F0}}
+        return {"message_thread_id": thread_id, "is_topic_message": True, "reply_to_message": opening}
 
     def _answer_callback_query(self, p: dict[str, Any]) -> bool:
         query_id = str(p.get("callback_query_id"))
@@ -817,7 +869,8 @@ class FakeBotAPI:
 
     def _bot_user(self) -> dict[str, Any]:
         return {"id": self.bot_id, "is_bot": True, "first_name": self.first_name, "username": self.username,
-                "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+                "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False,
+                "has_topics_enabled": self.topics_enabled}
 
     @staticmethod
     def _user(user_id: int, username: str) -> dict[str, Any]:
@@ -846,9 +899,10 @@ class FakeBotAPI:
         raise bad_request("wrong file identifier/HTTP URL specified")
 
     def _new_message(
-        self, chat_id: int, text: str | None, entities: list[dict[str, Any]], markup: dict[str, Any] | None
+        self, chat_id: int, text: str | None, entities: list[dict[str, Any]], markup: dict[str, Any] | None,
+        thread_id: int | None = None,
     ) -> BotMessage:
-        message = BotMessage(next(self._message_ids[chat_id]), chat_id, text, entities, markup)
+        message = BotMessage(next(self._message_ids[chat_id]), chat_id, text, entities, markup, thread_id=thread_id)
         self._messages[chat_id].append(message)
         return message
 
@@ -878,4 +932,6 @@ class FakeBotAPI:
             out["reply_markup"] = m.reply_markup
         if m.edited:
             out["edit_date"] = int(time.time())
+        if m.thread_id is not None:
+            out |= {"message_thread_id": m.thread_id, "is_topic_message": True}
         return out

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_bridge.protocol.mcp import McpServer, Tool, ToolOutcome, mcp_config
+from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.tools import OutgoingFile, ToolContext, session_tools
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -26,7 +27,7 @@ class Chat:
 
 
 def server(tmp_path: Path, chat: Chat, limit: int = 50 * 1024 * 1024) -> McpServer:
-    context = ToolContext(cwd=tmp_path, chat_id=lambda: 111, sink=lambda: chat, upload_limit=limit)
+    context = ToolContext(cwd=tmp_path, place=lambda: Place(111), sink=lambda: chat, upload_limit=limit)
     return McpServer(session_tools(context))
 
 

@@ -450,3 +450,46 @@ async def test_commands_menu_round_trips_and_is_validated(api: FakeBotAPI, bot: 
     assert [c.command for c in await bot.get_my_commands()] == ["new", "switch"]
     with pytest.raises(BadRequest):
         await bot.set_my_commands([BotCommand("Bad-Name", "nope")])
+
+
+async def test_a_forum_topic_message_carries_its_thread_and_name_and_sends_record_the_thread(api: FakeBotAPI) -> None:
+    api.make_forum(GROUP)
+    thread = api.open_topic(GROUP, "Bugs")
+    seen: list[tuple[int | None, bool | None, str, bool | None]] = []
+
+    async def remember(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        assert message and message.reply_to_message and message.reply_to_message.forum_topic_created
+        name = message.reply_to_message.forum_topic_created.name
+        seen.append((message.message_thread_id, message.is_topic_message, name, message.chat.is_forum))
+        await context.bot.send_message(GROUP, "in the topic", message_thread_id=message.message_thread_id)
+        await context.bot.send_chat_action(GROUP, "typing", message_thread_id=message.message_thread_id)
+
+    app = build_app(api)
+    app.add_handler(MessageHandler(filters.TEXT, remember))
+    async with polling(app):
+        api.push_text(GROUP, "hello", user_id=7, thread_id=thread)
+        await api.wait_for("sendChatAction")
+
+    assert seen == [(thread, True, "Bugs", True)]
+    [message] = api.messages(GROUP)
+    assert message.thread_id == thread
+    assert api.calls_to("sendChatAction")[0].params["message_thread_id"] == thread
+
+
+async def test_create_forum_topic_works_in_forums_only_and_unknown_threads_are_refused(
+    api: FakeBotAPI, bot: ExtBot[Any]
+) -> None:
+    api.make_forum(GROUP)
+
+    topic = await bot.create_forum_topic(GROUP, "Research")
+
+    assert api.topics[(GROUP, topic.message_thread_id)] == "Research"
+    with pytest.raises(BadRequest, match="not a forum"):
+        await bot.create_forum_topic(-100999, "Nope")
+    with pytest.raises(BadRequest, match="not a forum"):
+        await bot.create_forum_topic(CHAT, "private without topics")
+    with pytest.raises(BadRequest, match="thread not found"):
+        await bot.send_message(GROUP, "lost", message_thread_id=topic.message_thread_id + 50)
+    api.topics_enabled = True
+    assert (await bot.create_forum_topic(CHAT, "private with topics")).message_thread_id

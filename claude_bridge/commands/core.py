@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable
 from claude_bridge.commands import asks, catalog
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import ago, conversation_line, session_line, status_text, task_line
-from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
+from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager, Where
 from claude_bridge.sessions.projects import looks_like_folder
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[int, list[str]], Awaitable[Reply]]
+Handler = Callable[[Where, list[str]], Awaitable[Reply]]
 MAX_CALLBACK_BYTES = 64  # Telegram's limit for a button's callback_data
 MAX_SESSION_CHOICES = 30  # a longer keyboard is unusable; /switch <name> still reaches the rest
 CONFIRM = "confirm"
@@ -65,7 +65,7 @@ class Commands:
         """Whether `name` (without the slash) is a command this layer runs."""
         return name in self._handlers
 
-    async def run(self, chat_id: int, line: str) -> Reply:
+    async def run(self, chat_id: Where, line: str) -> Reply:
         """Run one command line (`/model haiku`, or a choice's command) for the chat."""
         name, args = parse(line)
         handler = self._handlers.get(name)
@@ -74,20 +74,20 @@ class Commands:
         logger.debug("chat %s: /%s %s", chat_id, name, args)
         return await handler(chat_id, args)
 
-    def _active(self, chat_id: int) -> tuple[str, str]:
+    def _active(self, chat_id: Where) -> tuple[str, str]:
         """The active session (the default one on a fresh chat) and a line saying so if it was just made."""
         name, notice = self.manager.ensure_active(chat_id)
         return name, f"ℹ️ {notice}\n" if notice else ""
 
-    async def start(self, chat_id: int, args: list[str]) -> Reply:
+    async def start(self, chat_id: Where, args: list[str]) -> Reply:
         """/start: the greeting and the help."""
         return Reply(f"{catalog.GREETING}\n\n{self._help}")
 
-    async def help(self, chat_id: int, args: list[str]) -> Reply:
+    async def help(self, chat_id: Where, args: list[str]) -> Reply:
         """/help: the commands."""
         return Reply(self._help)
 
-    async def new(self, chat_id: int, args: list[str]) -> Reply:
+    async def new(self, chat_id: Where, args: list[str]) -> Reply:
         """/new [name] [folder] [persona]: create a session (in a project folder) and make it active.
 
         A second word with '/', or starting with '~' or '.', is a folder (the words up to a persona name, so a
@@ -117,7 +117,7 @@ class Commands:
         taken = {info.name for info in self.manager.list_sessions()}
         return next(f"s{n}" for n in range(1, len(taken) + 2) if f"s{n}" not in taken)
 
-    async def switch(self, chat_id: int, args: list[str]) -> Reply:
+    async def switch(self, chat_id: Where, args: list[str]) -> Reply:
         """/switch [name]: change the active session; without a name, offer the sessions to pick from."""
         if len(args) > 1:
             return Reply(catalog.usage("switch"))
@@ -131,14 +131,14 @@ class Commands:
         )
         return Reply(f"{notice}Switch to which session?", choices)
 
-    async def sessions(self, chat_id: int, args: list[str]) -> Reply:
+    async def sessions(self, chat_id: Where, args: list[str]) -> Reply:
         """/sessions: every session with its state, the active one marked."""
         current, notice = self._active(chat_id)
         now = self._clock()
         lines = [session_line(info, info.name == current, now) for info in self.manager.list_sessions()]
         return Reply("\n".join([f"{notice}Sessions:", *lines]))
 
-    async def model(self, chat_id: int, args: list[str]) -> Reply:
+    async def model(self, chat_id: Where, args: list[str]) -> Reply:
         """/model [name]: show the active session's model with the aliases to pick, or set it."""
         if len(args) > 1:
             return Reply(catalog.usage("model"))
@@ -153,7 +153,7 @@ class Commands:
         text = f"{notice}Model of “{name}”: {info.model} ({source}). Pick one or /model <full model id>."
         return Reply(text, choices)
 
-    async def persona(self, chat_id: int, args: list[str]) -> Reply:
+    async def persona(self, chat_id: Where, args: list[str]) -> Reply:
         """/persona [name]: show the personas to pick from, or set the active session's."""
         if len(args) > 1:
             return Reply(catalog.usage("persona"))
@@ -167,12 +167,12 @@ class Commands:
         lines += [f"• {p.name} — {p.description}" for p in personas.values()]
         return Reply("\n".join(lines), tuple(Choice(p, f"/persona {p}") for p in sorted(personas)))
 
-    async def mode(self, chat_id: int, args: list[str]) -> Reply:
+    async def mode(self, chat_id: Where, args: list[str]) -> Reply:
         """/mode [mode]: the active session's permission mode (ask first, accept edits, plan, skip prompts)."""
         name, notice = self._active(chat_id)
         return await asks.mode(self.manager, name, notice, args)
 
-    async def stop(self, chat_id: int, args: list[str]) -> Reply:
+    async def stop(self, chat_id: Where, args: list[str]) -> Reply:
         """/stop [name]: interrupt the running answer of the active (or named) session; its queue lives on."""
         if len(args) > 1:
             return Reply(catalog.usage("stop"))
@@ -181,12 +181,12 @@ class Commands:
             return Reply(f"{notice}⏹ Stopping “{name}”…")
         return Reply(f"{notice}Nothing is running in “{name}”.")
 
-    async def status(self, chat_id: int, args: list[str]) -> Reply:
+    async def status(self, chat_id: Where, args: list[str]) -> Reply:
         """/status: what the active session is doing."""
         name, notice = self._active(chat_id)
         return Reply(notice + status_text(self.manager.status(name), self._clock()))
 
-    async def tasks(self, chat_id: int, args: list[str]) -> Reply:
+    async def tasks(self, chat_id: Where, args: list[str]) -> Reply:
         """/tasks: the active session's running background tasks, a Stop choice each; /tasks stop <id> stops one."""
         if args and (len(args) != 2 or args[0] != "stop"):
             return Reply(catalog.usage("tasks"))
@@ -200,7 +200,7 @@ class Commands:
         lines = [f"{notice}Background tasks in “{name}”:", *(f"• {task_line(task)}" for task in running)]
         return Reply("\n".join(lines), tuple(_stop_choice(task.task_id, task.description) for task in running))
 
-    async def delete(self, chat_id: int, args: list[str]) -> Reply:
+    async def delete(self, chat_id: Where, args: list[str]) -> Reply:
         """/delete <name>: ask first; the confirming choice (`/delete <name> confirm <instance>`) deletes.
 
         The instance id names this very session, so a button left from an earlier session of that name deletes
@@ -221,7 +221,7 @@ class Commands:
             question = f"Delete session “{name}” with its folder and files? This cannot be undone."
         return Reply(question, choices)
 
-    async def resume(self, chat_id: int, args: list[str]) -> Reply:
+    async def resume(self, chat_id: Where, args: list[str]) -> Reply:
         """/resume [id]: the earlier conversations of the active session's folder to pick from, or continue one."""
         if len(args) > 1:
             return Reply(catalog.usage("resume"))
@@ -243,7 +243,7 @@ class Commands:
             choices.append(Choice(label, f"/resume {conversation.session_id}"))  # 8 + 36 bytes
         return Reply("\n".join(lines), tuple(choices))
 
-    async def cancel(self, chat_id: int, args: list[str]) -> Reply:
+    async def cancel(self, chat_id: Where, args: list[str]) -> Reply:
         """/cancel: the answer to a question's Cancel choice."""
         return Reply("Cancelled.")
 

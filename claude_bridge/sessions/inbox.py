@@ -44,6 +44,7 @@ class InboxEntry:
     chat_id: int
     content: Content
     state: EntryState
+    thread_id: int | None = None  # the forum topic it came from
 
 
 def _shape_problem(record: Any) -> str | None:
@@ -58,6 +59,9 @@ def _shape_problem(record: Any) -> str | None:
         chat_id = record.get("chat_id")
         if not isinstance(chat_id, int) or isinstance(chat_id, bool):
             return "'chat_id' must be an integer"
+        thread_id = record.get("thread_id")
+        if thread_id is not None and (not isinstance(thread_id, int) or isinstance(thread_id, bool)):
+            return "'thread_id' must be an integer"
         content = record.get("content")
         if not isinstance(content, str) and not (
             isinstance(content, list) and all(isinstance(block, dict) for block in content)
@@ -111,16 +115,20 @@ class Inbox:
                 raise StateDamaged(INBOX_FILE, f"line {number}: {problem}")
             entry_id, op = record["id"], record["op"]
             if op == InboxOp.ADD:
-                entries[entry_id] = InboxEntry(entry_id, record["chat_id"], record["content"], EntryState.QUEUED)
+                entries[entry_id] = InboxEntry(
+                    entry_id, record["chat_id"], record["content"], EntryState.QUEUED, record.get("thread_id")
+                )
             elif entry_id in entries:
                 entries[entry_id].state = EntryState(op)
         return list(entries.values())
 
-    async def add(self, chat_id: int, content: Content) -> str:
+    async def add(self, chat_id: int, content: Content, thread_id: int | None = None) -> str:
         """Durably record a new message; returns its entry id."""
         self._seq += 1
         entry_id = f"{time.time_ns()}-{self._seq}"
-        record = {"op": InboxOp.ADD.value, "id": entry_id, "chat_id": chat_id, "content": content}
+        record: dict[str, Any] = {"op": InboxOp.ADD.value, "id": entry_id, "chat_id": chat_id, "content": content}
+        if thread_id is not None:
+            record["thread_id"] = thread_id
         async with self._lock:
             await asyncio.to_thread(self._append, record)
         return entry_id

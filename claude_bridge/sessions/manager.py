@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.protocol.events import TaskInfo, TurnResult
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.info import SessionInfo
+from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
@@ -51,12 +53,14 @@ __all__ = [
     "USER_MODES",
     "Delivery",
     "Notice",
+    "Place",
     "ProcessLike",
     "SessionInfo",
     "SessionManager",
     "SessionState",
     "Spawner",
     "TaskInfo",
+    "Where",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,7 +71,7 @@ USER_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 PROMPT_ANSWER = "prompt_answer"  # the result subtype of a typed message that answered a waiting prompt
 DEFAULT_SESSION = "default"
 
-Notifier = Callable[[int, str], Awaitable[None]]
+Notifier = Callable[[Where, str], Awaitable[None]]  # a chat id, or a chat's forum topic
 
 
 class SessionManager:
@@ -171,19 +175,21 @@ class SessionManager:
             for entry in entries:
                 if entry.state == EntryState.SENT:
                     await self._tell(
-                        entry.chat_id,
+                        Place(entry.chat_id, entry.thread_id),
                         f"⚠️ The bot restarted while Claude was working on your message “{_excerpt(entry.content)}” "
                         f"in session {name}. It was cut off and not re-sent (its tools may have run).",
                     )
                     await session.inbox.mark(entry.id, InboxOp.DONE)
             pending = [entry for entry in entries if entry.state == EntryState.QUEUED]
-            for chat_id in dict.fromkeys(entry.chat_id for entry in pending):
-                count = sum(1 for entry in pending if entry.chat_id == chat_id)
+            for place in dict.fromkeys(Place(entry.chat_id, entry.thread_id) for entry in pending):
+                count = sum(1 for entry in pending if Place(entry.chat_id, entry.thread_id) == place)
                 await self._tell(
-                    chat_id, f"↻ Delivering {count} message(s) to session {name} that arrived before the restart."
+                    place, f"↻ Delivering {count} message(s) to session {name} that arrived before the restart."
                 )
             for entry in pending:
-                delivery = Delivery(name, entry.chat_id, entry.content, entry.id, session.ahead())
+                delivery = Delivery(
+                    name, entry.chat_id, entry.content, entry.id, session.ahead(), thread_id=entry.thread_id
+                )
                 session.worker.accept(delivery)
                 deliveries.append(delivery)
             if not pending:
@@ -225,28 +231,41 @@ class SessionManager:
 
     # -- chats --
 
-    def active_session(self, chat_id: int) -> str | None:
-        """The chat's active session name, if it has one that still exists."""
-        return self._routes.get(chat_id)
+    def active_session(self, where: Where) -> str | None:
+        """The chat's (or forum topic's) active session name, if it has one that still exists."""
+        return self._routes.get(where)
 
-    def ensure_active(self, chat_id: int) -> tuple[str, str | None]:
-        """The chat's active session, creating or adopting "default" as a first message does (+ the notice, or None)."""
-        name = self._routes.get(chat_id)
+    def ensure_active(self, where: Where, *, topic: str = "") -> tuple[str, str | None]:
+        """The active session, made as a first message does (+ the notice, or None): a chat creates or adopts
+        "default"; a forum topic gets a new session of its own, named after the topic (`topic`, its title)."""
+        place = Place.of(where)
+        name = self._routes.get(place)
         if name is not None:
             return name, None
+        if place.thread_id is not None:
+            name = self._topic_name(topic, place.thread_id)
+            self.create(name)
+            self._routes.set(place, name)
+            return name, f"Created session “{name}” for this topic; messages here go to it."
         name = DEFAULT_SESSION
         if self._store.exists(name):
             notice = f"Using session “{name}”. /sessions lists all, /new makes another."
         else:
             self.create(name)
             notice = f"Created session “{name}” and made it active. /new makes another, /switch changes."
-        self._routes.set(chat_id, name)
+        self._routes.set(place, name)
         return name, notice
 
-    def switch(self, chat_id: int, name: str) -> SessionInfo:
-        """Make `name` the chat's active session."""
+    def _topic_name(self, topic: str, thread_id: int) -> str:
+        """A free session name from a topic's title ("Bug #12: login" → "bug-12-login"), else from its id."""
+        slug = "-".join(re.findall(r"[a-z0-9]+", topic.lower()))[:28].strip("-") or f"topic-{thread_id}"
+        candidates = [slug] + [f"{slug[: 28 - len(str(n))]}-{n}" for n in range(2, self.max_sessions + 2)]
+        return next(name for name in candidates if not self._store.exists(name))
+
+    def switch(self, where: Where, name: str) -> SessionInfo:
+        """Make `name` the active session of the chat (or forum topic)."""
         self._get(name)
-        self._routes.set(chat_id, name)
+        self._routes.set(where, name)
         return self.status(name)
 
     # -- sessions --
@@ -440,16 +459,17 @@ class SessionManager:
             self._routes.forget(name)
         logger.info("deleted session %s", name)
 
-    async def send(self, chat_id: int, content: Content) -> Delivery:
-        """Accept a message for the chat's active session: durably queued before this returns."""
+    async def send(self, where: Where, content: Content, *, topic: str = "") -> Delivery:
+        """Accept a message for the chat's (or forum topic's) active session: durably queued before this returns."""
         if self._closed:
             raise SessionError("The bot is shutting down; send your message again in a moment.")
-        name, notice = self.ensure_active(chat_id)
+        place = Place.of(where)
+        name, notice = self.ensure_active(place, topic=topic)
         session = self._repaired(name)
         if session.damage:
             raise SessionError(f"Session “{name}” is {session.damage}. Your message was not sent; fix or /delete it.")
         if isinstance(content, str) and (prompt := self.prompts.typed(name, content)) is not None:
-            return _answered_prompt(name, chat_id, content, prompt.outcome or "✍️ Noted; answer the next question.")
+            return _answered_prompt(name, place, content, prompt.outcome or "✍️ Noted; answer the next question.")
         # One at a time per session: the inbox order is the delivery order, and delete cannot cut in.
         async with session.lock:
             if session.deleted:
@@ -464,10 +484,10 @@ class SessionManager:
                     f"The queue of session “{name}” is full ({self.max_queued} messages waiting); this message was "
                     "not sent. Send it again once Claude has caught up, or /stop the running answer."
                 )
-            session.last_chat_id = chat_id
+            session.last_place = place
             session.meta.last_active = self._clock()
-            entry_id = await session.inbox.add(chat_id, content)
-            delivery = Delivery(name, chat_id, content, entry_id, session.ahead())
+            entry_id = await session.inbox.add(place.chat_id, content, place.thread_id)
+            delivery = Delivery(name, place.chat_id, content, entry_id, session.ahead(), thread_id=place.thread_id)
             if notice:
                 delivery.notice(notice)
             session.worker.accept(delivery)
@@ -475,24 +495,24 @@ class SessionManager:
 
     # -- notices outside a delivery --
 
-    def _tell_soon(self, chat_id: int, text: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._tell(chat_id, text))
+    def _tell_soon(self, where: Where, text: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._tell(where, text))
         self._notices.add(task)
         task.add_done_callback(self._notices.discard)
 
-    async def _tell(self, chat_id: int, text: str) -> None:
+    async def _tell(self, where: Where, text: str) -> None:
         if self.notify is None:
-            logger.warning("no front end to tell chat %s: %s", chat_id, text)
+            logger.warning("no front end to tell chat %s: %s", Place.of(where).key, text)
             return
         try:
-            await self.notify(chat_id, text)
+            await self.notify(Place.of(where).where, text)
         except Exception:
-            logger.exception("could not notify chat %s", chat_id)
+            logger.exception("could not notify chat %s", Place.of(where).key)
 
 
-def _answered_prompt(name: str, chat_id: int, content: Content, outcome: str) -> Delivery:
+def _answered_prompt(name: str, place: Place, content: Content, outcome: str) -> Delivery:
     """A typed message that answered a waiting prompt instead of becoming a turn: already finished."""
-    delivery = Delivery(name, chat_id, content, entry_id="", position=0)
+    delivery = Delivery(name, place.chat_id, content, entry_id="", position=0, thread_id=place.thread_id)
     delivery.finish(
         TurnResult(subtype=PROMPT_ANSWER, is_error=False, text=f"↩️ Sent to Claude as your answer. {outcome}")
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from claude_bridge.protocol.events import PermissionRequest, ToolUse
 from claude_bridge.protocol.messages import allow, deny
+from claude_bridge.sessions.place import Place, Where
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Prompt:
     outcome: str = ""
     reminded: bool = False
     answers: dict[int, str] = field(default_factory=dict)
+    thread_id: int | None = None  # the forum topic it is shown in
     toggled: dict[int, set[int]] = field(default_factory=dict)
     answer: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -207,20 +209,25 @@ class PromptBoard:
         return self._tool_uses.get(tool_use_id)
 
     async def prompt_for(
-        self, request: PermissionRequest, session: str, chat_id: int, raw: Mapping[str, Any]
+        self, request: PermissionRequest, session: str, where: Where, raw: Mapping[str, Any]
     ) -> Prompt:
         """The Prompt for one `can_use_tool` request (`raw` = the request body, for its suggestions)."""
+        place = Place.of(where)
+
+        def prompt(kind: PromptKind, **fields: Any) -> Prompt:
+            return Prompt(self._new_id(), session, place.chat_id, kind, request, thread_id=place.thread_id, **fields)
+
         suggestions = tuple(s for s in raw.get("permission_suggestions") or [] if isinstance(s, Mapping))
         if request.tool_name == ASK_TOOL:
             questions = tuple(Question.of(q) for q in request.input.get("questions") or [] if isinstance(q, Mapping))
-            return Prompt(self._new_id(), session, chat_id, PromptKind.QUESTION, request, questions=questions)
+            return prompt(PromptKind.QUESTION, questions=questions)
         if request.tool_name == PLAN_TOOL:
             plan = str(request.input.get("plan") or "")
             if not plan and request.tool_use_id:
                 seen = await self.tool_use(request.tool_use_id)
                 plan = str(seen.input.get("plan") or "") if seen else ""
-            return Prompt(self._new_id(), session, chat_id, PromptKind.PLAN, request, plan=plan or "(no plan text)")
-        return Prompt(self._new_id(), session, chat_id, PromptKind.TOOL, request, suggestions=suggestions)
+            return prompt(PromptKind.PLAN, plan=plan or "(no plan text)")
+        return prompt(PromptKind.TOOL, suggestions=suggestions)
 
     def _new_id(self) -> str:
         # Random, not counted: a button from before a restart must never hit a new prompt.

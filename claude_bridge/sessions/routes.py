@@ -1,4 +1,5 @@
-"""Which session each chat talks to: chats.json, a map of chat id → session name that survives restarts.
+"""Which session each chat (or forum topic) talks to: chats.json, a map of place → session name that survives
+restarts; keys are "<chat>" or, for a topic, "<chat>:<thread>".
 
 It knows names only; whether a session exists is asked of the caller's `exists` function.
 """
@@ -11,14 +12,15 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.store import NAME_RE, write_json_atomic
 
 logger = logging.getLogger(__name__)
-_CHAT = re.compile(r"-?[0-9]{1,20}")
+_CHAT = re.compile(r"-?[0-9]{1,20}(:[0-9]{1,20})?")
 
 
 class ChatRoutes:
-    """Each chat's active session, written atomically on every change."""
+    """Each chat's (and each topic's) active session, written atomically on every change."""
 
     def __init__(self, path: Path, exists: Callable[[str], bool]) -> None:
         self.path = path
@@ -45,13 +47,13 @@ class ChatRoutes:
                 logger.error("%s: dropped the unreadable route %r → %r", self.path, chat, name)
         return routes
 
-    def get(self, chat_id: int) -> str | None:
-        """The chat's active session, if it has one that still exists."""
-        name = self._routes.get(str(chat_id))
+    def get(self, where: Where) -> str | None:
+        """The chat's (or topic's) active session, if it has one that still exists."""
+        name = self._routes.get(Place.of(where).key)
         return name if name and self._exists(name) else None
 
-    def set(self, chat_id: int, name: str) -> None:
-        self._routes[str(chat_id)] = name
+    def set(self, where: Where, name: str) -> None:
+        self._routes[Place.of(where).key] = name
         write_json_atomic(self.path, self._routes)
 
     def forget(self, name: str) -> None:

@@ -32,6 +32,7 @@ from claude_bridge.protocol.events import (
 from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import allow, deny, mcp_response
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
+from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.prompts import PromptBoard, PromptKind
 from claude_bridge.sessions.store import (
@@ -107,7 +108,7 @@ class Runtime:
     spawn: Spawner
     base: ProcessOptions
     clock: Callable[[], float]
-    tell: Callable[[int, str], None]  # a notice for a chat outside any delivery (fire and forget)
+    tell: Callable[[Place, str], None]  # a notice for a chat (topic) outside any delivery (fire and forget)
     file_sink: Callable[[], FileSink | None] = lambda: None  # how send_file reaches the chat (the front end's)
     # How a turn Claude started by itself reaches the chat (the front end's).
     show_claude_turn: Callable[[], Callable[[Delivery], None] | None] = lambda: None
@@ -132,7 +133,7 @@ class Session:
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
-        context = ToolContext(self.directory, lambda: self.last_chat_id, runtime.file_sink, runtime.upload_limit)
+        context = ToolContext(self.directory, lambda: self.last_place, runtime.file_sink, runtime.upload_limit)
         self.tools = McpServer(session_tools(context))
 
     # -- what the pool and the manager read --
@@ -154,6 +155,17 @@ class Session:
     @last_chat_id.setter
     def last_chat_id(self, chat_id: int | None) -> None:
         self.meta.last_chat_id = chat_id
+
+    @property
+    def last_place(self) -> Place | None:
+        """The chat (and forum topic) that last talked to this session: Claude's own turns and files go there."""
+        if self.meta.last_chat_id is None:
+            return None
+        return Place(self.meta.last_chat_id, self.meta.last_thread_id)
+
+    @last_place.setter
+    def last_place(self, place: Place) -> None:
+        self.meta.last_chat_id, self.meta.last_thread_id = place.chat_id, place.thread_id
 
     @property
     def busy(self) -> bool:
@@ -236,10 +248,10 @@ class Session:
         lines = "\n".join(f"• {task.description or task.task_id}" for task in tasks)
         text = f"⚙️ {self.name}: the session {why}, so its background task(s) were stopped:\n{lines}"
         logger.info("session %s: stopped %d background task(s) with the process", self.name, len(tasks))
-        if self.last_chat_id is None:
+        if self.last_place is None:
             logger.warning("session %s: no chat to tell that its background tasks were stopped", self.name)
             return
-        self._rt.tell(self.last_chat_id, text)
+        self._rt.tell(self.last_place, text)
 
     async def stop_task(self, task_id: str) -> TaskInfo:
         """Stop one running background task by its id (or a unique prefix of it); SessionError if there is none."""
@@ -323,11 +335,11 @@ class Session:
     async def _ask_human(self, permission: PermissionRequest, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """A tool approval, a question or a plan: shown in the chat of the message being answered (else the last)."""
         current = self.worker.current
-        chat_id = current.chat_id if current is not None else self.last_chat_id
-        if chat_id is None:
+        place = current.place if current is not None else self.last_place
+        if place is None:
             return deny("Nobody is in a chat with this session to approve it.")
         board = self._rt.prompts
-        prompt = await board.prompt_for(permission, self.name, chat_id, body)
+        prompt = await board.prompt_for(permission, self.name, place, body)
         answer = await board.ask(prompt)
         if prompt.kind == PromptKind.PLAN and answer.get("behavior") == "allow" and self.meta.permission_mode == "plan":
             # The CLI leaves plan mode once its plan is approved (§16.3); a restart must not bring it back.
@@ -340,11 +352,19 @@ class Session:
 
     def _on_claude_turn(self, turn: Turn) -> None:
         """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
-        chat_id = self.last_chat_id
+        place = self.last_place
         show = self._rt.show_claude_turn()
         header = turn.header or "Claude continued on its own"
-        delivery = Delivery(self.name, chat_id or 0, "", f"claude-{id(turn):x}", 0, header=header)
-        if chat_id is None or show is None:
+        delivery = Delivery(
+            self.name,
+            place.chat_id if place else 0,
+            "",
+            f"claude-{id(turn):x}",
+            0,
+            header=header,
+            thread_id=place.thread_id if place else None,
+        )
+        if place is None or show is None:
             logger.warning("session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, header)
         else:
             show(delivery)
@@ -385,15 +405,15 @@ class Session:
             except OSError as exc:
                 logger.error("session %s: could not save metadata: %s", self.name, exc)
         current = self.worker.current
-        chat_id = current.chat_id if current else self.last_chat_id
+        place = current.place if current else self.last_place
         # A crash mid-turn is already told by that turn's own error; say it here only for an idle session.
         told_by_turn = status.kind == "crashed" and (current is not None or self.claude_busy)
         if status.kind not in ("crashed", "gave_up", "recovered", "conversation_lost") or told_by_turn:
             return
-        if chat_id is None:
+        if place is None:
             logger.warning("session %s: no chat to tell %s: %s", self.name, status.kind, status.message)
             return
-        self._rt.tell(chat_id, f"⚙️ {self.name}: {status.message}")
+        self._rt.tell(place, f"⚙️ {self.name}: {status.message}")
 
     # -- one message --
 

@@ -162,6 +162,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "created_workspace": (bool,),
     "instance": (str,),
     "last_chat_id": (int, type(None)),
+    "last_thread_id": (int, type(None)),
 }
 
 
@@ -184,6 +185,7 @@ class Metadata:
     created_workspace: bool = False  # only a folder the bot made is removed by /delete
     instance: str = ""  # tells this session apart from an earlier one of the same name (delete buttons)
     last_chat_id: int | None = None  # the chat that last talked to the session: Claude's own turns go there
+    last_thread_id: int | None = None  # and its forum topic, if it was one
 
     @classmethod
     def from_dict(cls, raw: Any, name: str) -> Metadata:

@@ -16,6 +16,7 @@ from typing import Any
 
 from claude_bridge.errors import BridgeError
 from claude_bridge.protocol.mcp import Tool, ToolOutcome
+from claude_bridge.sessions.place import Place
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class OutgoingFile:
     caption: str
     as_photo: bool
     size: int
+    thread_id: int | None = None  # the forum topic it goes to
 
 
 FileSink = Callable[[OutgoingFile], Awaitable[None]]
@@ -54,7 +56,7 @@ class ToolContext:
     """What the tools of one session need: its folder, where its answers go, and how files get there."""
 
     cwd: Path
-    chat_id: Callable[[], int | None]
+    place: Callable[[], Place | None]
     sink: Callable[[], FileSink | None]
     upload_limit: int
 
@@ -97,19 +99,19 @@ async def send_file(context: ToolContext, arguments: Mapping[str, Any]) -> ToolO
     if isinstance(checked, str):
         return ToolOutcome(checked, is_error=True)
     path, size, as_photo = checked
-    chat_id, sink = context.chat_id(), context.sink()
-    if chat_id is None or sink is None:
+    place, sink = context.place(), context.sink()
+    if place is None or sink is None:
         return ToolOutcome("No chat to send to: nobody has written to this session from Telegram yet.", is_error=True)
     note = ""
     if len(caption) > CAPTION_LIMIT:
         caption, note = caption[: CAPTION_LIMIT - 1] + "…", f" The caption was cut to {CAPTION_LIMIT} characters."
-    outgoing = OutgoingFile(chat_id, path, caption, as_photo, size)
+    outgoing = OutgoingFile(place.chat_id, path, caption, as_photo, size, place.thread_id)
     try:
         await sink(outgoing)
     except (BridgeError, OSError) as exc:
         return ToolOutcome(f"Telegram did not take the file: {exc}", is_error=True)
     kind = "photo" if outgoing.as_photo else "document"
-    logger.info("sent %s (%d bytes) to chat %s as a %s", path.name, size, chat_id, kind)
+    logger.info("sent %s (%d bytes) to chat %s as a %s", path.name, size, place.key, kind)
     return ToolOutcome(f"Sent {path.name} ({_size(size)}) to the user's chat as a {kind}.{note}")
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from claude_bridge.protocol.events import CANCELLED, Event, TurnResult
 from claude_bridge.sessions.inbox import Content
+from claude_bridge.sessions.place import Place
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +43,19 @@ class Delivery:
     events, ending with exactly one TurnResult."""
 
     def __init__(
-        self, session: str, chat_id: int, content: Content, entry_id: str, position: int, *, header: str = ""
+        self,
+        session: str,
+        chat_id: int,
+        content: Content,
+        entry_id: str,
+        position: int,
+        *,
+        header: str = "",
+        thread_id: int | None = None,
     ) -> None:
         self.session = session
         self.chat_id = chat_id
+        self.thread_id = thread_id  # the forum topic its answer goes to; None = the chat itself
         self.content = content
         self.entry_id = entry_id
         self.position = position
@@ -53,6 +63,10 @@ class Delivery:
         self.result: TurnResult | None = None
         self.done = asyncio.Event()
         self._queue: asyncio.Queue[Event | Notice] = asyncio.Queue()
+
+    @property
+    def place(self) -> Place:
+        return Place(self.chat_id, self.thread_id)
 
     @property
     def by_claude(self) -> bool:

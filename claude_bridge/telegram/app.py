@@ -24,6 +24,7 @@ from telegram import (
     Message,
     Update,
 )
+from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -41,13 +42,14 @@ from claude_bridge.commands.core import Commands
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import claude_turn_header
 from claude_bridge.errors import BridgeError
-from claude_bridge.sessions.manager import Delivery, SessionManager
+from claude_bridge.sessions.manager import Delivery, Place, SessionManager, Where
 from claude_bridge.settings import Settings
 from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.gate import make_gate
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
+from claude_bridge.telegram.topics import open_topic, place_of, topic_opened, topic_title
 from claude_bridge.telegram.voice import Borrowed, voice_handler
 
 logger = logging.getLogger(__name__)
@@ -77,17 +79,22 @@ def state_of(context: ContextTypes.DEFAULT_TYPE) -> BotState:
     return state
 
 
-def sender_for(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> Sender:
-    return Sender(context.bot, state_of(context).outboxes(chat_id))
+def sender_for(context: ContextTypes.DEFAULT_TYPE, chat_id: int, thread_id: int | None = None) -> Sender:
+    return Sender(context.bot, state_of(context).outboxes(chat_id), thread_id)
+
+
+def sender_of(context: ContextTypes.DEFAULT_TYPE, update: Update) -> Sender:
+    """A sender for the update's chat and forum topic."""
+    place = place_of(update)
+    return sender_for(context, place.chat_id, place.thread_id)
 
 
 async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, **kwargs: Any) -> None:
-    """A short plain answer to a command, through the chat's outbox."""
-    chat = update.effective_chat
-    if chat is None:
+    """A short plain answer to a command, through the chat's outbox, in the update's forum topic."""
+    if update.effective_chat is None:
         return
     message = update.effective_message
-    future = sender_for(context, chat.id).text(text, reply_to=message.message_id if message else None, **kwargs)
+    future = sender_of(context, update).text(text, reply_to=message.message_id if message else None, **kwargs)
     with contextlib.suppress(Exception):
         await future
 
@@ -96,12 +103,13 @@ async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, *
 
 
 async def run_delivery(state: BotState, bot: Any, delivery: Delivery, reply_to: int | None) -> None:
-    """Show one delivery's turn in its chat."""
+    """Show one delivery's turn in its chat (and forum topic)."""
     chat_id = delivery.chat_id
-    sender = Sender(bot, state.outboxes(chat_id))
+    sender = Sender(bot, state.outboxes(chat_id), delivery.thread_id)
     if delivery.by_claude:
         # Claude's own turn: a message of its own (so the phone notifies) saying what started it.
-        elsewhere = delivery.session if state.manager.active_session(chat_id) != delivery.session else None
+        active = state.manager.active_session(delivery.place)
+        elsewhere = delivery.session if active != delivery.session else None
         sender.answer(claude_turn_header(delivery.header, elsewhere))
     if delivery.position > 0:
         sender.text(
@@ -127,13 +135,13 @@ def _view_done(state: BotState) -> Any:
 
 
 async def submit(update: Update, context: ContextTypes.DEFAULT_TYPE, content: str | list[dict[str, Any]]) -> None:
-    """Hand a message to the chat's active session and show the answer as it streams."""
+    """Hand a message to the active session of its chat or forum topic and show the answer as it streams."""
     state = state_of(context)
-    chat = update.effective_chat
     message = update.effective_message
-    assert chat is not None and message is not None
-    delivery = await state.manager.send(chat.id, content)
-    logger.debug("chat %s → session %s: %r", chat.id, delivery.session, content)
+    assert message is not None
+    place = place_of(update)
+    delivery = await state.manager.send(place, content, topic=topic_title(update))
+    logger.debug("%s → session %s: %r", place.key, delivery.session, content)
     start_view(state, context.bot, delivery, message.message_id)
 
 
@@ -250,9 +258,7 @@ async def download_to_files(
     limit = state.download_limit
     if await _refused_by_size(update, context, item, limit):
         return None
-    chat = update.effective_chat
-    assert chat is not None
-    name, notice = state.manager.ensure_active(chat.id)
+    name, notice = state.manager.ensure_active(place_of(update), topic=topic_title(update))
     if notice:
         await reply(update, context, f"ℹ️ {notice}")
     final = state.manager.files_dir(name) / unique_name(original)
@@ -276,10 +282,8 @@ async def download_to_files(
 async def save_upload(update: Update, context: ContextTypes.DEFAULT_TYPE, original: str, data: bytes) -> Path:
     """Save an attachment in the active session's files/ (creating the default session first if there is none)."""
     state = state_of(context)
-    chat = update.effective_chat
-    assert chat is not None
-    # The first message creates the default session; do that now so the file has a home.
-    name, notice = state.manager.ensure_active(chat.id)
+    # The first message creates the default session (or the topic's); do that now so the file has a home.
+    name, notice = state.manager.ensure_active(place_of(update), topic=topic_title(update))
     if notice:
         await reply(update, context, f"ℹ️ {notice}")
     path = state.manager.files_dir(name) / unique_name(original)
@@ -326,7 +330,30 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     """Any /command (known or not): the command layer answers it."""
     message = update.effective_message
     assert message is not None
-    await show(update, context, await state_of(context).commands.run(_chat_id(update), message.text or ""))
+    line = message.text or ""
+    place = await _new_topic(update, context, line) or place_of(update)
+    try:
+        answer = await state_of(context).commands.run(place, line)
+    except BridgeError:
+        if place != place_of(update):  # the new session was refused: its topic goes too
+            with contextlib.suppress(TelegramError):
+                await context.bot.delete_forum_topic(place.chat_id, place.thread_id or 0)
+        raise
+    if place != place_of(update):  # /new opened a topic: the answer goes there, and here a pointer to it
+        with contextlib.suppress(Exception):
+            await sender_for(context, place.chat_id, place.thread_id).text(answer.text)
+        answer = Reply(topic_opened(line))
+    await show(update, context, answer)
+
+
+async def _new_topic(update: Update, context: ContextTypes.DEFAULT_TYPE, line: str) -> Place | None:
+    """/new in a forum's General topic opens a topic for the new session; None where it cannot (and says why)."""
+    try:
+        return await open_topic(context.bot, update, line)
+    except TelegramError as exc:
+        logger.info("%s: could not create a topic for /new (%s)", place_of(update).key, exc)
+        await reply(update, context, f"ℹ️ Could not open a topic for the new session ({exc}); it is this chat's.")
+        return None
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -338,12 +365,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     with contextlib.suppress(Exception):
         if isinstance(query.message, Message):
             await query.message.edit_reply_markup(None)
-    await show(update, context, await state_of(context).commands.run(_chat_id(update), query.data or ""))
-
-
-def _chat_id(update: Update) -> int:
-    assert update.effective_chat is not None
-    return update.effective_chat.id
+    await show(update, context, await state_of(context).commands.run(place_of(update), query.data or ""))
 
 
 async def on_raw_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -351,11 +373,11 @@ async def on_raw_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     stopped = update.api_kwargs.get("stopped_message_generation") if update.api_kwargs else None
     if not isinstance(stopped, dict):
         return
-    chat_id = (stopped.get("chat") or {}).get("id")
+    chat_id, thread_id = (stopped.get("chat") or {}).get("id"), stopped.get("message_thread_id")
     if not isinstance(chat_id, int):
         return
     manager = state_of(context).manager
-    name = manager.active_session(chat_id)
+    name = manager.active_session(Place(chat_id, thread_id if isinstance(thread_id, int) else None))
     if name is not None:
         await manager.interrupt(name)
 
@@ -372,7 +394,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     logger.error("error while handling an update", exc_info=error)
     with contextlib.suppress(Exception):
-        sender_for(context, update.effective_chat.id).text(f"⚠️ Internal error: {error}")
+        sender_of(context, update).text(f"⚠️ Internal error: {error}")
 
 
 # ---- wiring --------------------------------------------------------------------------------------
@@ -401,8 +423,9 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
     state = BotState(settings, manager)
     app.bot_data["state"] = state
 
-    async def notify(chat_id: int, text: str) -> None:
-        await Sender(app.bot, state.outboxes(chat_id)).text(text)
+    async def notify(where: Where, text: str) -> None:
+        place = Place.of(where)
+        await Sender(app.bot, state.outboxes(place.chat_id), place.thread_id).text(text)
 
     manager.notify = notify
     manager.file_sink = file_sink(app.bot, state.outboxes)
@@ -421,7 +444,7 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, on_edited))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
     app.add_handler(MessageHandler(filters.Document.ALL | filters.PHOTO, on_upload))
-    app.add_handler(voice_handler(settings.transcribe, Borrowed(download, save_upload, submit, sender_for)))
+    app.add_handler(voice_handler(settings.transcribe, Borrowed(download, save_upload, submit, sender_of)))
     app.add_handler(TypeHandler(Update, on_raw_update), group=1)
     app.add_error_handler(on_error)
     return app

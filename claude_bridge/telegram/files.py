@@ -24,12 +24,13 @@ def file_sink(bot: Bot, outbox_for: Callable[[int], Outbox]) -> FileSink:
 
     async def deliver(outgoing: OutgoingFile) -> None:
         chat_id, path, caption = outgoing.chat_id, outgoing.path, outgoing.caption or None
+        thread_id = outgoing.thread_id
 
         def document() -> Any:
-            return bot.send_document(chat_id, path, caption=caption, filename=path.name)
+            return bot.send_document(chat_id, path, caption=caption, filename=path.name, message_thread_id=thread_id)
 
         def photo() -> Any:
-            return bot.send_photo(chat_id, path, caption=caption)
+            return bot.send_photo(chat_id, path, caption=caption, message_thread_id=thread_id)
 
         future = outbox_for(chat_id).send(
             photo if outgoing.as_photo else document, fallback=document if outgoing.as_photo else None

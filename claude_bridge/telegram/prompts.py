@@ -51,7 +51,7 @@ class PromptMessages:
     def __call__(self, prompt: Prompt) -> None:
         reply = prompt_reply(prompt)
         markup = prompt_keyboard(reply.choices) if prompt.waiting else None
-        sender = Sender(self.bot, self.outbox_for(prompt.chat_id))
+        sender = Sender(self.bot, self.outbox_for(prompt.chat_id), prompt.thread_id)
         sent = self._sent.get(prompt.id)
         if sent is None:
             if prompt.kind == PromptKind.PLAN:
@@ -83,7 +83,10 @@ class PromptMessages:
             if not isinstance(message, Message):
                 return None
             return await self.bot.send_message(
-                message.chat_id, "⏰ Claude is still waiting for your answer.", reply_to_message_id=message.message_id
+                message.chat_id,
+                "⏰ Claude is still waiting for your answer.",
+                reply_to_message_id=message.message_id,
+                message_thread_id=message.message_thread_id,
             )
 
         outbox.send(remind)

@@ -65,12 +65,13 @@ class _Progress:
 
 
 class Sender:
-    """Telegram calls for one chat, all through its Outbox."""
+    """Telegram calls for one chat (and, in a forum, one topic: `thread_id`), all through the chat's Outbox."""
 
-    def __init__(self, bot: Bot, outbox: Outbox) -> None:
+    def __init__(self, bot: Bot, outbox: Outbox, thread_id: int | None = None) -> None:
         self.bot = bot
         self.outbox = outbox
         self.chat_id = outbox.chat_id
+        self.thread_id = thread_id  # every new message, draft and chat action goes to this topic
 
     def text(
         self, text: str, *, reply_to: int | None = None, markup: InlineKeyboardMarkup | None = None
@@ -93,6 +94,7 @@ class Sender:
                 parse_mode=None,
                 reply_markup=markup,
                 reply_parameters=_reply(reply_to),
+                message_thread_id=self.thread_id,
             )
 
         plain = chunk_plain_text(chunk)
@@ -101,7 +103,13 @@ class Sender:
 
     def document(self, name: str, data: bytes, caption: str = "") -> asyncio.Future[Any]:
         return self.outbox.send(
-            lambda: self.bot.send_document(self.chat_id, io.BytesIO(data), filename=name, caption=caption[:1024])
+            lambda: self.bot.send_document(
+                self.chat_id,
+                io.BytesIO(data),
+                filename=name,
+                caption=caption[:1024],
+                message_thread_id=self.thread_id,
+            )
         )
 
     def answer(self, markdown: str, *, reply_to: int | None = None) -> list[asyncio.Future[Any]]:
@@ -206,6 +214,7 @@ class TurnView:
                     self.chat_id,
                     self.draft_id,
                     text=tail.text,
+                    message_thread_id=self.sender.thread_id,
                     entities=list(tail.entities) or None,
                     parse_mode=None,
                     api_kwargs={"can_stop": True},
@@ -248,7 +257,12 @@ class TurnView:
         self.progress.lines.append(line)
         if self.progress.message_id is None:
             self.progress.message_id = self.sender.outbox.send(
-                lambda: self.bot.send_message(self.chat_id, progress_text(self.progress.lines), parse_mode=None)
+                lambda: self.bot.send_message(
+                    self.chat_id,
+                    progress_text(self.progress.lines),
+                    parse_mode=None,
+                    message_thread_id=self.sender.thread_id,
+                )
             )
         else:
             self._progress_frame()
@@ -268,7 +282,7 @@ class TurnView:
 
     async def _keep_typing(self) -> None:
         def typing() -> Any:
-            return self.bot.send_chat_action(self.chat_id, ChatAction.TYPING)
+            return self.bot.send_chat_action(self.chat_id, ChatAction.TYPING, message_thread_id=self.sender.thread_id)
 
         while True:
             self.sender.outbox.frame(self._key("typing"), typing, kind=OpKind.ACTION)

@@ -39,7 +39,7 @@ class Borrowed:
     download: Callable[[Update, Context, Any], Awaitable[bytes | None]]
     save: Callable[[Update, Context, str, bytes], Awaitable[Path]]
     submit: Callable[[Update, Context, str], Awaitable[None]]
-    sender_for: Callable[[Context, int], Sender]
+    sender_for: Callable[[Context, Update], Sender]  # the update's chat and forum topic
 
 
 def voice_handler(settings: TranscribeSettings, borrowed: Borrowed) -> MessageHandler[Any, None]:
@@ -49,7 +49,7 @@ def voice_handler(settings: TranscribeSettings, borrowed: Borrowed) -> MessageHa
         """Save the audio, transcribe it, show the transcript and hand it to Claude; say why when that fails."""
         message, chat = update.effective_message, update.effective_chat
         assert message is not None and chat is not None
-        sender = borrowed.sender_for(context, chat.id)
+        sender = borrowed.sender_for(context, update)
 
         async def reply(text: str) -> None:
             with contextlib.suppress(Exception):
