@@ -47,7 +47,7 @@ async def test_strangers_on_every_update_type(
                                          "chat": {"id": -100999, "type": "channel", "title": "c"}}})
         await say(bot, "owner last", "echo: owner last")
         case.seen([t for t in bot.texts(STRANGER)] + [f"(owner) {t}" for t in bot.texts()])
-    leaks = [f"Claude saw {r.last_user_text!r}" for r in api.requests if "secret" in str(r.body)]
+    leaks = [f"Claude saw {r.last_user_text!r}" for r in api.requests if any("secret" in t for t in r.user_texts)]
     leaks += [f"file written: {p}" for p in (tmp_path / "sessions").rglob("*secret*")]
     leaks += [f"message to the group: {t}" for t in bot.texts(GROUP)]
     refusals = bot.texts(STRANGER)
