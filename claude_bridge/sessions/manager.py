@@ -31,7 +31,7 @@ from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.routes import ChatRoutes
-from claude_bridge.sessions.session import ProcessLike, Runtime, Session, SessionState, Spawner
+from claude_bridge.sessions.session import ProcessLike, Runtime, Session, SessionState, Spawner, cannot_write
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     PID_FILE,
@@ -486,7 +486,14 @@ class SessionManager:
                 )
             session.last_place = place
             session.meta.last_active = self._clock()
-            entry_id = await session.inbox.add(place.chat_id, content, place.thread_id)
+            try:
+                entry_id = await session.inbox.add(place.chat_id, content, place.thread_id)
+            except OSError as exc:
+                # Nothing durable was written: say so, rather than an "internal error" the user cannot act on.
+                raise SessionError(
+                    f"Your message was not saved, so it was not sent to Claude: {cannot_write(exc)}. "
+                    "Send it again once that is fixed."
+                ) from exc
             delivery = Delivery(name, place.chat_id, content, entry_id, session.ahead(), thread_id=place.thread_id)
             if notice:
                 delivery.notice(notice)

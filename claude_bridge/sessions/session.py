@@ -471,6 +471,16 @@ class Session:
         meta.status = MetaStatus.LIVE if process.alive else MetaStatus.SUSPENDED
 
 
+def cannot_write(exc: OSError) -> str:
+    """Why the bot could not write its own files, in words: a full disk, a read-only or forbidden folder."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"the disk is full{where}"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"the bot cannot write its state{where}: {exc.strerror}"
+    return f"the bot could not write its state{where}: {exc.strerror or exc}"
+
+
 def start_error(exc: BaseException) -> str:
     """What the user reads when Claude could not be started: the cause in words, and that the next message retries."""
     if isinstance(exc, BridgeError):
@@ -480,10 +490,8 @@ def start_error(exc: BaseException) -> str:
         return f"Could not start Claude: the persona's prompt or a setting contains a NUL byte. {retry}"
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
-        if exc.errno == errno.ENOSPC:
-            return f"Could not start Claude: the disk is full{where}. {retry}"
-        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            return f"Could not start Claude: the bot cannot write its state{where}: {exc.strerror}. {retry}"
+        if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM):
+            return f"Could not start Claude: {cannot_write(exc)}. {retry}"
         if exc.errno == errno.E2BIG:
             too_long = f"the persona's prompt is too long to pass to the CLI ({exc.strerror})"
             return f"Could not start Claude: {too_long}. {retry}"
