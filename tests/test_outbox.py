@@ -12,7 +12,7 @@ import pytest
 from recording_bot import RecordingBot, SteppedClock
 from telegram.error import Forbidden, RetryAfter
 
-from claude_bridge.telegram.outbox import OpKind, Outbox
+from claude_bridge.telegram.outbox import OpKind, Outbox, Outboxes
 from claude_bridge.telegram.streaming import Sender
 
 PRIVATE, GROUP = 111, -100500
@@ -170,3 +170,19 @@ async def test_a_failed_send_is_logged_once_whether_or_not_it_is_awaited(clock, 
         await awaited
     assert sum("blocked by the user" in r.getMessage() for r in caplog.records) == 2
     await outbox.close()
+
+
+async def test_idle_outboxes_beyond_the_limit_are_dropped_oldest_first_and_busy_ones_kept(clock: SteppedClock) -> None:
+    boxes = Outboxes(clock=clock, limit=3)
+    never_answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    busy = boxes(1)
+    busy.send(lambda: never_answered)  # chat 1 has a message in flight
+
+    for stranger in range(100, 110):
+        boxes(stranger)
+
+    assert len(boxes) == 3
+    assert 1 in boxes and 108 in boxes and 109 in boxes and 100 not in boxes  # the newest idle ones stay
+    assert boxes(1) is busy  # never dropped while it has work
+    never_answered.set_result(None)
+    await boxes.close()

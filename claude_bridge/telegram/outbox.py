@@ -49,6 +49,7 @@ PRIVATE_RATE = Rate(burst=3, per_second=1.0)
 GROUP_RATE = Rate(burst=3, per_second=20 / 60)
 DRAFT_RATE = Rate(burst=1, per_second=1 / 0.3)  # a live frame every 0.3 s, as telegramify's DraftStream does
 ACTION_RATE = Rate(burst=1, per_second=1.0)  # "typing…" is refreshed every few seconds; it needs little
+MAX_OUTBOXES = 512  # chats with an outbox kept at once; idle ones beyond are dropped (strangers, old chats)
 
 
 class Clock(Protocol):
@@ -165,6 +166,17 @@ class Outbox:
         op = self._frames.pop(key, None)
         if op is not None and not op.future.done():
             op.future.set_result(None)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waits to be sent."""
+        return not self._messages and not self._frames
+
+    def drop(self) -> None:
+        """Stop an idle outbox's task (it only waits for work); its budget is forgotten."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
 
     async def close(self) -> None:
         if self._task is not None:
@@ -291,17 +303,33 @@ class Outbox:
 
 
 class Outboxes:
-    """One Outbox per chat, created on first use."""
+    """One Outbox per chat, created on first use; idle ones beyond `limit` are dropped, oldest first.
 
-    def __init__(self, *, clock: Clock | None = None) -> None:
+    Strangers are refused through an outbox too, so a flood of new chat ids must not grow memory without bound.
+    """
+
+    def __init__(self, *, clock: Clock | None = None, limit: int = MAX_OUTBOXES) -> None:
         self._clock = clock
-        self._boxes: dict[int, Outbox] = {}
+        self._limit = limit
+        self._boxes: OrderedDict[int, Outbox] = OrderedDict()
 
     def __call__(self, chat_id: int) -> Outbox:
         box = self._boxes.get(chat_id)
         if box is None:
             box = self._boxes[chat_id] = Outbox(chat_id, clock=self._clock)
+            self._trim()
+        self._boxes.move_to_end(chat_id)
         return box
+
+    def __len__(self) -> int:
+        return len(self._boxes)
+
+    def __contains__(self, chat_id: object) -> bool:
+        return chat_id in self._boxes
+
+    def _trim(self) -> None:
+        for chat_id in [c for c, box in self._boxes.items() if box.idle][: max(0, len(self._boxes) - self._limit)]:
+            self._boxes.pop(chat_id).drop()
 
     async def close(self) -> None:
         for box in self._boxes.values():
