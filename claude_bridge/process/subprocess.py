@@ -3,7 +3,8 @@
 It owns the lifecycle (one State, transitions in one table), writes one message at a time, attributes the CLI's
 output to turns by the CLI's own markers (`init`, `result.origin`), and restarts the CLI after a crash. Launching is
 argv.py, framing and control requests live.py, the state table state.py, cleanup reaping.py; it knows nothing of
-session names or Telegram.
+session names or Telegram. It stays one module of ~530 lines on purpose: the pump, crash recovery and the watchdog
+all move the one State, and splitting them would spread its transitions over several files.
 """
 
 from __future__ import annotations

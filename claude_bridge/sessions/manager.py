@@ -3,7 +3,8 @@
 store.py (sessions on disk, personas), inbox.py (the durable queue), routes.py (chat → active session),
 pool.py (the live-process cap, LRU and idle suspension), worker.py (the per-session queue, Delivery) and
 session.py (one session's process and books), info.py (what front ends read), factory.py (real processes).
-It knows sessions, not Telegram and not the CLI's JSON.
+It knows sessions, not Telegram and not the CLI's JSON. At ~530 lines it is one method per thing a front end can
+ask (send, create, switch, /model, /mode, /resume, /tasks, delete, …), each delegating to the parts.
 """
 
 from __future__ import annotations

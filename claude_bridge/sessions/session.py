@@ -2,6 +2,8 @@
 
 It turns a Delivery into a turn of that process (starting it through the pool when needed) and keeps the books
 (inbox marks, metadata); every failure becomes an error result for that message, never a dead worker.
+It is a little over 500 lines because a session's three ways of talking to its process (our messages, Claude's own
+turns, the CLI's requests) share its books and its process slot; the wording and the prompts live elsewhere.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Claude's Markdown → Telegram text + entities, split to Telegram's UTF-16 limits; the tool-progress body.
 
 Knows telegramify-markdown and Telegram's text rules only: nothing here sends, edits or talks to PTB's Application.
+Slightly over 500 lines: the splitter and the live tail share the UTF-16 index and the entity spans.
 """
 
 from __future__ import annotations
