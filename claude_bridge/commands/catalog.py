@@ -53,6 +53,7 @@ INTRO = "Send a message and Claude Code answers in the active session (a folder 
 TIPS = (
     "Files and photos sent from Telegram are saved in the session's files/ folder (for a project folder, in the "
     "bot's own state folder instead) and shown to Claude. "
+    "Voice notes are transcribed and sent as text (once TRANSCRIBE_URL is set). "
     "When Claude asks before a tool, a question or a plan, answer with the buttons, or type a reply."
 )
 FOLDER_HINT = "A project folder is written /abs/path, ~/path or ./path (under the first of PROJECT_ROOTS)."
