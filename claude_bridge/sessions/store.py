@@ -16,7 +16,8 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from claude_bridge.errors import SessionError
 from claude_bridge.protocol.events import PERMISSION_MODES
@@ -147,23 +148,6 @@ class StateDamaged(SessionError):
 
 
 _NUMBER = (int, float)
-_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "created": _NUMBER,
-    "last_active": _NUMBER,
-    "persona": (str,),
-    "model": (str, type(None)),
-    "permission_mode": (str, type(None)),
-    "claude_session_id": (str,),
-    "status": (str,),
-    "turns": (int,),
-    "total_cost_usd": _NUMBER,
-    "last_timings": (dict,),
-    "workspace": (str,),
-    "created_workspace": (bool,),
-    "instance": (str,),
-    "last_chat_id": (int, type(None)),
-    "last_thread_id": (int, type(None)),
-}
 
 
 @dataclass
@@ -214,6 +198,20 @@ class Metadata:
         values["name"] = name
         return cls(**values)
 
+
+def _json_types(hint: Any) -> tuple[type, ...]:
+    """The JSON value types a Metadata field admits: a float field takes an int, an enum field its string."""
+    if get_origin(hint) in (Union, UnionType):
+        return tuple(t for arg in get_args(hint) for t in _json_types(arg))
+    if hint is float:
+        return _NUMBER
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return (str,)
+    return (get_origin(hint) or hint,)
+
+
+# Derived from the dataclass, so a new field is checked without anyone remembering to list it here.
+_FIELD_TYPES = {key: _json_types(hint) for key, hint in get_type_hints(Metadata).items() if key != "name"}
 
 STATE_DIR = ".bot"  # not a valid session name, so it never collides with one
 META_FILE = "metadata.json"
