@@ -17,9 +17,10 @@ DEFAULT_TEXT = "what is the capital of France"
 
 @dataclass(frozen=True)
 class Said:
-    """Answer 200 with `{"text": text}` (an empty text is what a service returns for silence)."""
+    """Answer 200 with `{"text": text}` (an empty text is what a service returns for silence), after `delay` s."""
 
     text: str
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class FakeTranscriber:
             return _error(reply.status, reply.message)
         if not audio or fields.get("model") is None:
             return _error(400, "file and model are required")
+        await asyncio.sleep(reply.delay)
         return web.json_response({"text": reply.text})
 
 

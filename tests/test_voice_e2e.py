@@ -99,3 +99,14 @@ async def test_a_voice_note_over_the_download_limit_is_refused_before_downloadin
 
     assert not stt.requests and not api.requests
     assert not tg.calls_to("download")
+
+
+async def test_a_text_sent_right_after_a_voice_note_reaches_claude_after_it(tmp_path, tg, api, stt):
+    stt.enqueue(Said("first the voice note", delay=2.0))  # a slow transcription
+    async with running_bot(tmp_path, tg, api, **voice_env(stt)) as bot:
+        tg.push_voice(OWNER, OWNER, OGG)
+        tg.push_text(OWNER, "then this text")
+        await bot.reply_containing("echo: then this text", timeout=60)
+
+    first, second = (request.last_user_text for request in api.requests)
+    assert first.endswith("first the voice note") and second == "then this text"

@@ -46,6 +46,7 @@ from claude_bridge.sessions.manager import Delivery, Place, SessionManager, Wher
 from claude_bridge.settings import Settings
 from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.gate import make_gate
+from claude_bridge.telegram.intake import InOrder
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
@@ -72,6 +73,7 @@ class BotState:
         self.prefs: dict[int, ChatPrefs] = {}
         self.views: set[asyncio.Task[None]] = set()
         self.download_limit = int(settings.max_download_mb * 1024 * 1024)
+        self.intake = InOrder()  # a text sent after a voice note waits for the note's transcription
 
 
 def state_of(context: ContextTypes.DEFAULT_TYPE) -> BotState:
@@ -145,10 +147,17 @@ async def submit(update: Update, context: ContextTypes.DEFAULT_TYPE, content: st
     start_view(state, context.bot, delivery, message.message_id)
 
 
+def in_line(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Any:
+    """This message's place in its chat's (or topic's) line to Claude: see intake.InOrder."""
+    return state_of(context).intake.place_in_line(place_of(update).key)
+
+
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A plain text message goes to Claude."""
+    """A plain text message goes to Claude (after any earlier message of the chat that is still being prepared)."""
     assert update.effective_message is not None
-    await submit(update, context, update.effective_message.text or "")
+    text = update.effective_message.text or ""
+    async with in_line(update, context) as hand_over:
+        await hand_over(lambda: submit(update, context, text))
 
 
 async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -168,19 +177,20 @@ async def on_upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         original = message.document.file_name or f"file-{message.message_id}"
     else:
         return
-    path = await download_to_files(update, context, item, original)
-    if path is None:
-        return
-    data = await asyncio.to_thread(path.read_bytes) if message.photo else b""
-    caption = message.caption or ""
-    note = f"[The user sent a file, saved at {path.relative_to(path.parent.parent)} (absolute path {path}).]"
-    text = f"{note}\n{caption}" if caption else note
-    content: str | list[dict[str, Any]] = text
-    media_type = image_type(data)
-    if message.photo and media_type:
-        image = {"type": "base64", "media_type": media_type, "data": base64.b64encode(data).decode()}
-        content = [{"type": "image", "source": image}, {"type": "text", "text": text}]
-    await submit(update, context, content)
+    async with in_line(update, context) as hand_over:
+        path = await download_to_files(update, context, item, original)
+        if path is None:
+            return
+        data = await asyncio.to_thread(path.read_bytes) if message.photo else b""
+        caption = message.caption or ""
+        note = f"[The user sent a file, saved at {path.relative_to(path.parent.parent)} (absolute path {path}).]"
+        text = f"{note}\n{caption}" if caption else note
+        content: str | list[dict[str, Any]] = text
+        media_type = image_type(data)
+        if message.photo and media_type:
+            image = {"type": "base64", "media_type": media_type, "data": base64.b64encode(data).decode()}
+            content = [{"type": "image", "source": image}, {"type": "text", "text": text}]
+        await hand_over(lambda: submit(update, context, content))
 
 
 class TooBig(Exception):
@@ -444,7 +454,7 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, on_edited))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
     app.add_handler(MessageHandler(filters.Document.ALL | filters.PHOTO, on_upload))
-    app.add_handler(voice_handler(settings.transcribe, Borrowed(download, save_upload, submit, sender_of)))
+    app.add_handler(voice_handler(settings.transcribe, Borrowed(download, save_upload, submit, sender_of, in_line)))
     app.add_handler(TypeHandler(Update, on_raw_update), group=1)
     app.add_error_handler(on_error)
     return app

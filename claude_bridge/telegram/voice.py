@@ -40,6 +40,7 @@ class Borrowed:
     save: Callable[[Update, Context, str, bytes], Awaitable[Path]]
     submit: Callable[[Update, Context, str], Awaitable[None]]
     sender_for: Callable[[Context, Update], Sender]  # the update's chat and forum topic
+    in_line: Callable[[Update, Context], Any]  # the message's place in its chat's line to Claude (intake.InOrder)
 
 
 def voice_handler(settings: TranscribeSettings, borrowed: Borrowed) -> MessageHandler[Any, None]:
@@ -58,24 +59,27 @@ def voice_handler(settings: TranscribeSettings, borrowed: Borrowed) -> MessageHa
         item: Any = message.voice or message.audio
         if item is None:
             return
-        data = await borrowed.download(update, context, item)
-        if data is None:
-            return
-        path = await borrowed.save(update, context, audio_name(message.message_id, message.voice is None, item), data)
-        where = f"{path.parent.name}/{path.name} in session “{path.parent.parent.name}”"
-        if not settings.enabled:
-            await reply(f"🎤 Voice notes are off, so this one was not sent to Claude. It is saved as {where}.\n\n"
-                        + HOW_TO_TURN_ON)
-            return
-        try:
-            text = await transcribe(data, path.name, settings)
-        except TranscriptionError as exc:
-            logger.warning("chat %s: transcription failed: %s", chat.id, exc)
-            await reply(f"⚠️ Could not transcribe the voice note: {exc}. Nothing was sent to Claude; the audio is "
-                        f"saved as {where}.")
-            return
-        sender.chunk(quoted(text), reply_to=message.message_id)  # the outbox sends it before Claude's answer
-        await borrowed.submit(update, context, claude_message(text, path, message.caption))
+        async with borrowed.in_line(update, context) as hand_over:  # later texts wait for this note
+            data = await borrowed.download(update, context, item)
+            if data is None:
+                return
+            name = audio_name(message.message_id, message.voice is None, item)
+            path = await borrowed.save(update, context, name, data)
+            where = f"{path.parent.name}/{path.name} in session “{path.parent.parent.name}”"
+            if not settings.enabled:
+                await reply(f"🎤 Voice notes are off, so this one was not sent to Claude. It is saved as {where}.\n\n"
+                            + HOW_TO_TURN_ON)
+                return
+            try:
+                text = await transcribe(data, path.name, settings)
+            except TranscriptionError as exc:
+                logger.warning("chat %s: transcription failed: %s", chat.id, exc)
+                await reply(f"⚠️ Could not transcribe the voice note: {exc}. Nothing was sent to Claude; the audio is "
+                            f"saved as {where}.")
+                return
+            sender.chunk(quoted(text), reply_to=message.message_id)  # the outbox sends it before Claude's answer
+            content = claude_message(text, path, message.caption)
+            await hand_over(lambda: borrowed.submit(update, context, content))
 
     return MessageHandler(filters.VOICE | filters.AUDIO, on_voice)
 
