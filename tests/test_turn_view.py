@@ -77,6 +77,29 @@ async def test_a_three_part_answer_is_sent_at_once_after_the_drafts(clock, bot):
     await outbox.close()
 
 
+async def test_a_queued_turns_view_shows_no_thinking_bubble_over_the_running_turns_draft(clock, bot):
+    outbox, running_stream, queued_stream = Outbox(PRIVATE, clock=clock), Stream(), Stream()
+    running_view = view_in(bot, outbox)
+    queued_view = TurnView(Sender(bot, outbox), ChatPrefs(), queued=True)  # type: ignore[arg-type]
+    running = asyncio.ensure_future(running_view.run(running_stream.events()))
+    running_stream.push(TextDelta("live answer "))
+    await clock.run_until(shown(bot, "send_message_draft", "live answer"))
+
+    waiting = asyncio.ensure_future(queued_view.run(queued_stream.events()))
+    for _ in range(10):  # two seconds of fake time: any draft the queued view queued has gone out by now
+        clock.advance(0.2)
+        for _ in range(10):
+            await asyncio.sleep(0)
+    assert {c.params["draft_id"] for c in bot.to("send_message_draft")} == {running_view.draft_id}
+
+    running_stream.finish("done")
+    queued_stream.push(TextDelta("second answer "))
+    await clock.run_until(shown(bot, "send_message_draft", "second answer"))
+    queued_stream.finish("second")
+    await clock.run_until(asyncio.gather(running, waiting))
+    await outbox.close()
+
+
 async def test_a_queued_turns_view_does_not_discard_the_running_turns_frames(clock, bot):
     outbox, running_stream, queued_stream = Outbox(PRIVATE, clock=clock), Stream(), Stream()
     running, queued = view_in(bot, outbox), view_in(bot, outbox)

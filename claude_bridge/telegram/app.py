@@ -117,7 +117,8 @@ async def run_delivery(state: BotState, bot: Any, delivery: Delivery, reply_to: 
         sender.text(
             f"⏳ Queued, #{delivery.position} — Claude answers it after the earlier message(s).", reply_to=reply_to
         )
-    view = TurnView(sender, state.prefs.setdefault(chat_id, ChatPrefs()), reply_to=reply_to)
+    prefs = state.prefs.setdefault(chat_id, ChatPrefs())
+    view = TurnView(sender, prefs, reply_to=reply_to, queued=delivery.position > 0)
     await view.run(delivery.events())
 
 

@@ -135,8 +135,13 @@ def _reply(message_id: int | None) -> ReplyParameters | None:
 class TurnView:
     """Renders one turn's events into the chat."""
 
-    def __init__(self, sender: Sender, prefs: ChatPrefs, *, reply_to: int | None = None) -> None:
+    def __init__(
+        self, sender: Sender, prefs: ChatPrefs, *, reply_to: int | None = None, queued: bool = False
+    ) -> None:
         self.sender = sender
+        # A queued turn shows no "Thinking…" bubble up front: in a private chat a new draft id replaces the bubble
+        # on screen, which would hide the running turn's live answer. Its drafts start with its own text.
+        self.queued = queued
         self.bot = sender.bot
         self.chat_id = sender.chat_id
         self.prefs = prefs
@@ -160,7 +165,7 @@ class TurnView:
         """Consume the stream to its TurnResult; Telegram failures are logged, never stop the stream."""
         typing = asyncio.create_task(self._keep_typing())
         try:
-            if self.use_drafts:
+            if self.use_drafts and not self.queued:
                 self._draft()  # an empty draft shows Telegram's "Thinking…" bubble at once
             async for event in events:
                 self._on_event(event)
