@@ -17,14 +17,9 @@ from bot_harness import OWNER, RunningBot, running_bot
 from fake_anthropic import Text
 from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import FakeBotAPI
-from processes import eventually, processes_matching
+from processes import eventually, long_command, processes_matching
 
 pytestmark = pytest.mark.real_cli
-
-
-def sleeper(seconds: float) -> str:
-    """A long-running command (newer CLIs refuse a foreground `sleep N`)."""
-    return f"python3 -c 'import time; time.sleep({seconds})'"
 
 
 def background(command: str, description: str) -> ScriptedTool:
@@ -51,7 +46,7 @@ def sent(tg: FakeBotAPI) -> list[dict[str, Any]]:
 
 
 async def test_a_finished_background_command_brings_claudes_follow_up_as_its_own_message(tmp_path, tg, api):
-    api.enqueue(background(sleeper(4), "short nap"), Text("started it"), Text("the nap is over"))
+    api.enqueue(background(long_command(4), "short nap"), Text("started it"), Text("the nap is over"))
     async with running_bot(tmp_path, tg, api) as bot:
         await skip_prompts(bot)
         await say(bot, "nap in the background", "started it")
@@ -73,7 +68,7 @@ async def test_a_finished_background_command_brings_claudes_follow_up_as_its_own
 async def test_a_message_sent_while_claudes_follow_up_streams_gets_its_own_unmixed_answer(tmp_path, tg, api):
     follow_up = "the nap is over " * 60
     api.enqueue(
-        background(sleeper(1), "nap"),
+        background(long_command(1), "nap"),
         Text("started"),
         Text(follow_up, chunk_size=16, delay=0.05),
         Text("four"),
@@ -96,7 +91,7 @@ async def test_a_message_sent_while_claudes_follow_up_streams_gets_its_own_unmix
 
 
 async def test_a_running_background_task_keeps_its_session_alive_past_the_idle_timeout(tmp_path, tg, api):
-    api.enqueue(background(sleeper(8), "slow job"), Text("started"), Text("the slow job is done"))
+    api.enqueue(background(long_command(8), "slow job"), Text("started"), Text("the slow job is done"))
     async with running_bot(tmp_path, tg, api, IDLE_TIMEOUT_SECONDS="1") as bot:
         await skip_prompts(bot)
         await say(bot, "run the slow job in the background", "started")
@@ -114,7 +109,7 @@ async def test_a_running_background_task_keeps_its_session_alive_past_the_idle_t
 
 
 async def test_a_task_stopped_from_the_tasks_button_ends_and_claude_does_not_follow_up(tmp_path, tg, api):
-    api.enqueue(background(sleeper(300.5), "long nap"), Text("started"), Text("still here"))
+    api.enqueue(background(long_command(300.5), "long nap"), Text("started"), Text("still here"))
     async with running_bot(tmp_path, tg, api) as bot:
         await skip_prompts(bot)
         await say(bot, "nap for long", "started")
@@ -138,7 +133,7 @@ async def test_a_task_stopped_from_the_tasks_button_ends_and_claude_does_not_fol
 
 
 async def test_shutting_down_with_a_running_task_tells_the_chat_which_task_was_stopped(tmp_path, tg, api):
-    api.enqueue(background(sleeper(300.5), "endless nap"), Text("started"))
+    api.enqueue(background(long_command(300.5), "endless nap"), Text("started"))
     async with running_bot(tmp_path, tg, api) as bot:
         await skip_prompts(bot)
         await say(bot, "nap forever", "started")

@@ -87,11 +87,6 @@ class ClaudeTurns:
             return await self.turns.get()
 
 
-def sleeper(seconds: float) -> str:
-    """A long-running tool command (2.1.332 refuses a foreground `sleep N` itself, §16.2)."""
-    return f"python3 -c 'import time; time.sleep({seconds})'"
-
-
 def background(command: str, description: str) -> ScriptedTool:
     return ScriptedTool("Bash", {"command": command, "description": description, "run_in_background": True})
 
@@ -337,7 +332,7 @@ async def test_stop_task_ends_a_background_command_and_claude_does_not_start_a_t
     claude = ClaudeTurns()
     # A long grace: if a stopped task made us wait for a Claude turn, the next message would stall for 60 s.
     process = await running.start(options(tmp_path, api, claude_turn_grace=60.0), on_claude_turn=claude)
-    api.enqueue(background(sleeper(300.5), "long nap"), Text("started"), Text("still here"))
+    api.enqueue(background(long_command(300.5), "long nap"), Text("started"), Text("still here"))
     await collect(process.submit("nap for long"))
     await eventually(lambda: processes_matching("time.sleep(300.5)"))
     [task] = process.running_tasks

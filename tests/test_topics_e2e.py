@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_bot_claude_turns import background, sleeper
+from test_bot_claude_turns import background
 
 from bot_harness import OWNER, RunningBot, running_bot
 from fake_anthropic import Text
 from fake_telegram import FakeBotAPI
+from processes import long_command
 
 pytestmark = pytest.mark.real_cli
 FORUM = -100777
@@ -86,7 +87,7 @@ async def test_new_in_the_general_topic_opens_a_topic_for_the_new_session(tmp_pa
 async def test_claudes_own_turn_goes_to_its_topic_in_a_private_chat_with_topics(tmp_path, tg, api):
     tg.topics_enabled = True
     notes, chatter = tg.open_topic(OWNER, "Notes"), tg.open_topic(OWNER, "Chatter")
-    api.enqueue(background(sleeper(10), "short nap"), Text("started it"))
+    api.enqueue(background(long_command(10), "short nap"), Text("started it"))
     async with running_bot(tmp_path, tg, api) as bot:
         await ask(bot, OWNER, notes, "/mode bypassPermissions", "is now bypassPermissions")  # tools run unasked
         await ask(bot, OWNER, notes, "nap in the background", "started it")
