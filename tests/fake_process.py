@@ -210,3 +210,15 @@ class FakeSpawner:
 
 def base_options(tmp_path: Path) -> ProcessOptions:
     return ProcessOptions(claude_bin=Path("/nonexistent/claude"), cwd=tmp_path, env={})
+
+
+async def drain(delivery: Any) -> list[object]:
+    """Every event of a Delivery, up to and including its TurnResult."""
+    return [event async for event in delivery.events()]
+
+
+def result_of(events: list[object]) -> TurnResult:
+    """The TurnResult that ends a drained delivery."""
+    last = events[-1]
+    assert isinstance(last, TurnResult)
+    return last

@@ -10,7 +10,7 @@ from claude_bridge.commands.core import MAX_CALLBACK_BYTES, Commands
 from claude_bridge.commands.wording import claude_turn_header
 from claude_bridge.protocol.events import AssistantText, TaskInfo, TurnResult
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
-from fake_process import FakeClock, FakeProcess, FakeSpawner, base_options
+from fake_process import FakeClock, FakeProcess, FakeSpawner, base_options, drain, result_of
 
 HEADER = 'Background command "pytest -q" completed (exit code 0)'
 
@@ -28,16 +28,6 @@ def make_manager(tmp_path: Path, **kwargs: object) -> tuple[SessionManager, Fake
     shown: list[Delivery] = []
     manager.show_claude_turn = shown.append
     return manager, spawner, clock, shown
-
-
-async def drain(delivery: Delivery) -> list[object]:
-    return [event async for event in delivery.events()]
-
-
-def result_of(events: list[object]) -> TurnResult:
-    last = events[-1]
-    assert isinstance(last, TurnResult)
-    return last
 
 
 async def test_claudes_own_turn_reaches_the_last_chat_with_its_header_and_is_booked(tmp_path):

@@ -15,7 +15,7 @@ from claude_bridge.errors import SessionError
 from claude_bridge.protocol.events import AssistantText, TurnResult
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
 from claude_bridge.sessions.store import Persona, load_personas, validate_name
-from fake_process import FakeClock, FakeSpawner, base_options
+from fake_process import FakeClock, FakeSpawner, base_options, drain, result_of
 
 PERSONAS = {
     "default": Persona("default", "plain", ""),
@@ -35,16 +35,6 @@ def make_manager(tmp_path: Path, **kwargs: object) -> tuple[SessionManager, Fake
         **kwargs,  # type: ignore[arg-type]
     )
     return manager, spawner, clock
-
-
-async def drain(delivery: Delivery) -> list[object]:
-    return [event async for event in delivery.events()]
-
-
-def result_of(events: list[object]) -> TurnResult:
-    last = events[-1]
-    assert isinstance(last, TurnResult)
-    return last
 
 
 async def test_first_message_creates_and_announces_the_default_session(tmp_path):

@@ -14,12 +14,7 @@ from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.store import MetaStatus, Persona, SessionStore
 from claude_bridge.sessions.worker import Delivery, SessionWorker
-from fake_process import FakeClock
-
-
-async def drain(delivery: Delivery) -> list[object]:
-    return [event async for event in delivery.events()]
-
+from fake_process import FakeClock, drain
 
 # ---- routes ----
 

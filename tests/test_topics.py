@@ -11,12 +11,12 @@ from telegram import Bot
 
 from claude_bridge.commands.core import Commands
 from claude_bridge.protocol.events import AssistantText, TaskInfo
-from claude_bridge.sessions.manager import Delivery, Place, SessionManager
+from claude_bridge.sessions.manager import Place, SessionManager
 from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.tools import OutgoingFile
 from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.outbox import Outboxes
-from fake_process import FakeClock, FakeSpawner, base_options
+from fake_process import FakeClock, FakeSpawner, base_options, drain
 from fake_telegram import FakeBotAPI
 
 FORUM = -100555
@@ -30,10 +30,6 @@ def make_manager(tmp_path: Path, spawner: FakeSpawner | None = None, **kwargs: A
         clock=FakeClock(),
         **kwargs,
     )
-
-
-async def drain(delivery: Delivery) -> list[object]:
-    return [event async for event in delivery.events()]
 
 
 def chats_json(tmp_path: Path) -> dict[str, str]:
