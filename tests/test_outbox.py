@@ -15,6 +15,8 @@ from telegram.error import Forbidden, RetryAfter
 from claude_bridge.telegram.outbox import OpKind, Outbox, Outboxes
 from claude_bridge.telegram.streaming import Sender
 
+pytestmark = pytest.mark.fast
+
 PRIVATE, GROUP = 111, -100500
 OUTBOX_LOGGER = "claude_bridge.telegram.outbox"
 

@@ -16,6 +16,8 @@ from claude_bridge.sessions.prompts import Prompt, PromptBoard, PromptState
 from claude_bridge.sessions.store import Persona
 from fake_process import FakeClock, FakeSpawner, base_options
 
+pytestmark = pytest.mark.fast
+
 WRITE = {"file_path": "/w/a.txt", "content": "hi"}
 ACCEPT_EDITS = {"type": "setMode", "mode": "acceptEdits", "destination": "localSettings"}
 COLOR = {"question": "Which?", "header": "", "options": [{"label": "Red"}, {"label": "Blue"}], "multiSelect": False}
