@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 ASK_TOOL = "AskUserQuestion"
 PLAN_TOOL = "ExitPlanMode"
-DENIED = "The user denied this tool use in Telegram."
+DENIED = "The user denied this tool use."  # from Telegram or the console: the prompt does not know which
 KEEP_PLANNING = "The user wants to keep planning: do not start yet, refine the plan."
 REMEMBERED_TOOL_USES = 64
 
