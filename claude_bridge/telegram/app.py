@@ -97,7 +97,7 @@ async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, *
         return
     message = update.effective_message
     future = sender_of(context, update).text(text, reply_to=message.message_id if message else None, **kwargs)
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(TelegramError):  # the outbox logged it; a reply nobody can see needs nothing more
         await future
 
 
@@ -351,7 +351,7 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
                 await context.bot.delete_forum_topic(place.chat_id, place.thread_id or 0)
         raise
     if place != place_of(update):  # /new opened a topic: the answer goes there, and here a pointer to it
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(TelegramError):  # the outbox logged it; the pointer below still goes out
             await sender_for(context, place.chat_id, place.thread_id).text(answer.text)
         answer = Reply(topic_opened(line))
     await show(update, context, answer)
@@ -371,11 +371,15 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An inline button: its callback_data is the command to run; the buttons go away once one is pressed."""
     query = update.callback_query
     assert query is not None
-    with contextlib.suppress(Exception):
+    try:
         await query.answer()
-    with contextlib.suppress(Exception):
+    except TelegramError as exc:  # "query is too old" (pressed long ago, or across a restart): the command still runs
+        logger.info("could not answer a button press: %s", exc)
+    try:
         if isinstance(query.message, Message):
             await query.message.edit_reply_markup(None)
+    except TelegramError as exc:  # the message is gone or already without buttons
+        logger.info("could not remove the buttons of a pressed message: %s", exc)
     await show(update, context, await state_of(context).commands.run(place_of(update), query.data or ""))
 
 
@@ -404,8 +408,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, f"⚠️ {error}")
         return
     logger.error("error while handling an update", exc_info=error)
-    with contextlib.suppress(Exception):
-        sender_of(context, update).text(f"⚠️ Internal error: {error}")
+    sender_of(context, update).text(f"⚠️ Internal error: {error}")  # a failure to send is the outbox's to log
 
 
 # ---- wiring --------------------------------------------------------------------------------------
