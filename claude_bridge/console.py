@@ -24,18 +24,9 @@ from claude_bridge.commands.catalog import CommandSpec
 from claude_bridge.commands.core import Commands, parse
 from claude_bridge.commands.describe import tool_line
 from claude_bridge.commands.reply import Choice, Reply
-from claude_bridge.commands.wording import claude_turn_header
+from claude_bridge.commands.wording import claude_turn_title, queued_text, retry_text
 from claude_bridge.errors import BridgeError, ConfigError
-from claude_bridge.protocol.events import (
-    ApiRetry,
-    AssistantText,
-    Event,
-    ProcessStatus,
-    TextDelta,
-    ToolResult,
-    ToolUse,
-    TurnResult,
-)
+from claude_bridge.protocol import events
 from claude_bridge.runtime import setup_logging, take_instance_lock
 from claude_bridge.sessions.factory import build_manager
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager, Where
@@ -103,31 +94,27 @@ class TurnPrinter:
         self.streamed = ""  # the text block arriving as deltas; its AssistantText repeats it whole
         self.printed = False
 
-    def show(self, event: Event | Notice) -> None:
+    def show(self, event: events.Event | Notice) -> None:
         """Print one event."""
         screen = self.screen
         match event:
             case Notice(text=text):
                 screen.info(text)
-            case TextDelta(text=text):
+            case events.TextDelta(text=text):
                 self.streamed += text
                 self.printed = True
                 screen.write(text)
-            case AssistantText(text=text):
+            case events.AssistantText(text=text):
                 self._block(text)
-            case ToolUse(name=name, input=tool_input):
+            case events.ToolUse(name=name, input=tool_input):
                 screen.line(tool_line(name, dict(tool_input)))
-            case ToolResult(is_error=True, preview=preview):
+            case events.ToolResult(is_error=True, preview=preview):
                 screen.line(f"  ✗ tool failed: {_first_line(preview)}")
-            case ApiRetry():
-                status = f" {event.status}" if event.status else ""
-                screen.info(
-                    f"API error{status} ({event.error}); retry {event.attempt}/{event.max_retries} "
-                    f"in {event.delay_ms / 1000:.0f} s"
-                )
-            case ProcessStatus(message=message):
+            case events.ApiRetry():
+                screen.info(retry_text(event))
+            case events.ProcessStatus(message=message):
                 screen.info(message)
-            case TurnResult():
+            case events.TurnResult():
                 self._end(event)
 
     def _block(self, text: str) -> None:
@@ -141,7 +128,7 @@ class TurnPrinter:
         self.streamed = ""
         self.printed = True
 
-    def _end(self, result: TurnResult) -> None:
+    def _end(self, result: events.TurnResult) -> None:
         if not result.is_error and not self.printed and result.text:
             self.screen.write(result.text)
         if result.stopped:
@@ -213,9 +200,7 @@ class Console:
             self.showing = delivery
             try:
                 if delivery.by_claude:
-                    active = self.manager.active_session(CHAT_ID)
-                    elsewhere = delivery.session if active != delivery.session else None
-                    self.screen.info(claude_turn_header(delivery.header, elsewhere))
+                    self.screen.info(claude_turn_title(delivery, self.manager.active_session(CHAT_ID)))
                 printer = TurnPrinter(self.screen)
                 async for event in delivery.events():
                     printer.show(event)
@@ -285,7 +270,7 @@ class Console:
         """Queue a message for the active session; its turn prints when the turns before it are done."""
         delivery = await self.manager.send(CHAT_ID, text)
         if delivery.position:
-            self.screen.info(f"Queued, #{delivery.position} — Claude answers it after the earlier message(s).")
+            self.screen.info(queued_text(delivery.position))
         self.turns.put_nowait(delivery)
 
     async def notify(self, chat_id: Where, text: str) -> None:

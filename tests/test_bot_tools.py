@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from claude_bridge.protocol.mcp import McpServer, Tool, ToolOutcome, mcp_config
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.tools import OutgoingFile, ToolContext, session_tools
+
+pytestmark = pytest.mark.fast
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

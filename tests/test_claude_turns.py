@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from claude_bridge.commands.core import MAX_CALLBACK_BYTES, Commands
 from claude_bridge.commands.wording import claude_turn_header
 from claude_bridge.protocol.events import AssistantText, TaskInfo, TurnResult
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
 from fake_process import FakeClock, FakeProcess, FakeSpawner, base_options, drain, result_of
+
+pytestmark = pytest.mark.fast
 
 HEADER = 'Background command "pytest -q" completed (exit code 0)'
 

@@ -30,6 +30,7 @@ from fake_telegram import FakeBotAPI
 from processes import claude_processes
 
 real_cli = pytest.mark.real_cli
+fast = pytest.mark.fast  # the in-process console tests (a fake process, no real CLI)
 
 PROMPT = "\r\n> "  # a terminal turns "\n" into "\r\n"
 
@@ -166,6 +167,7 @@ def typed(console: Console, *lines: str) -> None:
         console.inputs.put_nowait(line)
 
 
+@fast
 async def test_a_commands_choices_show_as_numbered_lines_and_typing_a_number_picks_one(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, _):
         typed(console, "/model", "3")
@@ -177,6 +179,7 @@ async def test_a_commands_choices_show_as_numbered_lines_and_typing_a_number_pic
     assert console.manager.status("default").model == "haiku"
 
 
+@fast
 async def test_a_number_with_no_choices_pending_is_a_message_for_claude(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, spawner):
         typed(console, "/persona", "/status", "2")
@@ -186,6 +189,7 @@ async def test_a_number_with_no_choices_pending_is_a_message_for_claude(tmp_path
     assert spawner.started[0].received == ["2"]
 
 
+@fast
 async def test_stop_stops_the_answer_on_screen_even_after_switching_away(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, spawner):
         spawner.enqueue([AssistantText("partial answer"), "hold"])
@@ -198,6 +202,7 @@ async def test_stop_stops_the_answer_on_screen_even_after_switching_away(tmp_pat
     assert spawner.interrupts == 1
 
 
+@fast
 async def test_claudes_own_turn_prints_with_its_header(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, spawner):
         typed(console, "start the tests in the background", "/new other")
@@ -210,6 +215,7 @@ async def test_claudes_own_turn_prints_with_its_header(tmp_path):
     assert "🔔 Background task finished: `pytest -q` — session “default”" in terminal.text
 
 
+@fast
 async def test_a_tool_approval_shows_numbered_choices_and_typing_one_answers_claude(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, spawner):
         spawner.enqueue([AssistantText("about to write"), "hold"])
@@ -227,6 +233,7 @@ async def test_a_tool_approval_shows_numbered_choices_and_typing_one_answers_cla
     assert "  1. ✅ Allow\n  2. 🚫 Deny\n" in terminal.text
 
 
+@fast
 async def test_help_adds_quit_and_quit_leaves_before_reading_more(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, spawner):
         typed(console, "/help", "/quit", "never read")
@@ -236,6 +243,7 @@ async def test_help_adds_quit_and_quit_leaves_before_reading_more(tmp_path):
     assert not spawner.started
 
 
+@fast
 async def test_a_refusal_is_one_error_line_and_delete_asks_with_numbered_choices(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, _):
         typed(console, "/switch nowhere", "/new scratch", "/delete scratch", "1")

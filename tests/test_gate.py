@@ -11,6 +11,8 @@ from claude_bridge.errors import ConfigError
 from claude_bridge.settings import Settings, load_settings
 from claude_bridge.telegram.gate import ALLOWED_UPDATES, Refusals, verdict
 
+pytestmark = pytest.mark.fast
+
 OWNER, STRANGER, LISTED, UNLISTED = 111, 999, -1001234567890, -100555
 SETTINGS = Settings(telegram_token="1:x", allowed_user_ids=frozenset({OWNER}), allowed_chat_ids=frozenset({LISTED}))
 

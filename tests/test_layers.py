@@ -15,6 +15,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.fast
+
 LINT = Path(sys.executable).with_name("lint-imports")
 
 

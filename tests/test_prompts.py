@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from claude_bridge.commands.asks import prompt_reply
+from claude_bridge.commands.asks import NOT_AN_ANSWER, answer, prompt_reply
 from claude_bridge.errors import SessionError
 from claude_bridge.protocol.events import ControlRequest, PermissionRequest, ToolUse
 from claude_bridge.sessions.manager import PROMPT_ANSWER, SessionManager
 from claude_bridge.sessions.prompts import Prompt, PromptBoard, PromptState
 from claude_bridge.sessions.store import Persona
 from fake_process import FakeClock, FakeSpawner, base_options
+
+pytestmark = pytest.mark.fast
 
 WRITE = {"file_path": "/w/a.txt", "content": "hi"}
 ACCEPT_EDITS = {"type": "setMode", "mode": "acceptEdits", "destination": "localSettings"}
@@ -174,3 +176,19 @@ async def test_always_allow_is_offered_only_when_the_cli_suggests_rules():
     assert [choice.label for choice in shown.choices] == ["✅ Allow", "🚫 Deny"]
     assert "create_issue of the MCP server github" in shown.text and '"title": "bug"' in shown.text
     task.cancel()
+
+
+@pytest.mark.parametrize("action", ["pick 0 0", "done 0"])
+async def test_a_question_button_on_a_tool_prompt_gets_a_short_error_and_the_prompt_still_waits(tmp_path, action):
+    manager, spawner, _ = make_manager(tmp_path)
+    await answered(manager, 5, "hello")
+    shown: asyncio.Queue[Prompt] = asyncio.Queue()
+    manager.prompts.listener = shown.put_nowait
+    asking = asyncio.create_task(spawner.started[0].hooks.on_control_request(can_use_tool("Write", WRITE)))
+    prompt = await shown.get()
+
+    reply = await answer(manager, [prompt.id, *action.split()])
+
+    assert reply.text == NOT_AN_ANSWER and manager.prompts.get(prompt.id) is prompt
+    assert manager.prompts.press(prompt.id, "allow") and (await asking)["behavior"] == "allow"
+    await manager.close_all()

@@ -17,6 +17,8 @@ from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
 from claude_bridge.sessions.store import Persona, load_personas, validate_name
 from fake_process import FakeClock, FakeSpawner, base_options, drain, result_of
 
+pytestmark = pytest.mark.fast
+
 PERSONAS = {
     "default": Persona("default", "plain", ""),
     "poet": Persona("poet", "rhymes", "Answer in rhyme.", model="opus", max_turns=3, permission_mode="plan"),

@@ -23,6 +23,8 @@ from claude_bridge.sessions.store import Persona
 from claude_bridge.settings import load_settings
 from fake_process import base_options
 
+pytestmark = pytest.mark.fast
+
 STATE = Path("sessions/.bot/sessions")
 DAMAGE = [
     ("metadata.json", "garbage \x00\xff", "Expecting value"),

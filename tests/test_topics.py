@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from telegram import Bot
 
 from claude_bridge.commands.core import Commands
@@ -18,6 +19,8 @@ from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.outbox import Outboxes
 from fake_process import FakeClock, FakeSpawner, base_options, drain
 from fake_telegram import FakeBotAPI
+
+pytestmark = pytest.mark.fast
 
 FORUM = -100555
 

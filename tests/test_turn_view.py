@@ -13,6 +13,8 @@ from claude_bridge.sessions.manager import Notice
 from claude_bridge.telegram.outbox import Outbox
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
 
+pytestmark = pytest.mark.fast
+
 PRIVATE, GROUP = 111, -100500
 
 

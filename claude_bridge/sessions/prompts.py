@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 ASK_TOOL = "AskUserQuestion"
 PLAN_TOOL = "ExitPlanMode"
-DENIED = "The user denied this tool use in Telegram."
+DENIED = "The user denied this tool use."  # from Telegram or the console: the prompt does not know which
 KEEP_PLANNING = "The user wants to keep planning: do not start yet, refine the plan."
 REMEMBERED_TOOL_USES = 64
 
@@ -126,11 +126,7 @@ class Prompt:
 
     def choose(self, question: int, option: int) -> bool:
         """Pick an option: a single-choice question is answered, a multi-select one toggles it."""
-        if (
-            not self.waiting
-            or question != self.current_question
-            or not 0 <= option < len(self.questions[question].options)
-        ):
+        if not self._asks(question) or not 0 <= option < len(self.questions[question].options):
             return False
         if self.questions[question].multi:
             picked = self.toggled.setdefault(question, set())
@@ -140,10 +136,14 @@ class Prompt:
 
     def done(self, question: int) -> bool:
         """Finish a multi-select question with the toggled options."""
-        if not self.waiting or question != self.current_question:
+        if not self._asks(question):
             return False
         labels = self.questions[question].options
         return self._answered(question, ", ".join(labels[i] for i in sorted(self.toggled.get(question, ()))))
+
+    def _asks(self, question: int) -> bool:
+        """The prompt waits for this question's answer now (a tool or plan prompt asks none)."""
+        return self.waiting and question == self.current_question < len(self.questions)
 
     def typed(self, text: str) -> bool:
         """A typed reply: a question's "Other" answer, a plan's feedback, a tool's denial with the reason."""

@@ -289,8 +289,10 @@ class Session:
             except BaseException:
                 if self.process is process:
                     self.process = None
-                with contextlib.suppress(Exception):
+                try:
                     await process.stop()
+                except Exception:
+                    logger.warning("session %s: cleaning up a failed start failed too", self.name, exc_info=True)
                 raise
         return process
 
