@@ -52,6 +52,7 @@ class FakeProcess:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.tasks: dict[str, TaskInfo] = {}  # running background tasks; tests add them
+        self.claude_turn_due = False  # a task ended by itself: Claude's turn reporting it is about to begin
         self.stopped_tasks: list[str] = []
 
     @property
@@ -64,7 +65,7 @@ class FakeProcess:
 
     @property
     def busy(self) -> bool:
-        return self._current is not None
+        return self._current is not None or self.claude_turn_due
 
     @property
     def queue_length(self) -> int:
@@ -78,8 +79,14 @@ class FakeProcess:
         self.stopped_tasks.append(task_id)
         self.tasks.pop(task_id, None)
 
+    def end_task(self, task_id: str) -> None:
+        """A background task ends by itself: as the CLI, Claude's turn reporting it is due (begin_claude_turn)."""
+        self.tasks.pop(task_id)
+        self.claude_turn_due = True
+
     def begin_claude_turn(self, header: str) -> Turn:
         """Claude starts a turn by itself (as after a background task): messages wait until the test ends it."""
+        self.claude_turn_due = False
         turn = Turn.by_claude(header)
         self._current = turn
         self.hooks.on_claude_turn(turn)

@@ -160,6 +160,19 @@ async def test_a_turn_claude_starts_itself_reaches_the_callback_with_what_starte
     assert process.state is State.READY
 
 
+async def test_a_task_that_ends_during_a_users_turn_heads_claudes_turn_about_it(started, script):
+    script.turn(Step.background("pytest -q", after=0.2), Step.sleep(1.0), Step.text("started"))
+    script.turn(Step.text("all green"))
+    claude = ClaudeTurns()
+    process = await started.start(on_claude_turn=claude)
+
+    mine = await collect(process.submit("run the tests in the background, then wait"))
+    theirs = await claude.next()
+
+    assert last(mine).text == "started"
+    assert theirs.header == BACKGROUND_DONE and texts(await collect(theirs)) == "all green"
+
+
 async def test_a_message_sent_while_claudes_own_turn_runs_waits_and_gets_its_own_turn(started, script):
     script.turn(Step.background("pytest -q", after=0.3), Step.text("started"))
     script.turn(Step.text("follow-up about the tests", chunks=5, delay=0.1))

@@ -10,6 +10,7 @@ from claude_bridge.commands.core import MAX_CALLBACK_BYTES, Commands
 from claude_bridge.commands.wording import claude_turn_header
 from claude_bridge.protocol.events import AssistantText, TaskInfo, TurnResult
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
+from claude_bridge.sessions.store import Persona
 from fake_process import FakeClock, FakeProcess, FakeSpawner, base_options, drain, result_of
 
 HEADER = 'Background command "pytest -q" completed (exit code 0)'
@@ -109,6 +110,42 @@ async def test_claudes_running_turn_keeps_a_session_from_idle_suspension(tmp_pat
     await drain(shown[0])
     clock.advance(3600)
     assert await manager.suspend_idle() == ["default"]
+    await manager.close_all()
+
+
+async def test_no_idle_suspension_between_a_tasks_end_and_claudes_turn_that_reports_it(tmp_path):
+    manager, spawner, clock, shown = make_manager(tmp_path)
+    await drain(await manager.send(7, "start a long build"))
+    process = spawner.started[0]
+    process.tasks["b1"] = TaskInfo("b1", "long build", "local_bash")
+    clock.advance(3600)
+
+    process.end_task("b1")  # the CLI is about to start Claude's turn about it
+
+    assert await manager.suspend_idle() == [] and not process.stopped
+    turn = process.begin_claude_turn(HEADER)
+    turn.push(TurnResult("success", False, "the build passed"))
+    assert result_of(await drain(shown[0])).text == "the build passed"
+    await manager.close_all()
+
+
+async def test_a_restart_for_new_settings_waits_for_claudes_own_turn_as_a_message_does(tmp_path):
+    personas = {"default": Persona("default", "", ""), "reviewer": Persona("reviewer", "", "Review.")}
+    manager, spawner, _, shown = make_manager(tmp_path, personas=personas)
+    await drain(await manager.send(7, "hello"))
+    first = spawner.started[0]
+    turn = first.begin_claude_turn(HEADER)
+    await manager.set_persona("default", "reviewer")  # a restart is due before the next message
+
+    mine = await manager.send(7, "review it")
+    notice = await anext(mine.events())
+
+    assert isinstance(notice, Notice) and "Restarting" in notice.text
+    assert not first.stopped  # Claude's own turn runs on
+    turn.push(TurnResult("success", False, "tests pass"))
+    assert result_of(await drain(shown[0])).text == "tests pass"
+    assert result_of(await drain(mine)).text == "ok"
+    assert first.stopped and spawner.started[1].received == ["review it"]
     await manager.close_all()
 
 

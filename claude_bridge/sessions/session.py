@@ -175,9 +175,11 @@ class Session:
 
         The pool neither suspends nor evicts a busy session."""
         # A question waiting for the human is work in progress too.
+        # The process is busy too between a background task's end and Claude's turn that reports it.
         return (
             self.worker.busy
             or self.claude_busy
+            or (self.process is not None and self.process.busy)
             or bool(self.running_tasks)
             or bool(self._rt.prompts.waiting(self.name))
         )
@@ -267,6 +269,9 @@ class Session:
     async def _ensure_live(self, delivery: Delivery) -> ProcessLike:
         if self.process is not None and self.restart_pending:
             delivery.notice(f"Restarting session “{self.name}” with its new settings…")
+            # A restart waits for Claude's own turn as a message does: it must not cut it off.
+            while running := [task for task in self.claude_turns if not task.done()]:
+                await asyncio.wait(running)
             await self.stop_process(MetaStatus.SUSPENDED)
         if self.process is not None and not self.process.failed:
             return self.process
