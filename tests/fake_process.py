@@ -14,6 +14,10 @@ from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.events import AssistantText, Event, ProcessStatus, SessionStarted, TaskInfo, TurnResult
+from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.prompts import Prompt
+from claude_bridge.sessions.tools import OutgoingFile
+from claude_bridge.sessions.worker import Delivery
 
 _pids = itertools.count(40000)
 
@@ -178,6 +182,28 @@ class FakeProcess:
                     turn.push(TurnResult("success", False, "ok", self.session_id, cost_usd=0.01))
                 await turn.done.wait()
                 self._current = None
+
+
+class Shown:
+    """A FrontEnd port that records what the sessions showed: notices, Claude's own turns, files and prompts."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[Place, str]] = []
+        self.claude_turns: list[Delivery] = []
+        self.files: list[OutgoingFile] = []
+        self.prompts: asyncio.Queue[Prompt] = asyncio.Queue()
+
+    async def notify(self, place: Place, text: str) -> None:
+        self.told.append((place, text))
+
+    def show_claude_turn(self, delivery: Delivery) -> None:
+        self.claude_turns.append(delivery)
+
+    async def send_file(self, outgoing: OutgoingFile) -> None:
+        self.files.append(outgoing)
+
+    def show_prompt(self, prompt: Prompt) -> None:
+        self.prompts.put_nowait(prompt)
 
 
 class FakeSpawner:

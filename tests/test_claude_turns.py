@@ -10,25 +10,25 @@ from claude_bridge.commands.core import MAX_CALLBACK_BYTES, Commands
 from claude_bridge.commands.wording import claude_turn_header
 from claude_bridge.protocol.events import AssistantText, TaskInfo, TurnResult
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
+from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.store import Persona
-from fake_process import FakeClock, FakeProcess, FakeSpawner, base_options, drain, result_of
+from fake_process import FakeClock, FakeProcess, FakeSpawner, Shown, base_options, drain, result_of
 
 HEADER = 'Background command "pytest -q" completed (exit code 0)'
 
 
 def make_manager(tmp_path: Path, **kwargs: object) -> tuple[SessionManager, FakeSpawner, FakeClock, list[Delivery]]:
-    spawner, clock = FakeSpawner(), FakeClock()
+    spawner, clock, shown = FakeSpawner(), FakeClock(), Shown()
     manager = SessionManager(
         tmp_path / "sessions",
         spawn=spawner,
         base_options=base_options(tmp_path),
         clock=clock,
         idle_after=600,
+        front_end=kwargs.pop("front_end", shown),
         **kwargs,  # type: ignore[arg-type]
     )
-    shown: list[Delivery] = []
-    manager.show_claude_turn = shown.append
-    return manager, spawner, clock, shown
+    return manager, spawner, clock, shown.claude_turns
 
 
 async def test_claudes_own_turn_reaches_the_last_chat_with_its_header_and_is_booked(tmp_path):
@@ -150,18 +150,15 @@ async def test_a_restart_for_new_settings_waits_for_claudes_own_turn_as_a_messag
 
 
 async def test_stopping_a_session_with_running_tasks_tells_its_last_chat_which_were_stopped(tmp_path):
-    told: list[tuple[int, str]] = []
-
-    async def notify(chat_id: int, text: str) -> None:
-        told.append((chat_id, text))
-
-    manager, spawner, _, _ = make_manager(tmp_path, notify=notify)
+    front_end = Shown()
+    told = front_end.told
+    manager, spawner, _, _ = make_manager(tmp_path, front_end=front_end)
     await drain(await manager.send(7, "start it"))
     spawner.started[0].tasks["b1"] = TaskInfo("b1", "nightly backup", "local_bash")
 
     await manager.close_all()
 
-    assert told == [(7, told[0][1])] and "nightly backup" in told[0][1] and "stopped" in told[0][1]
+    assert told == [(Place(7), told[0][1])] and "nightly backup" in told[0][1] and "stopped" in told[0][1]
 
 
 async def test_tasks_lists_running_tasks_with_a_stop_choice_each_and_stops_one(tmp_path):

@@ -183,10 +183,12 @@ Listener = Callable[[Prompt], None]
 class PromptBoard:
     """Every waiting prompt of every session, by short id; the front end's `listener` hears each change."""
 
-    def __init__(self, *, remind_after: float = 600.0, timeout: float | None = None) -> None:
+    def __init__(
+        self, listener: Listener | None = None, *, remind_after: float = 600.0, timeout: float | None = None
+    ) -> None:
         self.remind_after = remind_after
         self.timeout = timeout  # seconds; None = wait for ever
-        self.listener: Listener | None = None
+        self.listener = listener
         self._prompts: dict[str, Prompt] = {}
         self._tool_uses: dict[str, ToolUse] = {}
         self._seen = asyncio.Condition()

@@ -33,6 +33,7 @@ from claude_bridge.protocol.events import (
 )
 from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import allow, deny, mcp_response
+from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
@@ -47,7 +48,7 @@ from claude_bridge.sessions.store import (
     SessionStore,
 )
 from claude_bridge.sessions.tools import SYSTEM_PROMPT as TOOLS_PROMPT
-from claude_bridge.sessions.tools import FileSink, ToolContext, session_tools
+from claude_bridge.sessions.tools import ToolContext, session_tools
 from claude_bridge.sessions.transcripts import is_session_id
 from claude_bridge.sessions.worker import SHUTDOWN_UNSENT, Delivery, SessionWorker, failure
 
@@ -111,9 +112,7 @@ class Runtime:
     base: ProcessOptions
     clock: Callable[[], float]
     tell: Callable[[Place, str], None]  # a notice for a chat (topic) outside any delivery (fire and forget)
-    file_sink: Callable[[], FileSink | None] = lambda: None  # how send_file reaches the chat (the front end's)
-    # How a turn Claude started by itself reaches the chat (the front end's).
-    show_claude_turn: Callable[[], Callable[[Delivery], None] | None] = lambda: None
+    front_end: FrontEnd  # shows Claude's own turns, delivers the files Claude sends
     upload_limit: int = 50 * 1024 * 1024
     prompts: PromptBoard = field(default_factory=PromptBoard)  # Claude's questions waiting for the human
 
@@ -135,7 +134,7 @@ class Session:
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
-        context = ToolContext(self.directory, lambda: self.last_place, runtime.file_sink, runtime.upload_limit)
+        context = ToolContext(self.directory, self._turn_place, runtime.front_end.send_file, runtime.upload_limit)
         self.tools = McpServer(session_tools(context))
 
     # -- what the pool and the manager read --
@@ -341,8 +340,7 @@ class Session:
 
     async def _ask_human(self, permission: PermissionRequest, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """A tool approval, a question or a plan: shown in the chat of the message being answered (else the last)."""
-        current = self.worker.current
-        place = current.place if current is not None else self.last_place
+        place = self._turn_place()
         if place is None:
             return deny("Nobody is in a chat with this session to approve it.")
         board = self._rt.prompts
@@ -354,13 +352,17 @@ class Session:
             self.save()
         return answer
 
+    def _turn_place(self) -> Place | None:
+        """Where the running turn's answer goes: the message's place, else where Claude's own turns go."""
+        current = self.worker.current
+        return current.place if current is not None else self.last_place
+
     def _own_tools(self) -> set[str]:
         return {tool.qualified_name for tool in self.tools.tools.values()}
 
     def _on_claude_turn(self, turn: Turn) -> None:
         """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
         place = self.last_place
-        show = self._rt.show_claude_turn()
         header = turn.header or "Claude continued on its own"
         delivery = Delivery(
             self.name,
@@ -371,10 +373,10 @@ class Session:
             header=header,
             thread_id=place.thread_id if place else None,
         )
-        if place is None or show is None:
+        if place is None:
             logger.warning("session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, header)
         else:
-            show(delivery)
+            self._rt.front_end.show_claude_turn(delivery)
         relay = self._relay_claude_turn(self.process, turn, delivery)
         task = asyncio.get_running_loop().create_task(relay, name=f"claude-turn-{self.name}")
         self.claude_turns.add(task)
