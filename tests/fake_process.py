@@ -255,3 +255,4 @@ def result_of(events: list[object]) -> TurnResult:
     last = events[-1]
     assert isinstance(last, TurnResult)
     return last
+

@@ -57,7 +57,7 @@ async def test_the_last_chat_is_remembered_across_a_restart(tmp_path):
     again, _, _, _ = make_manager(tmp_path)
     again.switch(9, "default")  # switching to a session is not talking to it
 
-    assert again._get("default").last_chat_id == 7
+    assert again._get("default").last_place == Place(7)
     await again.close_all()
 
 

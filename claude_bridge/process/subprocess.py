@@ -151,7 +151,6 @@ class ClaudeSubprocess:
         turn = self._current
         if turn is None or turn.done.is_set():
             return False
-        turn.interrupted = True
         try:
             await self._request(messages.interrupt(), timeout=5.0)
         except BridgeError as exc:

@@ -149,15 +149,6 @@ class Session:
         return self.process is not None and not self.process.failed
 
     @property
-    def last_chat_id(self) -> int | None:
-        """The chat that last talked to this session (kept in metadata): Claude's own turns and notices go there."""
-        return self.meta.last_chat_id
-
-    @last_chat_id.setter
-    def last_chat_id(self, chat_id: int | None) -> None:
-        self.meta.last_chat_id = chat_id
-
-    @property
     def last_place(self) -> Place | None:
         """The chat (and forum topic) that last talked to this session: Claude's own turns and files go there."""
         if self.meta.last_chat_id is None:
