@@ -6,14 +6,24 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from claude_bridge.errors import BridgeError, ClaudeStartError
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.requests import control_handler
 from claude_bridge.process.turns import Turn, TurnTimings
-from claude_bridge.protocol.events import AssistantText, Event, ProcessStatus, SessionStarted, TaskInfo, TurnResult
+from claude_bridge.protocol.events import (
+    AssistantText,
+    ControlRequest,
+    Event,
+    ProcessStatus,
+    SessionStarted,
+    TaskInfo,
+    TurnResult,
+)
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt
 from claude_bridge.sessions.tools import OutgoingFile
@@ -82,6 +92,10 @@ class FakeProcess:
     async def stop_task(self, task_id: str) -> None:
         self.stopped_tasks.append(task_id)
         self.tasks.pop(task_id, None)
+
+    async def control_request(self, request: ControlRequest) -> Mapping[str, Any]:
+        """The CLI asks the session something, answered as the real process does (process.requests)."""
+        return await control_handler(self.hooks.tools, self.hooks.on_permission)(request)
 
     def end_task(self, task_id: str) -> None:
         """A background task ends by itself: as the CLI, Claude's turn reporting it is due (begin_claude_turn)."""

@@ -222,7 +222,7 @@ async def test_a_tool_approval_shows_numbered_choices_and_typing_one_answers_cla
         typed(console, "write it")
         await terminal.until("about to write")
         request = ControlRequest("r1", "can_use_tool", {"tool_name": "Write", "input": {"file_path": "a.txt"}})
-        asking = asyncio.create_task(spawner.started[0].hooks.on_control_request(request))
+        asking = asyncio.create_task(spawner.started[0].control_request(request))
         await terminal.until("(type a number to pick one)")
         typed(console, "1")
         assert await asking == {"behavior": "allow", "updatedInput": {"file_path": "a.txt"}}

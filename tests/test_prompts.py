@@ -30,7 +30,7 @@ async def opened(board: PromptBoard, request: ControlRequest) -> tuple[Prompt, a
     """Start asking; returns the prompt (once the board shows it) and the task waiting for its answer."""
     shown: asyncio.Queue[Prompt] = asyncio.Queue()
     board.listener = shown.put_nowait
-    prompt = await board.prompt_for(PermissionRequest.of(request), "s", 7, request.request)
+    prompt = await board.prompt_for(PermissionRequest.of(request), "s", 7)
     task = asyncio.create_task(board.ask(prompt))
     assert await shown.get() is prompt
     return prompt, task
@@ -122,7 +122,7 @@ async def test_a_waiting_prompt_keeps_the_session_awake_and_a_typed_message_deni
     await answered(manager, 5, "hello")
     shown: asyncio.Queue[Prompt] = asyncio.Queue()
     manager.prompts.listener = shown.put_nowait
-    handler = spawner.started[0].hooks.on_control_request
+    handler = spawner.started[0].control_request
     asking = asyncio.create_task(handler(can_use_tool("Bash", {"command": "make deploy"})))
     prompt = await shown.get()
     assert prompt.chat_id == 5 and "$ make deploy" in prompt_reply(prompt).text
@@ -144,7 +144,7 @@ async def test_stop_cancels_waiting_prompts(tmp_path):
     await answered(manager, 5, "hello")
     shown: asyncio.Queue[Prompt] = asyncio.Queue()
     manager.prompts.listener = shown.put_nowait
-    asking = asyncio.create_task(spawner.started[0].hooks.on_control_request(can_use_tool("Write", WRITE)))
+    asking = asyncio.create_task(spawner.started[0].control_request(can_use_tool("Write", WRITE)))
     await shown.get()
     assert await manager.interrupt("default")
     answer = await asking

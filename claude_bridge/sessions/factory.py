@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.requests import control_handler
 from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.manager import SessionManager
@@ -27,7 +28,7 @@ def build_manager(settings: Settings, claude_bin: Path, front_end: FrontEnd | No
             options,
             hooks.on_status,
             on_claude_turn=hooks.on_claude_turn,
-            on_control_request=hooks.on_control_request,
+            on_control_request=control_handler(hooks.tools, hooks.on_permission),
         ),
         base_options=base,
         personas=personas,

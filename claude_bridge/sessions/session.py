@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import errno
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -20,11 +20,11 @@ from typing import Any, Protocol
 
 from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.requests import OnPermission
 from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.events import (
     CANCELLED,
     START_FAILED,
-    ControlRequest,
     PermissionRequest,
     ProcessStatus,
     TaskInfo,
@@ -32,7 +32,7 @@ from claude_bridge.protocol.events import (
     TurnResult,
 )
 from claude_bridge.protocol.mcp import McpServer, mcp_config
-from claude_bridge.protocol.messages import allow, deny, mcp_response
+from claude_bridge.protocol.messages import deny
 from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.place import Place
@@ -92,11 +92,13 @@ class ProcessLike(Protocol):
 
 @dataclass(frozen=True)
 class ProcessHooks:
-    """How a process talks back to its session: status changes, turns Claude starts, the CLI's own requests."""
+    """How a process talks back to its session: status changes, turns Claude starts, the tools the session serves
+    and its answer to a permission request (typed: the process layer reads the CLI's control requests)."""
 
     on_status: Callable[[ProcessStatus], None]
-    on_claude_turn: Callable[[Turn], None] | None = None
-    on_control_request: Callable[[ControlRequest], Awaitable[Mapping[str, Any]]] | None = None
+    on_claude_turn: Callable[[Turn], None]
+    tools: McpServer
+    on_permission: OnPermission
 
 
 Spawner = Callable[[ProcessOptions, ProcessHooks], ProcessLike]
@@ -270,9 +272,7 @@ class Session:
         max_live = self._rt.pool.max_live
         waiting = f"All {max_live} live sessions are busy; your message starts as soon as one finishes."
         async with self._rt.pool.slot(self, lambda: delivery.notice(waiting)):
-            hooks = ProcessHooks(
-                self._on_status, on_claude_turn=self._on_claude_turn, on_control_request=self._on_control_request
-            )
+            hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.tools, self._ask_human)
             process = self._rt.spawn(self._options(), hooks)
             # Set before start(): a shutdown during the start still finds and stops it.
             self.process = process
@@ -313,29 +313,13 @@ class Session:
             pid_file=self.state_dir / PID_FILE,
         )
 
-    async def _on_control_request(self, request: ControlRequest) -> Mapping[str, Any]:
-        """The CLI asks us: a call of the bot's own tools (MCP over the control channel), or a permission."""
-        if request.subtype == "mcp_message":
-            server = request.request.get("server_name")
-            message = request.request.get("message")
-            if server != self.tools.name or not isinstance(message, Mapping):
-                raise BridgeError(f"no MCP server named {server!r} here")
-            return mcp_response(await self.tools.handle(message))
-        if request.subtype == "can_use_tool":
-            permission = PermissionRequest.of(request)
-            if permission.tool_name in self._own_tools():
-                # The bot's own tools never need the human (and --allowedTools normally keeps them from asking).
-                return allow(permission.input)
-            return await self._ask_human(permission, request.request)
-        raise BridgeError(f"the bot does not answer {request.subtype!r} requests")
-
-    async def _ask_human(self, permission: PermissionRequest, body: Mapping[str, Any]) -> Mapping[str, Any]:
+    async def _ask_human(self, permission: PermissionRequest) -> Mapping[str, Any]:
         """A tool approval, a question or a plan: shown in the chat of the message being answered (else the last)."""
         place = self._turn_place()
         if place is None:
             return deny("Nobody is in a chat with this session to approve it.")
         board = self._rt.prompts
-        prompt = await board.prompt_for(permission, self.name, place, body)
+        prompt = await board.prompt_for(permission, self.name, place)
         answer = await board.ask(prompt)
         if prompt.kind == PromptKind.PLAN and answer.get("behavior") == "allow" and self.meta.permission_mode == "plan":
             # The CLI leaves plan mode once its plan is approved (§16.3); a restart must not bring it back.
@@ -347,9 +331,6 @@ class Session:
         """Where the running turn's answer goes: the message's place, else where Claude's own turns go."""
         current = self.worker.current
         return current.place if current is not None else self.last_place
-
-    def _own_tools(self) -> set[str]:
-        return {tool.qualified_name for tool in self.tools.tools.values()}
 
     def _on_claude_turn(self, turn: Turn) -> None:
         """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
