@@ -7,6 +7,7 @@ import, a function-local one that would dodge a cycle, and an import of a door, 
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -89,3 +90,12 @@ def test_the_length_check_finds_a_long_function(tmp_path: Path) -> None:
     (tree / "claude_bridge" / "long.py").write_text(f"def too_long() -> None:\n{body}")
 
     assert f"claude_bridge/long.py:too_long ({MAX_FUNCTION_LINES + 1})" in long_functions(tree)
+
+
+def test_every_module_on_a_messages_route_in_the_readme_exists() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    route = readme[readme.index("The route of a message") :].split("\n\n")[0]
+    named = re.findall(r"`([\w/]+\.py)`", route)
+    paths = [ROOT / (name if name.startswith("claude_bridge/") else f"claude_bridge/{name}") for name in named]
+
+    assert len(named) >= 10 and [p for p in paths if not p.is_file()] == []
