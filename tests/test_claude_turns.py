@@ -9,9 +9,10 @@ from pathlib import Path
 from claude_bridge.commands.core import MAX_CALLBACK_BYTES, Commands
 from claude_bridge.commands.wording import claude_turn_header
 from claude_bridge.protocol.events import AssistantText, TaskInfo, TurnResult
-from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
+from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.store import Persona
+from claude_bridge.sessions.worker import Delivery, Notice
 from fake_process import FakeClock, FakeProcess, FakeSpawner, Shown, base_options, drain, result_of
 
 HEADER = 'Background command "pytest -q" completed (exit code 0)'

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from claude_bridge.errors import SessionError
 from claude_bridge.protocol.events import AssistantText, TurnResult
-from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
+from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.store import Persona, load_personas, validate_name
+from claude_bridge.sessions.worker import Delivery, Notice
 from fake_process import FakeClock, FakeSpawner, Shown, base_options, drain, result_of
 
 PERSONAS = {

@@ -11,7 +11,8 @@ from telegram import Bot
 
 from claude_bridge.commands.core import Commands
 from claude_bridge.protocol.events import AssistantText, TaskInfo
-from claude_bridge.sessions.manager import Place, SessionManager
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.tools import OutgoingFile
 from claude_bridge.telegram.files import file_sink

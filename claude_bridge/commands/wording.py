@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 
-from claude_bridge.sessions.manager import SessionInfo, TaskInfo
+from claude_bridge.protocol.events import TaskInfo
+from claude_bridge.sessions.info import SessionInfo
 from claude_bridge.sessions.transcripts import Conversation
 
 # The CLI's task-notification summary (§16.1): 'Background command "pytest -q" completed (exit code 0)'.

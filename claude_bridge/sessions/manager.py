@@ -33,7 +33,7 @@ from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.routes import ChatRoutes
-from claude_bridge.sessions.session import ProcessLike, Runtime, Session, SessionState, Spawner, cannot_write
+from claude_bridge.sessions.session import Runtime, Session, Spawner, cannot_write
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     PID_FILE,
@@ -46,23 +46,7 @@ from claude_bridge.sessions.store import (
 )
 from claude_bridge.sessions.transcripts import Conversation, config_dir, list_conversations
 from claude_bridge.sessions.transcripts import find as find_transcript
-from claude_bridge.sessions.worker import Delivery, Notice
-
-__all__ = [
-    "DEFAULT_SESSION",
-    "MODEL_ALIASES",
-    "USER_MODES",
-    "Delivery",
-    "Notice",
-    "Place",
-    "ProcessLike",
-    "SessionInfo",
-    "SessionManager",
-    "SessionState",
-    "Spawner",
-    "TaskInfo",
-    "Where",
-]
+from claude_bridge.sessions.worker import Delivery
 
 logger = logging.getLogger(__name__)
 
