@@ -5,6 +5,8 @@ imports them from there, not through this door.
 """
 
 from claude_bridge.sessions.factory import build_manager
-from claude_bridge.sessions.manager import Delivery, Notice, SessionInfo, SessionManager
+from claude_bridge.sessions.info import SessionInfo
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.sessions.worker import Delivery, Notice
 
 __all__ = ["Delivery", "Notice", "SessionInfo", "SessionManager", "build_manager"]

@@ -21,6 +21,7 @@ from claude_bridge.console import Console
 from claude_bridge.console import Screen as ConsoleScreen
 from claude_bridge.protocol.events import AssistantText, ControlRequest, TurnResult
 from claude_bridge.runtime import take_instance_lock
+from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.store import Persona
 from conftest import ROOT
@@ -120,7 +121,6 @@ def screen_of(process: Process) -> Screen:
     return Screen(process.stdout)
 
 
-
 class Terminal:
     """Where an in-process console writes: text a test can wait for."""
 
@@ -148,12 +148,18 @@ async def console_in_process(tmp_path: Path) -> AsyncIterator[tuple[Console, Ter
     """A Console over a SessionManager with fake processes; type with `console.inputs`, read the Terminal."""
     spawner, terminal = FakeSpawner(), Terminal()
     personas = {"default": Persona("default", "plain", ""), "poet": Persona("poet", "rhymes", "Rhyme.")}
-    manager = SessionManager(
-        tmp_path / "sessions", spawn=spawner, base_options=base_options(tmp_path), personas=personas, clock=FakeClock()
-    )
-    console = Console(manager, ConsoleScreen(terminal, interactive=False))
-    manager.notify = console.notify
-    manager.show_claude_turn = console.turns.put_nowait  # as console_main wires it
+
+    def manager_for(front_end: FrontEnd) -> SessionManager:  # as console_main builds it
+        return SessionManager(
+            tmp_path / "sessions",
+            spawn=spawner,
+            base_options=base_options(tmp_path),
+            personas=personas,
+            clock=FakeClock(),
+            front_end=front_end,
+        )
+
+    console = Console(manager_for, ConsoleScreen(terminal, interactive=False))
     running = asyncio.create_task(console.run())
     try:
         yield console, terminal, spawner
@@ -222,7 +228,7 @@ async def test_a_tool_approval_shows_numbered_choices_and_typing_one_answers_cla
         typed(console, "write it")
         await terminal.until("about to write")
         request = ControlRequest("r1", "can_use_tool", {"tool_name": "Write", "input": {"file_path": "a.txt"}})
-        asking = asyncio.create_task(spawner.started[0].hooks.on_control_request(request))
+        asking = asyncio.create_task(spawner.started[0].control_request(request))
         await terminal.until("(type a number to pick one)")
         typed(console, "1")
         assert await asking == {"behavior": "allow", "updatedInput": {"file_path": "a.txt"}}

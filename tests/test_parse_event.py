@@ -424,6 +424,7 @@ def test_can_use_tool_becomes_a_permission_request():
             input={"command": "python3 -c 'print(12345)'", "description": "run test command"},
             tool_use_id=TOOL_ID,
             reason="This command requires approval",
+            suggestions=({"type": "addRules", "behavior": "allow", "destination": "localSettings"},),
         )
     )
 

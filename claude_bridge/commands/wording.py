@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 
-from claude_bridge.protocol.events import ApiRetry
-from claude_bridge.sessions.manager import Delivery, SessionInfo, TaskInfo
+from claude_bridge.protocol.events import ApiRetry, TaskInfo
+from claude_bridge.sessions.info import SessionInfo
 from claude_bridge.sessions.transcripts import Conversation
+from claude_bridge.sessions.worker import Delivery
 
 # The CLI's task-notification summary (§16.1): 'Background command "pytest -q" completed (exit code 0)'.
 _BACKGROUND = re.compile(r'^Background command "(?P<what>.*)" (?P<status>\w+)(?: \(exit code (?P<code>-?\d+)\))?$')

@@ -90,6 +90,7 @@ class PermissionRequest:
     input: Mapping[str, Any]
     tool_use_id: str = ""
     reason: str = ""
+    suggestions: tuple[Mapping[str, Any], ...] = ()  # the CLI's `permission_suggestions` ("always allow" rules)
 
     @classmethod
     def of(cls, request: ControlRequest) -> PermissionRequest:
@@ -101,6 +102,7 @@ class PermissionRequest:
             input=dict(body.get("input") or {}),
             tool_use_id=str(body.get("tool_use_id", "")),
             reason=str(body.get("decision_reason", "")),
+            suggestions=tuple(s for s in body.get("permission_suggestions") or [] if isinstance(s, Mapping)),
         )
 
 

@@ -183,10 +183,12 @@ Listener = Callable[[Prompt], None]
 class PromptBoard:
     """Every waiting prompt of every session, by short id; the front end's `listener` hears each change."""
 
-    def __init__(self, *, remind_after: float = 600.0, timeout: float | None = None) -> None:
+    def __init__(
+        self, listener: Listener | None = None, *, remind_after: float = 600.0, timeout: float | None = None
+    ) -> None:
         self.remind_after = remind_after
         self.timeout = timeout  # seconds; None = wait for ever
-        self.listener: Listener | None = None
+        self.listener = listener
         self._prompts: dict[str, Prompt] = {}
         self._tool_uses: dict[str, ToolUse] = {}
         self._seen = asyncio.Condition()
@@ -208,16 +210,13 @@ class PromptBoard:
                 await self._seen.wait_for(lambda: tool_use_id in self._tool_uses)
         return self._tool_uses.get(tool_use_id)
 
-    async def prompt_for(
-        self, request: PermissionRequest, session: str, where: Where, raw: Mapping[str, Any]
-    ) -> Prompt:
-        """The Prompt for one `can_use_tool` request (`raw` = the request body, for its suggestions)."""
+    async def prompt_for(self, request: PermissionRequest, session: str, where: Where) -> Prompt:
+        """The Prompt for one permission request of the CLI's."""
         place = Place.of(where)
 
         def prompt(kind: PromptKind, **fields: Any) -> Prompt:
             return Prompt(self._new_id(), session, place.chat_id, kind, request, thread_id=place.thread_id, **fields)
 
-        suggestions = tuple(s for s in raw.get("permission_suggestions") or [] if isinstance(s, Mapping))
         if request.tool_name == ASK_TOOL:
             questions = tuple(Question.of(q) for q in request.input.get("questions") or [] if isinstance(q, Mapping))
             return prompt(PromptKind.QUESTION, questions=questions)
@@ -227,7 +226,7 @@ class PromptBoard:
                 seen = await self.tool_use(request.tool_use_id)
                 plan = str(seen.input.get("plan") or "") if seen else ""
             return prompt(PromptKind.PLAN, plan=plan or "(no plan text)")
-        return prompt(PromptKind.TOOL, suggestions=suggestions)
+        return prompt(PromptKind.TOOL, suggestions=request.suggestions)
 
     def _new_id(self) -> str:
         # Random, not counted: a button from before a restart must never hit a new prompt.

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,12 @@ from claude_bridge.commands.core import Commands
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import claude_turn_title, queued_text
 from claude_bridge.errors import BridgeError, TranscriptionError
-from claude_bridge.sessions.manager import Delivery, Place, SessionManager, Where
+from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.prompts import Prompt
+from claude_bridge.sessions.tools import OutgoingFile
+from claude_bridge.sessions.worker import Delivery
 from claude_bridge.settings import Settings
 from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.gate import make_gate
@@ -58,11 +64,11 @@ SHORT_LABEL = 12  # characters; longer labels get a row each so Telegram does no
 class BotState:
     """What the handlers share; lives in `application.bot_data["state"]`."""
 
-    def __init__(self, settings: Settings, manager: SessionManager) -> None:
+    def __init__(self, settings: Settings, manager: SessionManager, outboxes: Outboxes | None = None) -> None:
         self.settings = settings
         self.manager = manager
         self.commands = Commands(manager)
-        self.outboxes = Outboxes()
+        self.outboxes = outboxes or Outboxes()
         self.prefs: dict[int, ChatPrefs] = {}
         self.views: set[asyncio.Task[None]] = set()
         self.download_limit = int(settings.max_download_mb * 1024 * 1024)
@@ -312,8 +318,34 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 # ---- wiring --------------------------------------------------------------------------------------
 
 
-def build_application(settings: Settings, manager: SessionManager) -> Application[Any, Any, Any, Any, Any, Any]:
-    """The PTB Application with every handler; no network until it is started."""
+class TelegramFrontEnd:
+    """The sessions' FrontEnd port over this Application: notices, Claude's own turns, files and prompts, each in
+    its place. Handed to the manager when it is built; its turn views share the handlers' state (bot_data)."""
+
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], outboxes: Outboxes) -> None:
+        self.app = app
+        self.outboxes = outboxes
+        self._files = file_sink(app.bot, outboxes)
+        self._prompts = PromptMessages(app.bot, outboxes)
+
+    async def notify(self, place: Place, text: str) -> None:
+        await Sender(self.app.bot, self.outboxes(place.chat_id), place.thread_id).text(text)
+
+    def show_claude_turn(self, delivery: Delivery) -> None:
+        start_view(self.app.bot_data["state"], self.app.bot, delivery, None)
+
+    async def send_file(self, outgoing: OutgoingFile) -> None:
+        await self._files(outgoing)
+
+    def show_prompt(self, prompt: Prompt) -> None:
+        self._prompts(prompt)
+
+
+def build_application(
+    settings: Settings, manager_for: Callable[[FrontEnd], SessionManager]
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """The PTB Application with every handler, and its session manager (`manager_for` gets the Telegram front end's
+    port); no network until it is started."""
     app = (
         ApplicationBuilder()
         .token(settings.telegram_token)
@@ -332,17 +364,9 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
         .post_shutdown(post_shutdown)
         .build()
     )
-    state = BotState(settings, manager)
+    outboxes = Outboxes()
+    state = BotState(settings, manager_for(TelegramFrontEnd(app, outboxes)), outboxes)
     app.bot_data["state"] = state
-
-    async def notify(where: Where, text: str) -> None:
-        place = Place.of(where)
-        await Sender(app.bot, state.outboxes(place.chat_id), place.thread_id).text(text)
-
-    manager.notify = notify
-    manager.file_sink = file_sink(app.bot, state.outboxes)
-    manager.show_claude_turn = lambda delivery: start_view(state, app.bot, delivery, None)
-    manager.prompts.listener = PromptMessages(app.bot, state.outboxes)
 
     def notify_soon(chat_id: int, text: str) -> None:
         Sender(app.bot, state.outboxes(chat_id)).text(text)

@@ -32,7 +32,7 @@ from claude_bridge.protocol.events import (
     ToolUse,
     TurnResult,
 )
-from claude_bridge.sessions.manager import Notice
+from claude_bridge.sessions.worker import Notice
 from claude_bridge.telegram.outbox import OpKind, Outbox
 from claude_bridge.telegram.render import (
     Chunk,
