@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -440,8 +440,12 @@ class SessionManager:
             self._routes.forget(name)
         logger.info("deleted session %s", name)
 
-    async def send(self, where: Where, content: Content, *, topic: str = "") -> Delivery:
-        """Accept a message for the chat's (or forum topic's) active session: durably queued before this returns."""
+    def reserve(self, where: Where, *, topic: str = "") -> Delivery:
+        """A message's place in its session's line, taken as it arrives; its content follows (`accept`), after a
+        download or a transcription, or the place is given up (`withdraw`).
+
+        Synchronous on purpose: messages take their places in the order their handlers start.
+        """
         if self._closed:
             raise SessionError("The bot is shutting down; send your message again in a moment.")
         place = Place.of(where)
@@ -449,37 +453,79 @@ class SessionManager:
         session = self._repaired(name)
         if session.damage:
             raise SessionError(f"Session “{name}” is {session.damage}. Your message was not sent; fix or /delete it.")
-        if isinstance(content, str) and (prompt := self.prompts.typed(name, content)) is not None:
-            return _answered_prompt(name, place, content, prompt.outcome or "✍️ Noted; answer the next question.")
-        # One at a time per session: the inbox order is the delivery order, and delete cannot cut in.
-        async with session.lock:
-            if session.deleted:
+        if session.worker.queued >= self.max_queued:
+            raise SessionError(
+                f"The queue of session “{name}” is full ({self.max_queued} messages waiting); this message was "
+                "not sent. Send it again once Claude has caught up, or /stop the running answer."
+            )
+        delivery = Delivery(name, place.chat_id, None, "", session.ahead(), thread_id=place.thread_id)
+        if notice:
+            delivery.notice(notice)
+        session.worker.accept(delivery)
+        return delivery
+
+    @contextlib.contextmanager
+    def in_line(self, where: Where, *, topic: str = "") -> Iterator[Delivery]:
+        """`reserve`, and give the place up on leaving unless the message was accepted."""
+        delivery = self.reserve(where, topic=topic)
+        try:
+            yield delivery
+        finally:
+            self.withdraw(delivery)
+
+    def withdraw(self, delivery: Delivery) -> None:
+        """Give up a reserved place whose message never came (nothing if it was accepted)."""
+        session = self._sessions.get(delivery.session)
+        if session is not None and not delivery.prepared:
+            session.worker.withdraw(delivery)
+
+    async def send(self, where: Where, content: Content, *, topic: str = "") -> Delivery:
+        """Accept a message for the chat's (or forum topic's) active session: durably queued before this returns."""
+        return await self.accept(self.reserve(where, topic=topic), content)
+
+    async def accept(self, delivery: Delivery, content: Content) -> Delivery:
+        """The content of a reserved message: durably queued before this returns, after the earlier messages of its
+        chat; typed while Claude asks something, it is the answer instead. Refused (SessionError): the place goes."""
+        session = self._sessions.get(delivery.session)
+        try:
+            if session is None or session.deleted:
                 raise SessionError(
-                    f"Session “{name}” was deleted while your message was on its way; it was not sent. "
+                    f"Session “{delivery.session}” was deleted while your message was on its way; it was not sent. "
                     "Send it again to use another session."
                 )
-            if self._closed:
-                raise SessionError("The bot is shutting down; send your message again in a moment.")
-            if session.worker.queued >= self.max_queued:
-                raise SessionError(
-                    f"The queue of session “{name}” is full ({self.max_queued} messages waiting); this message was "
-                    "not sent. Send it again once Claude has caught up, or /stop the running answer."
-                )
-            session.last_place = place
-            session.meta.last_active = self._clock()
-            try:
-                entry_id = await session.inbox.add(place.chat_id, content, place.thread_id)
-            except OSError as exc:
-                # Nothing durable was written: say so, rather than an "internal error" the user cannot act on.
-                raise SessionError(
-                    f"Your message was not saved, so it was not sent to Claude: {cannot_write(exc)}. "
-                    "Send it again once that is fixed."
-                ) from exc
-            delivery = Delivery(name, place.chat_id, content, entry_id, session.ahead(), thread_id=place.thread_id)
-            if notice:
-                delivery.notice(notice)
-            session.worker.accept(delivery)
+            await session.worker.prepared_before(delivery)
+            if isinstance(content, str) and (prompt := self.prompts.typed(session.name, content)) is not None:
+                session.worker.withdraw(delivery)
+                return _answered_prompt(delivery, content, prompt.outcome or "✍️ Noted; answer the next question.")
+            # One at a time per session: the inbox order is the delivery order, and delete cannot cut in.
+            async with session.lock:
+                await self._queue_durably(session, delivery, content)
+        except BaseException:
+            if session is not None:
+                session.worker.withdraw(delivery)
+            raise
         return delivery
+
+    async def _queue_durably(self, session: Session, delivery: Delivery, content: Content) -> None:
+        if session.deleted:
+            raise SessionError(
+                f"Session “{session.name}” was deleted while your message was on its way; it was not sent. "
+                "Send it again to use another session."
+            )
+        if self._closed:
+            raise SessionError("The bot is shutting down; send your message again in a moment.")
+        place = delivery.place
+        session.last_place = place
+        session.meta.last_active = self._clock()
+        try:
+            entry_id = await session.inbox.add(place.chat_id, content, place.thread_id)
+        except OSError as exc:
+            # Nothing durable was written: say so, rather than an "internal error" the user cannot act on.
+            raise SessionError(
+                f"Your message was not saved, so it was not sent to Claude: {cannot_write(exc)}. "
+                "Send it again once that is fixed."
+            ) from exc
+        session.worker.ready(delivery, content, entry_id)
 
     # -- notices outside a delivery --
 
@@ -495,9 +541,9 @@ class SessionManager:
             logger.exception("could not notify chat %s", Place.of(where).key)
 
 
-def _answered_prompt(name: str, place: Place, content: Content, outcome: str) -> Delivery:
-    """A typed message that answered a waiting prompt instead of becoming a turn: already finished."""
-    delivery = Delivery(name, place.chat_id, content, entry_id="", position=0, thread_id=place.thread_id)
+def _answered_prompt(delivery: Delivery, content: Content, outcome: str) -> Delivery:
+    """A typed message that answered a waiting prompt instead of becoming a turn: finished at once."""
+    delivery.content = content
     delivery.finish(
         TurnResult(subtype=PROMPT_ANSWER, is_error=False, text=f"↩️ Sent to Claude as your answer. {outcome}")
     )

@@ -337,30 +337,21 @@ class Session:
     def _on_claude_turn(self, turn: Turn) -> None:
         """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
         place = self.last_place
-        header = turn.header or "Claude continued on its own"
-        delivery = Delivery(
-            self.name,
-            place.chat_id if place else 0,
-            "",
-            f"claude-{id(turn):x}",
-            0,
-            header=header,
-            thread_id=place.thread_id if place else None,
-        )
+        delivery = Delivery.of_claude_turn(self.name, place, turn)
         if place is None:
-            logger.warning("session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, header)
+            logger.warning("session %s: Claude's own turn (%s) has no chat to go to", self.name, turn.header)
         else:
             self._rt.front_end.show_claude_turn(delivery)
-        relay = self._relay_claude_turn(self.process, turn, delivery)
-        task = asyncio.get_running_loop().create_task(relay, name=f"claude-turn-{self.name}")
+        books = self._book_claude_turn(self.process, turn, delivery)
+        task = asyncio.get_running_loop().create_task(books, name=f"claude-turn-{self.name}")
         self.claude_turns.add(task)
         task.add_done_callback(self.claude_turns.discard)
 
-    async def _relay_claude_turn(self, process: ProcessLike | None, turn: Turn, delivery: Delivery) -> None:
-        """Pass Claude's own turn on and book it like any other (turns, cost, timings); it ends with one result."""
+    async def _book_claude_turn(self, process: ProcessLike | None, turn: Turn, delivery: Delivery) -> None:
+        """Book Claude's own turn like any other (turns, cost, timings); its view ends with one result."""
         result = failure("Claude's own turn ended without a result.")
         try:
-            result = await _relay(turn, delivery, self._rt.prompts)
+            result = await _watch(turn, self._rt.prompts)
             if process is not None and not self.deleted:
                 status = self.meta.status
                 self._book(process, turn, result)
@@ -413,13 +404,15 @@ class Session:
                 result = TurnResult(subtype=START_FAILED, is_error=True, text=start_error(exc))
             else:
                 stage = "send the message to Claude"
+                assert delivery.content is not None  # the worker hands over prepared deliveries only
                 turn = process.submit(delivery.content)
+                delivery.follow(turn)
                 sent = await _written(turn)
                 if sent:
                     stage = "record the message as sent"
                     await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
-                stage = "pass on Claude's answer"
-                result = await _relay(turn, delivery, self._rt.prompts)
+                stage = "follow Claude's answer"
+                result = await _watch(turn, self._rt.prompts)
                 self._book(process, turn, result)
             stage = "save the session's state"
             await self._finish(delivery)
@@ -494,12 +487,12 @@ async def _written(turn: Turn) -> bool:
     return turn.written.is_set()
 
 
-async def _relay(turn: Turn, delivery: Delivery, prompts: PromptBoard) -> TurnResult:
-    """Pass the turn's events on to the delivery; return its TurnResult (which the caller passes on last)."""
+async def _watch(turn: Turn, prompts: PromptBoard) -> TurnResult:
+    """Read the turn alongside its view: tell the prompts its tool calls; return its TurnResult (which the caller
+    passes on last, once the books are kept)."""
     async for event in turn.events():
         if isinstance(event, TurnResult):
             return event
         if isinstance(event, ToolUse):
             await prompts.saw(event)  # ExitPlanMode's request may need the plan from this block
-        delivery.put(event)
     raise BridgeError("the turn ended without a result")
