@@ -12,7 +12,7 @@ from typing import Any
 
 from claude_bridge.errors import BridgeError, ClaudeStartError
 from claude_bridge.process import pidfile
-from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.argv import ProcessOptions, start_failure
 from claude_bridge.process.requests import control_handler
 from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.events import (
@@ -125,7 +125,10 @@ class FakeProcess:
         self.started = True
         await self.spawner.start_gate.wait()
         if self.options.pid_file is not None:  # as the real process does on every spawn
-            pidfile.write(self.options.pid_file, self.pid or 0, "fake-marker")
+            try:
+                pidfile.write(self.options.pid_file, self.pid or 0, "fake-marker")
+            except OSError as exc:
+                raise start_failure(exc, self.options.claude_bin, launching=False) from exc
         self._task = asyncio.create_task(self._run())
 
     def submit(self, content: Any) -> Turn:

@@ -291,6 +291,20 @@ async def test_a_cli_that_is_not_executable_is_a_start_error(running, tmp_path):
         await running.start(claude_bin=not_executable)
 
 
+@pytest.mark.parametrize(
+    ("prompt", "words"),
+    [
+        ("x" * 200_000, "the persona's prompt is too long to pass to the CLI"),
+        ("be\x00 nice", "the persona's prompt or a setting contains a NUL byte"),
+    ],
+)
+async def test_an_argument_the_os_refuses_is_a_start_error_worded_at_the_spawn(running, prompt, words):
+    with pytest.raises(ClaudeStartError) as caught:
+        await running.start(append_system_prompt=prompt)
+
+    assert str(caught.value).startswith(f"Could not start Claude: {words}") and "next message" in str(caught.value)
+
+
 async def test_a_missing_session_directory_is_not_reported_as_a_missing_cli(running, tmp_path):
     with pytest.raises(BridgeError) as caught:
         await running.start(cwd=tmp_path / "deleted-session")

@@ -25,6 +25,7 @@ from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.protocol.events import TaskInfo, TurnResult
+from claude_bridge.runtime import cannot_write
 from claude_bridge.sessions.frontend import FrontEnd, Unattended
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.info import SessionInfo
@@ -33,7 +34,7 @@ from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.routes import ChatRoutes
-from claude_bridge.sessions.session import Runtime, Session, Spawner, cannot_write
+from claude_bridge.sessions.session import Runtime, Session, Spawner
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     PID_FILE,

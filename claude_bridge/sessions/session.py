@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -398,10 +397,10 @@ class Session:
         try:
             try:
                 process = await self._ensure_live(delivery)
-            except (BridgeError, OSError, ValueError) as exc:
+            except BridgeError as exc:  # worded by the process layer (ClaudeNotFound, ClaudeStartError)
                 logger.error("session %s: could not start Claude: %s", self.name, exc)
                 self.meta.status = MetaStatus.FAILED
-                result = TurnResult(subtype=START_FAILED, is_error=True, text=start_error(exc))
+                result = TurnResult(subtype=START_FAILED, is_error=True, text=str(exc))
             else:
                 stage = "send the message to Claude"
                 assert delivery.content is not None  # the worker hands over prepared deliveries only
@@ -445,35 +444,6 @@ class Session:
             "send_to_result": turn.timings.send_to_result,
         }
         meta.status = MetaStatus.LIVE if process.alive else MetaStatus.SUSPENDED
-
-
-def cannot_write(exc: OSError) -> str:
-    """Why the bot could not write its own files, in words: a full disk, a read-only or forbidden folder."""
-    where = f" ({exc.filename})" if exc.filename else ""
-    if exc.errno == errno.ENOSPC:
-        return f"the disk is full{where}"
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"the bot cannot write its state{where}: {exc.strerror}"
-    return f"the bot could not write its state{where}: {exc.strerror or exc}"
-
-
-def start_error(exc: BaseException) -> str:
-    """What the user reads when Claude could not be started: the cause in words, and that the next message retries."""
-    if isinstance(exc, BridgeError):
-        return str(exc)
-    retry = "Your next message will try again once that is fixed."
-    if isinstance(exc, ValueError) and "null byte" in str(exc):
-        return f"Could not start Claude: the persona's prompt or a setting contains a NUL byte. {retry}"
-    if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if exc.filename else ""
-        if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM):
-            return f"Could not start Claude: {cannot_write(exc)}. {retry}"
-        if exc.errno == errno.E2BIG:
-            too_long = f"the persona's prompt is too long to pass to the CLI ({exc.strerror})"
-            return f"Could not start Claude: {too_long}. {retry}"
-        if exc.errno == errno.ENOENT:
-            return f"Could not start Claude: a folder or file is missing{where}. {retry}"
-    return f"Could not start Claude: {exc}. {retry}"
 
 
 async def _written(turn: Turn) -> bool:
