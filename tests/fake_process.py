@@ -16,6 +16,7 @@ from claude_bridge.process.argv import ProcessOptions, start_failure
 from claude_bridge.process.requests import control_handler
 from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.events import (
+    EXITED,
     AssistantText,
     ControlRequest,
     Event,
@@ -159,6 +160,8 @@ class FakeProcess:
 
     async def stop(self) -> None:
         self.stopped = True
+        if self._current is not None:  # as the real process: the running turn ends, cut off
+            self._current.push(TurnResult(EXITED, True, "The session was stopped while Claude was working."))
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,10 +1,13 @@
-"""The sessions façade: SessionManager composes the parts, each owning one job and tested alone.
+"""The sessions façade: SessionManager routes messages to sessions and names topics' sessions, reaps leftover
+CLIs, replays the inbox after a restart and takes messages; the parts do the rest, each owning one job:
 
-store.py (sessions on disk, personas), inbox.py (the durable queue), routes.py (chat → active session),
-pool.py (the live-process cap, LRU and idle suspension), worker.py (the per-session queue, Delivery) and
-session.py (one session's process and books), info.py (what front ends read), factory.py (real processes).
-It knows sessions, not Telegram and not the CLI's JSON. At ~530 lines it is one method per thing a front end can
-ask (send, create, switch, /model, /mode, /resume, /tasks, delete, …), each delegating to the parts.
+store.py (sessions on disk, personas), inbox.py (the durable queue), routes.py (chat → active session, topic names),
+pool.py (the live-process cap, LRU and idle suspension), worker.py (a session's one line of messages, Delivery),
+session.py (one session's process, notices and books; its one state in lifecycle.py), claude_requests.py (what the
+CLI asks of a session), claude_turns.py (Claude's own turns), info.py (what front ends read), factory.py (real
+processes). It knows sessions, not Telegram and not the CLI's JSON. It is a little over 500 lines because it has one
+method per thing a front end can ask (send, create, switch, /model, /mode, /resume, /tasks, delete, …), each a few
+lines delegating to the parts.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,25 +23,23 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from claude_bridge.errors import BridgeError, SessionError
-from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
-from claude_bridge.process.reaping import reap_leftover
+from claude_bridge.process.reaping import reap_leftovers
 from claude_bridge.protocol.events import TaskInfo, TurnResult
 from claude_bridge.runtime import cannot_write
 from claude_bridge.sessions.frontend import FrontEnd, Unattended
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
-from claude_bridge.sessions.info import SessionInfo
+from claude_bridge.sessions.info import SessionInfo, info_of
 from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
-from claude_bridge.sessions.routes import ChatRoutes
+from claude_bridge.sessions.routes import ChatRoutes, topic_name
 from claude_bridge.sessions.session import Runtime, Session, Spawner
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     PID_FILE,
     Metadata,
-    MetaStatus,
     Persona,
     SessionStore,
     StateDamaged,
@@ -132,18 +132,7 @@ class SessionManager:
 
     def reap_leftovers(self) -> list[int]:
         """Stop CLI processes a previous run left behind (a pid file per live session); a reused pid is left alone."""
-        stopped = []
-        for pid_file in self._store.sessions_state.glob(f"*/{PID_FILE}"):
-            record = pidfile.read(pid_file)
-            with contextlib.suppress(OSError):
-                if record is None:
-                    pass
-                elif not pidfile.still_ours(record):
-                    logger.info("pid %s from %s is another process now; left alone", record.pid, pid_file)
-                elif reap_leftover(record.pid, self._runtime.base.claude_bin):
-                    stopped.append(record.pid)
-                pid_file.unlink(missing_ok=True)
-        return stopped
+        return reap_leftovers(self._store.sessions_state.glob(f"*/{PID_FILE}"), self._runtime.base.claude_bin)
 
     async def recover(self) -> list[Delivery]:
         """After a restart: re-deliver messages never sent, in order; report the ones a restart cut off."""
@@ -184,28 +173,12 @@ class SessionManager:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        sessions = list(self._sessions.values())
-        # Workers first: a worker left running would start the next queued message as its process stops.
-        await asyncio.gather(*(session.worker.close() for session in sessions))
-        stops = [asyncio.ensure_future(s.stop_process(MetaStatus.STOPPED)) for s in sessions if s.process]
-        if stops:
-            _, pending = await asyncio.wait(stops, timeout=timeout)
-            for task in pending:
-                logger.warning("a session did not stop within %.0f s", timeout)
-                task.cancel()
-            await asyncio.gather(*stops, return_exceptions=True)
-        # Claude's own turns ended with their processes; the notices (e.g. which tasks were stopped) still go out.
-        pending_work = [t for s in sessions for t in s.claude_turns] + list(self._notices)
-        if pending_work:
-            await asyncio.wait(pending_work, timeout=5.0)
-        for session in sessions:
-            if session.damage or session.deleted:
-                continue
-            try:
-                session.save()
-            except OSError as exc:
-                logger.error("session %s: could not save metadata at shutdown: %s", session.name, exc)
-        leftovers = list(self._notices) + [t for s in sessions for t in s.claude_turns]
+        # In parallel, each bounded: one session that does not stop must not hold the others.
+        await asyncio.gather(*(session.close(timeout) for session in self._sessions.values()))
+        # The notices (e.g. which background tasks were stopped) still go out.
+        if self._notices:
+            await asyncio.wait(list(self._notices), timeout=5.0)
+        leftovers = list(self._notices)
         for task in leftovers:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
@@ -225,7 +198,7 @@ class SessionManager:
         if name is not None:
             return name, None
         if place.thread_id is not None:
-            name = self._topic_name(topic, place.thread_id)
+            name = topic_name(topic, place.thread_id, self._store.exists, self.max_sessions)
             self.create(name)
             self._routes.set(place, name)
             return name, f"Created session “{name}” for this topic; messages here go to it."
@@ -237,12 +210,6 @@ class SessionManager:
             notice = f"Created session “{name}” and made it active. /new makes another, /switch changes."
         self._routes.set(place, name)
         return name, notice
-
-    def _topic_name(self, topic: str, thread_id: int) -> str:
-        """A free session name from a topic's title ("Bug #12: login" → "bug-12-login"), else from its id."""
-        slug = "-".join(re.findall(r"[a-z0-9]+", topic.lower()))[:28].strip("-") or f"topic-{thread_id}"
-        candidates = [slug] + [f"{slug[: 28 - len(str(n))]}-{n}" for n in range(2, self.max_sessions + 2)]
-        return next(name for name in candidates if not self._store.exists(name))
 
     def switch(self, where: Where, name: str) -> SessionInfo:
         """Make `name` the active session of the chat (or forum topic)."""
@@ -337,28 +304,7 @@ class SessionManager:
         return path
 
     def status(self, name: str) -> SessionInfo:
-        session = self._get(name)
-        meta = session.meta
-        return SessionInfo(
-            name=name,
-            state=session.state,
-            queued=session.worker.queued,
-            persona=meta.persona,
-            model=session.effective_model() or "CLI default",
-            model_override=meta.model,
-            permission_mode=session.permission_mode(),
-            last_active=meta.last_active,
-            turns=meta.turns,
-            total_cost_usd=meta.total_cost_usd,
-            claude_session_id=meta.claude_session_id if meta.claude_session_id != "unknown" else "",
-            last_timings=dict(meta.last_timings),
-            pid=session.process.pid if session.process is not None and session.live else None,
-            damage=session.damage,
-            instance=meta.instance,
-            tasks=session.running_tasks,
-            workspace=str(session.directory),
-            project=not session.meta.created_workspace and not session.damage,
-        )
+        return info_of(self._get(name))
 
     def effective_model(self, name: str) -> str | None:
         """Session override > persona > CLI default (None)."""
@@ -376,7 +322,7 @@ class SessionManager:
                 await session.process.set_model(session.effective_model())
             except BridgeError as exc:
                 logger.warning("session %s: set_model failed (%s); restarting before the next turn", name, exc)
-                session.restart_pending = True
+                session.restart_later()
         return self.status(name)
 
     async def set_persona(self, name: str, persona: str) -> SessionInfo:
@@ -385,8 +331,7 @@ class SessionManager:
         self._store.check_persona(persona)
         session.meta.persona = persona
         session.save()
-        if session.process is not None:
-            session.restart_pending = True
+        session.restart_later()
         return self.status(name)
 
     async def set_permission_mode(self, name: str, mode: str) -> SessionInfo:
@@ -401,7 +346,7 @@ class SessionManager:
                 await session.process.set_permission_mode(mode)
             except BridgeError as exc:
                 logger.info("session %s: set_permission_mode refused (%s); restarting before the next turn", name, exc)
-                session.restart_pending = True
+                session.restart_later()
         return self.status(name)
 
     async def interrupt(self, name: str) -> bool:
@@ -431,11 +376,11 @@ class SessionManager:
                 raise SessionError(f"This button is for an earlier session named {name}; nothing was deleted.")
             if session.worker.busy or self.prompts.waiting(name):
                 raise SessionError(f"Session {name!r} is busy; /stop it first, then delete it.")
-            session.deleted = True
+            damaged = session.damage is not None
+            session.mark_deleted()
             try:
-                await session.stop_process(MetaStatus.STOPPED)
-                await session.worker.close()
-                self._store.remove(name, None if session.damage else session.meta)
+                await session.close()
+                self._store.remove(name, None if damaged else session.meta)
             finally:
                 self._sessions.pop(name, None)
             self._routes.forget(name)

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from claude_bridge.protocol.events import PermissionRequest, ToolUse
+from claude_bridge.errors import BridgeError
+from claude_bridge.process.turns import Turn
+from claude_bridge.protocol.events import PermissionRequest, ToolUse, TurnResult
 from claude_bridge.protocol.messages import allow, deny
 from claude_bridge.sessions.place import Place, Where
 
@@ -194,6 +196,15 @@ class PromptBoard:
         self._seen = asyncio.Condition()
 
     # -- what Claude asked: the plan text lives in the assistant's tool_use block (§16.3) --
+
+    async def follow(self, turn: Turn) -> TurnResult:
+        """Read a turn alongside its view, remembering its tool_use blocks; its TurnResult once it ends."""
+        async for event in turn.events():
+            if isinstance(event, TurnResult):
+                return event
+            if isinstance(event, ToolUse):
+                await self.saw(event)  # ExitPlanMode's request may need the plan from this block
+        raise BridgeError("the turn ended without a result")
 
     async def saw(self, event: ToolUse) -> None:
         """Remember a tool_use block (a few dozen, newest last) so a request can find its input."""

@@ -1,9 +1,9 @@
-"""One session at run time: its metadata, its inbox, its worker and the one Claude process it may hold.
+"""One session at run time: its metadata and one state (lifecycle.py), its inbox, its worker and the one Claude
+process it may hold.
 
-It turns a Delivery into a turn of that process (starting it through the pool when needed) and keeps the books
-(inbox marks, metadata); every failure becomes an error result for that message, never a dead worker.
-It is a little over 500 lines because a session's three ways of talking to its process (our messages, Claude's own
-turns, the CLI's requests) share its books and its process slot; the wording and the prompts live elsewhere.
+It turns a Delivery into a turn of that process (starting it through the pool when needed), sends its notices and
+keeps the books (inbox marks, metadata); every failure becomes an error result for that message, never a dead
+worker. What the CLI asks of it is claude_requests.py, the turns Claude starts by itself claude_turns.py.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
@@ -24,38 +24,38 @@ from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.events import (
     CANCELLED,
     START_FAILED,
-    PermissionRequest,
     ProcessStatus,
     TaskInfo,
-    ToolUse,
     TurnResult,
 )
 from claude_bridge.protocol.mcp import McpServer, mcp_config
-from claude_bridge.protocol.messages import deny
+from claude_bridge.sessions.claude_requests import ClaudeRequests
+from claude_bridge.sessions.claude_turns import ClaudeTurns
 from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
+from claude_bridge.sessions.lifecycle import Lifecycle, checked, from_disk, to_disk
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
-from claude_bridge.sessions.prompts import PromptBoard, PromptKind
+from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     INBOX_FILE,
     PID_FILE,
     Metadata,
-    MetaStatus,
     Persona,
     SessionStore,
 )
 from claude_bridge.sessions.tools import SYSTEM_PROMPT as TOOLS_PROMPT
-from claude_bridge.sessions.tools import ToolContext, session_tools
 from claude_bridge.sessions.transcripts import is_session_id
 from claude_bridge.sessions.worker import SHUTDOWN_UNSENT, Delivery, SessionWorker, failure
 
 logger = logging.getLogger(__name__)
 
+CLAUDE_TURNS_GRACE = 5.0  # seconds Claude's own turns get to end once their process stopped
+
 
 class SessionState(StrEnum):
-    """What /sessions and /status say a session is doing."""
+    """What /sessions and /status say a session is doing (its Lifecycle, and whether it works right now)."""
 
     LIVE = "live"
     BUSY = "busy"
@@ -119,30 +119,45 @@ class Runtime:
 
 
 class Session:
-    """The process is started lazily by the first message and suspended by the pool."""
+    """The process is started lazily by the first message and suspended by the pool; `close()` ends it for good."""
 
     def __init__(self, meta: Metadata, runtime: Runtime, damage: str | None = None) -> None:
         self.meta = meta
         self._rt = runtime
-        self.damage = damage  # "damaged: <file>: <reason>": the session refuses messages until it is repaired
+        self._damage = damage  # "damaged: <file>: <reason>", said while the session is DAMAGED
+        self.lifecycle = Lifecycle.DAMAGED if damage else from_disk(meta.status)
         self.directory = Path(meta.workspace) if meta.workspace else runtime.store.directory(meta.name)
         self.state_dir = runtime.store.state_dir(meta.name)
         self.inbox = Inbox(self.state_dir / INBOX_FILE)
         self.process: ProcessLike | None = None
-        self.restart_pending = False
-        self.deleted = False
-        self.claude_turns: set[asyncio.Task[None]] = set()  # relaying Claude's own turns; each ends with its turn
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
-        context = ToolContext(self.directory, self._turn_place, runtime.front_end.send_file, runtime.upload_limit)
-        self.tools = McpServer(session_tools(context))
+        self.requests = ClaudeRequests(
+            meta.name,
+            self.directory,
+            self._turn_place,
+            runtime.prompts,
+            runtime.front_end.send_file,
+            runtime.upload_limit,
+            self._left_plan_mode,
+        )
+        self.claude_turns = ClaudeTurns(meta.name, runtime.front_end, runtime.prompts, runtime.pool.changed)
 
     # -- what the pool and the manager read --
 
     @property
     def name(self) -> str:
         return self.meta.name
+
+    @property
+    def damage(self) -> str | None:
+        """Why the session's state cannot be read ("damaged: <file>: <reason>"), while it is DAMAGED."""
+        return self._damage if self.lifecycle is Lifecycle.DAMAGED else None
+
+    @property
+    def deleted(self) -> bool:
+        return self.lifecycle is Lifecycle.DELETED
 
     @property
     def live(self) -> bool:
@@ -178,7 +193,7 @@ class Session:
     @property
     def claude_busy(self) -> bool:
         """A turn Claude started by itself is running."""
-        return any(not task.done() for task in self.claude_turns)
+        return self.claude_turns.running > 0
 
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]:
@@ -186,7 +201,7 @@ class Session:
 
     def ahead(self) -> int:
         """How many turns a new message would wait behind: queued messages and a running Claude turn."""
-        return self.worker.ahead() + sum(1 for task in self.claude_turns if not task.done())
+        return self.worker.ahead() + self.claude_turns.running
 
     @property
     def last_active(self) -> float:
@@ -194,13 +209,14 @@ class Session:
 
     @property
     def state(self) -> SessionState:
-        if self.damage:
+        """What /sessions shows, from the lifecycle and the work under way."""
+        if self.lifecycle is Lifecycle.DAMAGED:
             return SessionState.DAMAGED
         if self.worker.busy or self.claude_busy:
             return SessionState.BUSY
         if self.live:
             return SessionState.LIVE
-        return SessionState.FAILED if self.meta.status == MetaStatus.FAILED else SessionState.SUSPENDED
+        return SessionState.FAILED if self.lifecycle is Lifecycle.FAILED else SessionState.SUSPENDED
 
     def persona(self) -> Persona:
         return self._rt.store.personas.get(self.meta.persona) or self._rt.store.personas[DEFAULT_PERSONA]
@@ -213,33 +229,69 @@ class Session:
         return self.meta.permission_mode or self.persona().permission_mode or "default"
 
     def save(self) -> None:
-        if self.damage:  # never write the stand-in metadata over the file someone may still repair
-            raise SessionError(f"Session “{self.name}” is {self.damage}; fix or /delete it.")
+        """Write the metadata (its status from the lifecycle); a deleted session writes nothing."""
+        if self.lifecycle is Lifecycle.DAMAGED:  # never write the stand-in metadata over the file being repaired
+            raise SessionError(f"Session “{self.name}” is {self._damage}; fix or /delete it.")
+        if self.lifecycle is Lifecycle.DELETED:
+            return
+        self.meta.status = to_disk(self.lifecycle)
         self._rt.store.save(self.meta)
+
+    # -- its one state --
+
+    def _to(self, state: Lifecycle) -> None:
+        self.lifecycle = checked(self.lifecycle, state)
+
+    def restart_later(self) -> None:
+        """New settings the running process cannot take: it restarts before the next message (not mid-turn)."""
+        if self.process is not None and self.lifecycle in (Lifecycle.STARTING, Lifecycle.LIVE):
+            self._to(Lifecycle.RESTART_DUE)
+
+    def mark_deleted(self) -> None:
+        """From now on nothing of the session is written (its folder is about to go)."""
+        self._to(Lifecycle.DELETED)
+
+    async def close(self, timeout: float = 20.0) -> None:
+        """End for good (shutdown, delete): every delivery ends with a result, the process stops (within `timeout`),
+        Claude's own turns end, and the books are written."""
+        # The worker first: left running, it would start the next queued message as the process stops.
+        await self.worker.close()
+        if self.process is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.stop_process(Lifecycle.STOPPED)
+            except TimeoutError:
+                logger.warning("session %s did not stop within %.0f s", self.name, timeout)
+        await self.claude_turns.close(CLAUDE_TURNS_GRACE)
+        if self.lifecycle is not Lifecycle.DAMAGED:
+            try:
+                self.save()
+            except OSError as exc:
+                logger.error("session %s: could not save metadata at shutdown: %s", self.name, exc)
 
     # -- the process --
 
     async def suspend(self) -> None:
-        await self.stop_process(MetaStatus.SUSPENDED)
+        await self.stop_process(Lifecycle.SUSPENDED)
 
-    async def stop_process(self, status: MetaStatus) -> None:
-        """Stop the process if there is one and record `status`."""
+    async def stop_process(self, state: Lifecycle) -> None:
+        """Stop the process if there is one and move to `state` (SUSPENDED or STOPPED)."""
         process, self.process = self.process, None
         try:
             if process is not None:
                 tasks = process.running_tasks
                 await process.stop()
-                logger.info("session %s %s", self.name, status)
+                logger.info("session %s %s", self.name, state)
                 if tasks:
-                    self._tell_stopped(tasks, status)
-            self.meta.status = status
-            if not self.deleted:
-                self.save()
+                    self._tell_stopped(tasks, state)
+            if self.lifecycle is not Lifecycle.DELETED:
+                self._to(state)
+            self.save()
         finally:
             await self._rt.pool.changed()
 
-    def _tell_stopped(self, tasks: tuple[TaskInfo, ...], status: MetaStatus) -> None:
-        why = "was suspended" if status == MetaStatus.SUSPENDED else "was stopped"
+    def _tell_stopped(self, tasks: tuple[TaskInfo, ...], state: Lifecycle) -> None:
+        why = "was suspended" if state is Lifecycle.SUSPENDED else "was stopped"
         lines = "\n".join(f"• {task.description or task.task_id}" for task in tasks)
         text = f"⚙️ {self.name}: the session {why}, so its background task(s) were stopped:\n{lines}"
         logger.info("session %s: stopped %d background task(s) with the process", self.name, len(tasks))
@@ -258,36 +310,39 @@ class Session:
         return matches[0]
 
     async def _ensure_live(self, delivery: Delivery) -> ProcessLike:
-        if self.process is not None and self.restart_pending:
+        if self.process is not None and self.lifecycle is Lifecycle.RESTART_DUE:
             delivery.notice(f"Restarting session “{self.name}” with its new settings…")
-            # A restart waits for Claude's own turn as a message does: it must not cut it off.
-            while running := [task for task in self.claude_turns if not task.done()]:
-                await asyncio.wait(running)
-            await self.stop_process(MetaStatus.SUSPENDED)
-        if self.process is not None and not self.process.failed:
+            await self.claude_turns.wait()  # a restart waits for Claude's own turn as a message does
+            await self.stop_process(Lifecycle.SUSPENDED)
+        if self.process is not None and self.live:
             return self.process
         if self.process is not None:
-            await self.stop_process(MetaStatus.SUSPENDED)  # it gave up after crashes: start afresh
+            await self.stop_process(Lifecycle.SUSPENDED)  # it gave up after crashes: start afresh
         max_live = self._rt.pool.max_live
         waiting = f"All {max_live} live sessions are busy; your message starts as soon as one finishes."
         async with self._rt.pool.slot(self, lambda: delivery.notice(waiting)):
-            hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.tools, self._ask_human)
-            process = self._rt.spawn(self._options(), hooks)
-            # Set before start(): a shutdown during the start still finds and stops it.
-            self.process = process
-            self.restart_pending = False
+            return await self._start()
+
+    async def _start(self) -> ProcessLike:
+        hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.requests.tools, self.requests.on_permission)
+        process = self._rt.spawn(self._options(), hooks)
+        # Set before start(): a shutdown during the start still finds and stops it.
+        self.process = process
+        self._to(Lifecycle.STARTING)
+        try:
+            await process.start()
+            if self.lifecycle is Lifecycle.STARTING:  # new settings meanwhile leave it RESTART_DUE
+                self._to(Lifecycle.LIVE)
+            self.save()
+        except BaseException:
+            if self.process is process:
+                self.process = None
+                self._to(Lifecycle.SUSPENDED)
             try:
-                await process.start()
-                self.meta.status = MetaStatus.LIVE
-                self.save()
-            except BaseException:
-                if self.process is process:
-                    self.process = None
-                try:
-                    await process.stop()
-                except Exception:
-                    logger.warning("session %s: cleaning up a failed start failed too", self.name, exc_info=True)
-                raise
+                await process.stop()
+            except Exception:
+                logger.warning("session %s: cleaning up a failed start failed too", self.name, exc_info=True)
+            raise
         return process
 
     def _options(self) -> ProcessOptions:
@@ -305,7 +360,7 @@ class Session:
             model=self.effective_model(),
             append_system_prompt=prompt,
             mcp_config=mcp_config(),
-            allowed_tools=tuple(tool.qualified_name for tool in self.tools.tools.values()),
+            allowed_tools=self.requests.allowed_tools,
             max_turns=persona.max_turns,
             permission_mode=self.permission_mode(),
             continue_conversation=unknown,
@@ -314,19 +369,11 @@ class Session:
             pid_file=self.state_dir / PID_FILE,
         )
 
-    async def _ask_human(self, permission: PermissionRequest) -> Mapping[str, Any]:
-        """A tool approval, a question or a plan: shown in the chat of the message being answered (else the last)."""
-        place = self._turn_place()
-        if place is None:
-            return deny("Nobody is in a chat with this session to approve it.")
-        board = self._rt.prompts
-        prompt = await board.prompt_for(permission, self.name, place)
-        answer = await board.ask(prompt)
-        if prompt.kind == PromptKind.PLAN and answer.get("behavior") == "allow" and self.meta.permission_mode == "plan":
-            # The CLI leaves plan mode once its plan is approved (§16.3); a restart must not bring it back.
+    def _left_plan_mode(self) -> None:
+        """Claude's plan was approved: the CLI leaves plan mode (§16.3), and a restart must not bring it back."""
+        if self.meta.permission_mode == "plan":
             self.meta.permission_mode = "default"
             self.save()
-        return answer
 
     def _turn_place(self) -> Place | None:
         """Where the running turn's answer goes: the message's place, else where Claude's own turns go."""
@@ -335,44 +382,21 @@ class Session:
 
     def _on_claude_turn(self, turn: Turn) -> None:
         """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
-        place = self.last_place
-        delivery = Delivery.of_claude_turn(self.name, place, turn)
-        if place is None:
-            logger.warning("session %s: Claude's own turn (%s) has no chat to go to", self.name, turn.header)
-        else:
-            self._rt.front_end.show_claude_turn(delivery)
-        books = self._book_claude_turn(self.process, turn, delivery)
-        task = asyncio.get_running_loop().create_task(books, name=f"claude-turn-{self.name}")
-        self.claude_turns.add(task)
-        task.add_done_callback(self.claude_turns.discard)
+        process = self.process
 
-    async def _book_claude_turn(self, process: ProcessLike | None, turn: Turn, delivery: Delivery) -> None:
-        """Book Claude's own turn like any other (turns, cost, timings); its view ends with one result."""
-        result = failure("Claude's own turn ended without a result.")
-        try:
-            result = await _watch(turn, self._rt.prompts)
+        def book(result: TurnResult) -> None:
             if process is not None and not self.deleted:
-                status = self.meta.status
                 self._book(process, turn, result)
-                if process is not self.process:  # stopped meanwhile: stop_process recorded the status
-                    self.meta.status = status
                 self.save()
-        except asyncio.CancelledError:
-            result = failure("The bot is shutting down; Claude's own turn was cut off.", CANCELLED)
-            raise
-        except Exception as exc:
-            logger.exception("session %s: could not pass on Claude's own turn", self.name)
-            result = failure(f"Could not pass on Claude's own turn: {exc}")
-        finally:
-            delivery.finish(result)
-            await self._rt.pool.changed()
+
+        self.claude_turns.begin(turn, self.last_place, book)
 
     def _on_status(self, status: ProcessStatus) -> None:
         logger.info("session %s: %s", self.name, status.message)
         if status.kind == "conversation_lost":
             self.meta.claude_session_id = ""
-        if status.kind == "gave_up":
-            self.meta.status = MetaStatus.FAILED
+        if status.kind == "gave_up" and self.lifecycle in (Lifecycle.LIVE, Lifecycle.RESTART_DUE):
+            self._to(Lifecycle.FAILED)
             try:
                 self.save()
             except OSError as exc:
@@ -399,7 +423,7 @@ class Session:
                 process = await self._ensure_live(delivery)
             except BridgeError as exc:  # worded by the process layer (ClaudeNotFound, ClaudeStartError)
                 logger.error("session %s: could not start Claude: %s", self.name, exc)
-                self.meta.status = MetaStatus.FAILED
+                self._to(Lifecycle.FAILED)
                 result = TurnResult(subtype=START_FAILED, is_error=True, text=str(exc))
             else:
                 stage = "send the message to Claude"
@@ -411,7 +435,7 @@ class Session:
                     stage = "record the message as sent"
                     await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
                 stage = "follow Claude's answer"
-                result = await _watch(turn, self._rt.prompts)
+                result = await self._rt.prompts.follow(turn)
                 self._book(process, turn, result)
             stage = "save the session's state"
             await self._finish(delivery)
@@ -443,7 +467,6 @@ class Session:
             "send_to_first_text": turn.timings.send_to_first_text,
             "send_to_result": turn.timings.send_to_result,
         }
-        meta.status = MetaStatus.LIVE if process.alive else MetaStatus.SUSPENDED
 
 
 async def _written(turn: Turn) -> bool:
@@ -455,14 +478,3 @@ async def _written(turn: Turn) -> bool:
         for wait in waits:
             wait.cancel()
     return turn.written.is_set()
-
-
-async def _watch(turn: Turn, prompts: PromptBoard) -> TurnResult:
-    """Read the turn alongside its view: tell the prompts its tool calls; return its TurnResult (which the caller
-    passes on last, once the books are kept)."""
-    async for event in turn.events():
-        if isinstance(event, TurnResult):
-            return event
-        if isinstance(event, ToolUse):
-            await prompts.saw(event)  # ExitPlanMode's request may need the plan from this block
-    raise BridgeError("the turn ended without a result")
