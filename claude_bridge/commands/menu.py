@@ -41,7 +41,7 @@ class Menu:
     claude_names: Mapping[str, str] = field(default_factory=dict)  # Telegram name → Claude's name
 
     def claude_line(self, line: str) -> str | None:
-        """A typed `/name args` as Claude's slash command (`/hello_world x` → `/hello-world x`); None if not Claude's."""
+        """A typed `/name args` as Claude's command (`/hello_world x` → `/hello-world x`); None if not Claude's."""
         word, _, rest = line.strip().partition(" ")
         if not word.startswith("/"):
             return None
