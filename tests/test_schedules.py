@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from claude_bridge.commands import schedules as schedule_commands
+from claude_bridge.commands.reply import Choice
 from claude_bridge.sessions import when
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.schedules import Schedule, Schedules, zone
@@ -223,3 +225,23 @@ async def test_a_long_outage_of_a_repeating_job_runs_its_latest_run_once_and_goe
     assert [late for _, late in target.fired] == [timedelta(seconds=30)]
     assert second.of(PRIVATE)[0].next_run == MONDAY_10 + timedelta(hours=3, minutes=1)
     await second.shutdown()
+
+
+async def test_the_schedule_commands_answer_in_one_line_and_offer_a_delete_button(tmp_path: Path) -> None:
+    schedules = Schedules(tmp_path / "s.sqlite", FakeTarget(), BERLIN, clock=Clock(MONDAY_10))
+    await schedules.start(run=False)
+
+    made = schedule_commands.add(schedules, TOPIC, "api", "every", "2h run the tests and tell me what broke", 99)
+    refused = schedule_commands.add(schedules, TOPIC, "api", "cron", '"0 9 * *" x', 99)
+    listed = schedule_commands.listing(schedules, TOPIC)
+
+    assert made.text == (
+        "⏰ Scheduled in session api, every 2h: run the tests and tell me what broke\nnext: Mon 2026-12-07 12:00"
+    )
+    assert refused.text == "⚠️ A cron line has 5 fields (minute hour day month weekday), not 4."
+    (only,) = schedules.of(TOPIC)
+    assert listed.choices == (Choice("🗑 Delete 1", f"/schedules delete {only.id}"),)
+    assert schedule_commands.listing(schedules, PRIVATE).choices == ()
+    assert schedule_commands.delete(schedules, PRIVATE, only.id).text == "That schedule is not here any more."
+    assert schedule_commands.delete(schedules, TOPIC, only.id).text.startswith("🗑 Deleted: every 2h")
+    await schedules.shutdown()
