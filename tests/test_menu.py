@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from claude_bridge.commands import catalog, menu
 from claude_bridge.commands.menu import ClaudeCommands
+
+pytestmark = pytest.mark.fast
 
 # What `init` listed on CLI 2.1.332 in a folder with .claude/commands/hello-world.md (trimmed).
 INIT_332 = ClaudeCommands(

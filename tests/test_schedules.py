@@ -14,8 +14,10 @@ from claude_bridge.commands import schedules as schedule_commands
 from claude_bridge.commands.reply import Choice
 from claude_bridge.sessions import when
 from claude_bridge.sessions.place import Place
-from claude_bridge.sessions.schedules import Schedule, Schedules, zone
+from claude_bridge.sessions.schedules import Schedule, Schedules
 from claude_bridge.sessions.when import ScheduleError
+
+pytestmark = pytest.mark.fast
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MONDAY_10 = datetime(2026, 12, 7, 10, 0, tzinfo=BERLIN)  # a Monday
@@ -117,13 +119,6 @@ def test_cron_reads_crontabs_weekdays_where_sunday_is_0_and_7() -> None:
 def test_cron_refuses_what_it_cannot_keep(args: str, error: str) -> None:
     with pytest.raises(ScheduleError, match=error):
         when.cron(args, BERLIN)
-
-
-def test_the_bots_zone_is_the_tz_setting_or_the_machines() -> None:
-    assert zone("Europe/Berlin") == BERLIN
-    assert zone("") is not None
-    with pytest.raises(Exception, match="Unknown time zone"):
-        zone("Mars/Olympus")
 
 
 async def test_schedules_belong_to_their_place(tmp_path: Path) -> None:

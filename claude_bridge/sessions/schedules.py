@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import tzlocal
 from apscheduler.events import EVENT_JOB_MISSED
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from claude_bridge.errors import BridgeError
 from claude_bridge.sessions import when
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.when import ScheduleError
@@ -58,16 +55,6 @@ class FireTarget(Protocol):
 
     async def missed(self, schedule: Schedule, due: datetime) -> None:
         """Tell the schedule's place that a run due at `due` was too late to run and was skipped."""
-
-
-def zone(name: str = "") -> tzinfo:
-    """The bot's time zone: an IANA name (the TZ setting), or this machine's zone when empty."""
-    if not name:
-        return tzlocal.get_localzone()
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise BridgeError(f"Unknown time zone TZ={name!r}: use a name like Europe/Berlin.") from exc
 
 
 async def run_schedule(store: str, record: Mapping[str, Any]) -> None:
