@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from claude_bridge.commands import catalog
+from claude_bridge.sessions.frontend import ClaudeCommands
 
 # Telegram's BotCommand rules (Bot API setMyCommands): 1–32 characters of a-z, 0-9, _; at most 100 commands.
 MAX_NAME = 32
@@ -22,15 +23,6 @@ _DROPPED = re.compile(r"[^a-z0-9_]")
 # interfaces that answer with usage JSON or "no pending launch handoff"; fast — "not available in the Agent SDK";
 # agents — "The /agents wizard has been removed". Names starting with "_" are the CLI's internals (__remote-workflow).
 EXCLUDED = frozenset({"clear", "heapdump", "auto-mode-setup", "workflow-launch-exec", "fast", "agents"})
-
-
-@dataclass(frozen=True)
-class ClaudeCommands:
-    """What a session's `init` lists: its slash commands, skills and the commands that need a terminal."""
-
-    slash_commands: tuple[str, ...] = ()
-    skills: tuple[str, ...] = ()
-    terminal: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

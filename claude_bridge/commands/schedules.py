@@ -5,19 +5,19 @@ Words and choices only; keeping time is sessions/schedules.py's job, and which s
 
 from __future__ import annotations
 
-from claude_bridge.commands.catalog import CommandSpec
-from claude_bridge.commands.reply import Choice, Reply
-from claude_bridge.sessions.place import Place
-from claude_bridge.sessions.schedules import Schedule, Schedules
-from claude_bridge.sessions.when import ScheduleError
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
-SPECS = (
-    CommandSpec("every", "/every <interval> <prompt>", "run a prompt in the active session every 10m, 2h, 1d, …"),
-    CommandSpec("at", "/at <when> <prompt>", "run a prompt once, at +10m, 14:30 or 2026-12-24 09:00"),
-    CommandSpec("cron", '/cron "<min hour day month weekday>" <prompt>', "run a prompt on a cron line"),
-    CommandSpec("schedules", "/schedules", "this chat's scheduled prompts (delete one)"),
-)
+from claude_bridge.commands.reply import Choice, Reply
+from claude_bridge.errors import BridgeError
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.schedules import Schedule, ScheduleGone, Schedules
+from claude_bridge.sessions.when import ScheduleError
+from claude_bridge.sessions.worker import Delivery
+
 PROMPT_PREVIEW = 60
+UNAVAILABLE = "Scheduled prompts are not available here."
 
 
 def add(schedules: Schedules, place: Place, session: str, kind: str, args: str, creator: int | None) -> Reply:
@@ -47,6 +47,25 @@ def delete(schedules: Schedules, place: Place, schedule_id: str) -> Reply:
     return Reply(f"🗑 Deleted: {gone.label}: {shorten(gone.prompt)}")
 
 
+def dropped_text(session: str, dropped: list[Schedule]) -> str:
+    """What a place reads when a deleted session's schedules went with it."""
+    lines = [f"🗑 Session {session} was deleted, so its scheduled prompt(s) here were removed:"]
+    return "\n".join([*lines, *(f"• {s.label}: {shorten(s.prompt)}" for s in dropped)])
+
+
+def gone_text(schedule: Schedule) -> str:
+    """What a place reads when a schedule fired for a session that no longer exists."""
+    return f"🗑 {heading(schedule)}: session {schedule.session} no longer exists, so this schedule was removed."
+
+
+def missed_text(schedule: Schedule, due_text: str) -> str:
+    """What a place reads when a run was missed by more than an hour while the bot was down."""
+    return (
+        f"⏰ Missed: {shorten(schedule.prompt)} (session {schedule.session}) was due {due_text} while the bot was "
+        "down, more than an hour ago; it was skipped."
+    )
+
+
 def heading(schedule: Schedule, late_by_seconds: float | None = None) -> str:
     """The line above a scheduled prompt's answer: `⏰ <prompt, shortened>`, and how late it runs if it does."""
     late = f" (runs {round(late_by_seconds / 60)} min late: the bot was down)" if late_by_seconds else ""
@@ -62,3 +81,28 @@ def shorten(prompt: str) -> str:
 def next_line(schedule: Schedule) -> str:
     """When it runs next, in the bot's zone."""
     return f"next: {schedule.next_run:%a %Y-%m-%d %H:%M}" if schedule.next_run else "next: —"
+
+
+class Runner:
+    """A front end's FireTarget: a due prompt enters its session through the manager's send path, as a message
+    from the place that scheduled it (queued if busy, a suspended session resumed, its approvals asked there);
+    `show` shows its turn there under the heading."""
+
+    def __init__(self, manager: SessionManager, show: Callable[[Delivery, str], None]) -> None:
+        self.manager = manager
+        self._show = show
+
+    async def fire(self, schedule: Schedule, late_by: timedelta | None) -> None:
+        if not self.manager.exists(schedule.session):
+            await self.manager.front_end.notify(schedule.place, gone_text(schedule))
+            raise ScheduleGone(schedule.id)
+        title = heading(schedule, late_by.total_seconds() if late_by else None)
+        try:
+            delivery = await self.manager.send(schedule.place, schedule.prompt, session_name=schedule.session)
+        except BridgeError as exc:
+            await self.manager.front_end.notify(schedule.place, f"{title}\n⚠️ Not run: {exc}")
+            return
+        self._show(delivery, title)
+
+    async def missed(self, schedule: Schedule, due: datetime) -> None:
+        await self.manager.front_end.notify(schedule.place, missed_text(schedule, f"{due:%a %Y-%m-%d %H:%M}"))

@@ -47,11 +47,16 @@ class Schedule:
     next_run: datetime | None = None
 
 
+class ScheduleGone(ScheduleError):
+    """Raised by a FireTarget when the schedule's session no longer exists: the schedule is removed."""
+
+
 class FireTarget(Protocol):
     """Who runs a schedule's prompt: the bot, which sends it into the session as a message from its place."""
 
     async def fire(self, schedule: Schedule, late_by: timedelta | None) -> None:
-        """Queue the prompt; `late_by` is set when it runs late (missed while the bot was down). Return promptly."""
+        """Queue the prompt; `late_by` is set when it runs late (missed while the bot was down). Return promptly;
+        raise ScheduleGone if its session no longer exists (after telling the place)."""
 
     async def missed(self, schedule: Schedule, due: datetime) -> None:
         """Tell the schedule's place that a run due at `due` was too late to run and was skipped."""
@@ -63,7 +68,7 @@ async def run_schedule(store: str, record: Mapping[str, Any]) -> None:
     if running is None:
         logger.warning("schedule %s fired but no scheduler runs its store %s", record.get("id"), store)
         return
-    await running.target.fire(_schedule_of(record), None)
+    await running.fire(_schedule_of(record), None)
 
 
 class Schedules:
@@ -153,6 +158,28 @@ class Schedules:
             logger.info("schedule %s deleted in %s", schedule_id, place.key)
         return schedule
 
+    async def fire(self, schedule: Schedule, late_by: timedelta | None) -> None:
+        """Hand a due schedule to the target; one whose session is gone is removed."""
+        try:
+            await self.target.fire(schedule, late_by)
+        except ScheduleGone:
+            logger.info("schedule %s removed: session %s is gone", schedule.id, schedule.session)
+            self.remove(schedule.id)
+
+    def drop_session(self, session: str) -> list[Schedule]:
+        """Delete every schedule of a session (it was deleted); the ones dropped, for telling their places."""
+        dropped = [s for s in self._all() if s.session == session]
+        for schedule in dropped:
+            self._scheduler.remove_job(schedule.id)
+            self._known.pop(schedule.id, None)
+        return dropped
+
+    def remove(self, schedule_id: str) -> None:
+        """Delete one schedule whoever made it (its session is gone)."""
+        self._known.pop(schedule_id, None)
+        if self._scheduler.get_job(schedule_id) is not None:
+            self._scheduler.remove_job(schedule_id)
+
     def _all(self) -> list[Schedule]:
         schedules = [_schedule_of(job.args[1], job.next_run_time) for job in self._scheduler.get_jobs()]
         self._known.update({s.id: s for s in schedules})
@@ -174,7 +201,7 @@ class Schedules:
             schedule = _schedule_of(job.args[1], following)
             if now - last_due <= GRACE:
                 logger.info("schedule %s runs %s late", schedule.id, now - last_due)
-                await self.target.fire(schedule, now - last_due)
+                await self.fire(schedule, now - last_due)
             else:
                 logger.info("schedule %s missed its run at %s", schedule.id, last_due)
                 await self.target.missed(schedule, last_due)
