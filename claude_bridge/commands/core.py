@@ -25,6 +25,7 @@ from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
 from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.projects import looks_like_folder
 from claude_bridge.sessions.schedules import Schedules
+from claude_bridge.sessions.when import ScheduleError
 
 logger = logging.getLogger(__name__)
 
@@ -284,8 +285,13 @@ class Commands:
             """/every, /at, /cron: a prompt for the active session, on a schedule kept across restarts."""
             if self.schedules is None:
                 return Reply(scheduled.UNAVAILABLE)
+            typed = args[0] if args else ""
+            try:
+                self.schedules.parse(kind, typed)  # bad input makes nothing, not even the chat's first session
+            except ScheduleError as exc:
+                return Reply(f"⚠️ {exc}")
             name, notice = self._active(chat_id)
-            made = scheduled.add(self.schedules, Place.of(chat_id), name, kind, args[0] if args else "", None)
+            made = scheduled.add(self.schedules, Place.of(chat_id), name, kind, typed, None)
             return Reply(notice + made.text, made.choices)
 
         return add

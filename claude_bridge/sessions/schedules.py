@@ -120,14 +120,7 @@ class Schedules:
     def add(self, place: Place, session: str, kind: str, args: str, creator: int | None = None) -> Schedule:
         """Keep a prompt typed as `/every`, `/at` or `/cron` (kind) with its args; ScheduleError stores nothing."""
         now = self._clock()
-        if kind == "every":
-            spec = when.every(args, self.tz, now)
-        elif kind == "at":
-            spec = when.at(args, self.tz, now)
-        elif kind == "cron":
-            spec = when.cron(args, self.tz)
-        else:
-            raise ScheduleError(f"Unknown kind of schedule {kind!r}.")
+        spec = self.parse(kind, args)
         if len(self.of(place)) >= self._max:
             raise ScheduleError(f"This chat already has {self._max} schedules: delete one in /schedules first.")
         record = {
@@ -143,6 +136,17 @@ class Schedules:
         self._known[schedule.id] = schedule
         logger.info("schedule %s added in %s for session %s: %s", schedule.id, place.key, session, spec.label)
         return schedule
+
+    def parse(self, kind: str, args: str) -> when.When:
+        """What `/every`, `/at` or `/cron` (kind) with its args means now; ScheduleError says what is wrong."""
+        now = self._clock()
+        if kind == "every":
+            return when.every(args, self.tz, now)
+        if kind == "at":
+            return when.at(args, self.tz, now)
+        if kind == "cron":
+            return when.cron(args, self.tz)
+        raise ScheduleError(f"Unknown kind of schedule {kind!r}.")
 
     def of(self, place: Place) -> list[Schedule]:
         """The place's schedules, soonest first."""
