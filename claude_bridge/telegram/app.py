@@ -122,7 +122,7 @@ async def run_delivery(
     chat_id = delivery.chat_id
     sender = Sender(bot, state.outboxes(chat_id), delivery.thread_id)
     if heading:
-        sender.answer(heading)
+        sender.text(heading)  # plain: a prompt's own * or _ are not Markdown
     if delivery.by_claude:
         # Claude's own turn: a message of its own (so the phone notifies) saying what started it.
         sender.answer(claude_turn_title(delivery, state.manager.active_session(delivery.place)))
