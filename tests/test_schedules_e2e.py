@@ -38,7 +38,8 @@ async def typed(bot: RunningBot, chat_id: int, thread_id: int | None, text: str,
 
 
 def texts(tg: FakeBotAPI, chat_id: int) -> list[str]:
-    return [str(c.params.get("text", "")) for c in tg.calls_to("sendMessage") if c.ok and c.params["chat_id"] == chat_id]
+    calls = tg.calls_to("sendMessage")
+    return [str(c.params.get("text", "")) for c in calls if c.ok and c.params["chat_id"] == chat_id]
 
 
 def command_file(workspace: str, name: str, body: str) -> None:
