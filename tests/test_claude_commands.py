@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 import pytest_asyncio
 
-from claude_bridge.commands import schedules as scheduled
 from claude_bridge.commands.core import Commands
 from claude_bridge.commands.schedules import Runner
 from claude_bridge.protocol.claude_schedules import ClaudeSchedule, ClaudeScheduleBook
@@ -175,12 +174,12 @@ async def test_a_deleted_sessions_schedules_go_and_their_places_are_told(world):
 async def test_a_schedule_whose_session_is_gone_is_removed_when_it_fires(world):
     await world.run("/every 1h ping", TOPIC)
     [schedule] = world.schedules.of(TOPIC)
-    world.schedules.remove(schedule.id)
-    gone = scheduled.Schedule(schedule.id, TOPIC, "vanished", "ping", "every 1h")
+    await world.manager.delete(schedule.session)  # not through /delete: its schedule is still kept
 
-    await world.schedules.fire(gone, None)
+    await world.schedules.fire(schedule, None)
 
-    assert world.ran == [] and "session vanished no longer exists" in world.shown.told[-1][1]
+    assert world.ran == [] and world.schedules.of(TOPIC) == []
+    assert world.shown.told[-1] == (TOPIC, "🗑 ⏰ ping: session topic-42 no longer exists, so this schedule was removed.")
 
 
 # -- Claude's own schedules --
