@@ -179,7 +179,8 @@ async def test_a_schedule_whose_session_is_gone_is_removed_when_it_fires(world):
     await world.schedules.fire(schedule, None)
 
     assert world.ran == [] and world.schedules.of(TOPIC) == []
-    assert world.shown.told[-1] == (TOPIC, "🗑 ⏰ ping: session topic-42 no longer exists, so this schedule was removed.")
+    gone = "🗑 ⏰ ping: session topic-42 no longer exists, so this schedule was removed."
+    assert world.shown.told[-1] == (TOPIC, gone)
 
 
 # -- Claude's own schedules --
