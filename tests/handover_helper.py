@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from claude_bridge.process.handover import ProcessHandover, adopt, detach
 from claude_bridge.process.live import LiveProcess
 from claude_bridge.protocol import messages
 from claude_bridge.protocol.events import ControlRequest, Event, TextDelta, TurnResult
+from claude_bridge.reload import reexec
 
 
 def report(**fields: Any) -> None:
@@ -81,16 +83,19 @@ async def first_image(config: dict[str, Any], config_path: str) -> None:
     async with asyncio.timeout(60):
         await watcher.enough.wait()
     record = await detach(live)
-    Path(config["handover"]).write_text(json.dumps(record.to_json()))
+    with open(config["handover"], "w") as handover:  # noqa: ASYNC230 - one small file, the loop has no one else
+        json.dump(record.to_json(), handover)
     report(image="first", event="detached", pending=len(record.pending_stdout), open=len(record.open_requests))
-    os.execv(sys.executable, [sys.executable, __file__, "adopt", config_path])
+    reexec([sys.executable, __file__, "adopt", config_path])
 
 
 async def second_image(config: dict[str, Any]) -> None:
     watcher = Watcher("second", config)
-    record = ProcessHandover.from_json(json.loads(Path(config["handover"]).read_text()))
+    with open(config["handover"]) as handover:  # noqa: ASYNC230 - read once before anything runs
+        record = ProcessHandover.from_json(json.load(handover))
     live = await adopt(record, watcher.on_event, watcher.on_exit, watcher.on_control_request)
-    report(image="second", event="adopted", **facts(live.pid))
+    blocked = signal.SIGHUP in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    report(image="second", event="adopted", sighup_blocked=blocked, **facts(live.pid))
     if "after_adopt" in config:
         await live.write(config["after_adopt"])
     async with asyncio.timeout(60):

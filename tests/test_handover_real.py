@@ -113,6 +113,7 @@ async def test_half_a_line_held_at_the_exec_is_completed_once_and_the_exit_code_
     )
 
     assert lines(report, "detached")[0]["pending"] == 25
+    assert lines(report, "adopted")[0]["sighup_blocked"]  # a reload asked for during the exec waits, not kills
     assert [(d["image"], d["text"]) for d in lines(report, "delta")] == [
         ("first", "first"), ("second", "second-half-crossed")
     ]
