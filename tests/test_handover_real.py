@@ -88,7 +88,7 @@ async def test_a_permission_prompt_open_at_the_exec_is_answered_by_the_new_code(
 
 
 # A stand-in CLI that leaves half a line in the reader's buffer at the exec: one write holds a whole line and the
-# first half of the next; the rest comes only when the adopted image writes to stdin, then it exits 7 on EOF.
+# first half of the next; the rest comes only after the adopted image writes to stdin, then it exits 7 on EOF.
 HALF_LINE_CLI = r"""
 import json, os, sys
 def delta(text):
@@ -96,7 +96,8 @@ def delta(text):
                        "delta": {"type": "text_delta", "text": text}}})
 second = delta("second-half-crossed")
 os.write(1, (delta("first") + "\n" + second[:25]).encode())
-sys.stdin.readline()
+sys.stdin.readline()  # the first image's message
+sys.stdin.readline()  # the adopted image's
 os.write(1, (second[25:] + "\n").encode())
 os.write(2, b"stderr written after the exec\n")
 os.write(1, (json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "done"}) + "\n").encode())
