@@ -10,7 +10,7 @@ CLAUDE_CODE_OLDEST_TESTED := 2.1.197
 CLI_PREFIX := .tools/claude-code-$(CLAUDE_CODE_VERSION)
 CLI_BIN := $(CLI_PREFIX)/node_modules/@anthropic-ai/claude-code-linux-x64/claude
 
-.PHONY: run test test-fast test-oldest faults bench lint doctor console cli install-service uninstall-service clean
+.PHONY: run reload test test-fast test-oldest faults bench lint doctor console cli install-service uninstall-service clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 
 run: $(VENV)/.installed
 	@$(PY) bot.py
+
+# SIGHUP to the bot `make run` started (the pid its instance lock records): it reloads its code, keeping every turn.
+reload:
+	@dir="$${SESSIONS_DIR:-$$(sed -n 's/^SESSIONS_DIR=//p' .env 2>/dev/null | tail -n1)}"; \
+	kill -HUP "$$(head -n1 "$${dir:-sessions}/.bot.lock")"
 
 doctor: $(VENV)/.installed
 	@$(PY) bot.py doctor

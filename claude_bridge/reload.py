@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 # only imported later, at the first voice note say, must not fail after the exec either), then load the settings
 # the way bot.py does (the process environment plus .env).
 CHECK_SCRIPT = """
-import importlib, pkgutil
+import importlib, pkgutil, sys
+sys.path.insert(0, sys.argv[1])
 import bot, claude_bridge
 for module in pkgutil.walk_packages(claude_bridge.__path__, "claude_bridge."):
     importlib.import_module(module.name)
@@ -38,13 +39,15 @@ class ReloadCheck:
     reason: str = ""
 
 
-async def check_new_code(project_dir: Path, timeout: float = 60.0) -> ReloadCheck:
-    """Import the code in `project_dir` and load its settings in a child process, within `timeout` seconds."""
+async def check_new_code(project_dir: Path, timeout: float = 60.0, *, settings_dir: Path | None = None) -> ReloadCheck:
+    """Import the code in `project_dir` and load its settings (`.env` in `settings_dir`, by default the project's)
+    in a child process, within `timeout` seconds."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         CHECK_SCRIPT,
-        cwd=project_dir,
+        str(project_dir),
+        cwd=settings_dir or project_dir,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,

@@ -18,7 +18,7 @@ from typing import Any
 from claude_bridge.errors import BridgeError
 from claude_bridge.process import pidfile
 from claude_bridge.process.live import ControlHandler, EventSink, ExitSink, LiveProcess, OsProcess
-from claude_bridge.protocol.events import ControlRequest
+from claude_bridge.protocol.events import ControlRequest, TaskInfo
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,53 @@ class ProcessHandover:
                     for r in raw["open_requests"]
                 ),
                 pid_file=Path(raw["pid_file"]) if raw["pid_file"] else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HandoverError(f"unreadable process hand-over: {exc!r}") from exc
+
+
+@dataclass(frozen=True)
+class SubprocessHandover:
+    """A ClaudeSubprocess as it crosses an exec: its CLI and what it knows of the conversation and the turn in flight.
+
+    `turn_header` is None when no turn runs, "" for a turn a message of ours started, else Claude's own turn's header.
+    `restart_key` holds the settings the CLI was started with that only a restart changes (the CLI path, its env).
+    """
+
+    process: ProcessHandover
+    session_id: str
+    turn_header: str | None
+    running_tasks: tuple[TaskInfo, ...] = ()
+    notices: tuple[str, ...] = ()
+    cumulative_cost: float = 0.0
+    model: str | None = None
+    restart_key: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "process": self.process.to_json(),
+            "session_id": self.session_id,
+            "turn_header": self.turn_header,
+            "running_tasks": [[t.task_id, t.description, t.task_type] for t in self.running_tasks],
+            "notices": list(self.notices),
+            "cumulative_cost": self.cumulative_cost,
+            "model": self.model,
+            "restart_key": self.restart_key,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any) -> SubprocessHandover:
+        try:
+            header = raw["turn_header"]
+            return cls(
+                process=ProcessHandover.from_json(raw["process"]),
+                session_id=str(raw["session_id"]),
+                turn_header=None if header is None else str(header),
+                running_tasks=tuple(TaskInfo(str(a), str(b), str(c)) for a, b, c in raw["running_tasks"]),
+                notices=tuple(str(n) for n in raw["notices"]),
+                cumulative_cost=float(raw["cumulative_cost"]),
+                model=None if raw["model"] is None else str(raw["model"]),
+                restart_key=str(raw["restart_key"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise HandoverError(f"unreadable process hand-over: {exc!r}") from exc
@@ -254,9 +301,7 @@ class AdoptedProcess:
         self._exited.set()
 
 
-async def _read_pipe(
-    loop: asyncio.AbstractEventLoop, fd: int
-) -> tuple[asyncio.StreamReader, asyncio.ReadTransport]:
+async def _read_pipe(loop: asyncio.AbstractEventLoop, fd: int) -> tuple[asyncio.StreamReader, asyncio.ReadTransport]:
     # The limit only matters to readline, which LiveProcess never uses (it frames stdout itself).
     reader = asyncio.StreamReader(limit=1 << 20)
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
