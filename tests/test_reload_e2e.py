@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from test_reload_check import tree_copy
 
 from bot_harness import OWNER, bot_env
 from fake_anthropic import FakeAnthropic, Text
 from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import FakeBotAPI
 from processes import claude_processes, eventually
-from test_reload_check import tree_copy
 
 pytestmark = pytest.mark.real_cli
 
@@ -142,5 +142,7 @@ async def test_sighup_mid_answer_keeps_the_cli_the_message_the_queue_and_the_pro
     finally:
         code = await bot.stop()
         (tmp_path / "bot.log").write_text(bot.log)
+        sent = [f"{c.params['chat_id']}: {c.params.get('text')}" for c in tg.calls_to("sendMessage")]
+        (tmp_path / "sent.txt").write_text("\n---\n".join(sent))
     assert code == 0, bot.log
     assert not claude_processes(tmp_path / "sessions")
