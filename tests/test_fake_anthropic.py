@@ -58,7 +58,7 @@ class Cli:
 async def claude(
     claude_bin: Path, tmp_path: Path, api_url: str, *args: str, **env: str | None
 ) -> AsyncIterator[Cli]:
-    """Run the CLI in `tmp_path/work` against the fake; always reaped, killed if it will not exit. None unsets a variable."""
+    """Run the CLI in `tmp_path/work` against the fake (a None in `env` unsets it); always reaped, killed if stuck."""
     workdir = tmp_path / "work"
     workdir.mkdir(exist_ok=True)
     merged = {**cli_env(tmp_path, api_url), **env}

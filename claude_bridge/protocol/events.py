@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from claude_bridge.protocol.limits import RateLimit, parse_rate_limit
+
 logger = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 300
@@ -202,6 +204,7 @@ class TurnResult:
     num_turns: int = 0
     terminal_reason: str = ""
     errors: tuple[str, ...] = ()
+    api_error_status: int | None = None  # the HTTP status of an API error that ended the turn (429: see limits.py)
     # `origin.kind` of a turn Claude started itself ("task-notification", …); "" for a turn answering a user message.
     origin: str = ""
 
@@ -237,6 +240,7 @@ Event = (
     | BackgroundTasksChanged
     | ProcessStatus
     | TurnResult
+    | RateLimit
 )
 
 
@@ -371,9 +375,12 @@ def parse_event(raw: Mapping[str, Any]) -> tuple[Event, ...]:
                 num_turns=_number(raw.get("num_turns")),
                 terminal_reason=str(raw.get("terminal_reason") or ""),
                 errors=tuple(str(e) for e in raw.get("errors") or ()),
+                api_error_status=raw["api_error_status"] if isinstance(raw.get("api_error_status"), int) else None,
                 origin=_origin_kind(raw.get("origin")),
             ),
         )
+    if kind == "rate_limit_event":
+        return (parse_rate_limit(raw),)
     if kind == "control_request":
         request = raw.get("request") or {}
         return (
