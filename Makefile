@@ -50,7 +50,7 @@ FAST_TESTS := tests/test_commands.py tests/test_console.py tests/test_outbox.py 
 	tests/test_session_manager.py tests/test_session_parts.py tests/test_claude_turns.py tests/test_prompts.py \
 	tests/test_projects.py tests/test_topics.py tests/test_state.py tests/test_gate.py tests/test_bot_tools.py \
 	tests/test_render.py tests/test_parse_event.py tests/test_runtime.py tests/test_voice.py tests/test_layers.py \
-	tests/test_intake.py
+	tests/test_intake.py tests/test_limits_protocol.py tests/test_hold_plan.py tests/test_usage_and_limit_wording.py
 
 test-fast: $(VENV)/.installed-test
 	$(PY) -m pytest -q -m "not real_cli" $(FAST_TESTS) $(PYTEST_ARGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from test_fake_anthropic import SUBSCRIPTION, claude
 
 from claude_bridge.protocol.events import AssistantText, TurnResult, parse_event
@@ -68,6 +69,7 @@ def test_refused_only_after_a_rejected_event() -> None:
     assert not refused_by_limit(False, None, rejected)
 
 
+@pytest.mark.real_cli
 async def test_real_cli_turns_refused_by_the_limit_are_recognised(
     claude_bin: Path, tmp_path: Path, api: FakeAnthropic
 ) -> None:
