@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.sessions.limits import LIMITS_FILE, RETRY_AFTER_STALE, HeldSession, HoldPlan, HoldState
 from fake_process import FakeClock
+
+pytestmark = pytest.mark.fast
 
 RESET = 1_000_000.0 + 3600
 

@@ -25,6 +25,7 @@ REFUSED_RESULT = {"type": "result", "subtype": "success", "is_error": True, "api
 API_KEY_429 = {**REFUSED_RESULT, "result": "API Error: Request rejected (429) · Rate limited"}
 
 
+@pytest.mark.fast
 def test_rejected_event_reads_as_a_typed_rate_limit() -> None:
     assert parse_event(REJECTED) == (
         RateLimit(status="rejected", resets_at=1796513802.0, limit_type="five_hour", using_overage=False),
@@ -34,6 +35,7 @@ def test_rejected_event_reads_as_a_typed_rate_limit() -> None:
     assert (limit.rejected, limit.warns, limit.limit_name) == (True, False, "5-hour limit")
 
 
+@pytest.mark.fast
 def test_warning_keeps_utilization_and_threshold() -> None:
     limit = parse_rate_limit(WARNING)
 
@@ -41,6 +43,7 @@ def test_warning_keeps_utilization_and_threshold() -> None:
     assert (limit.utilization, limit.surpassed_threshold, limit.resets_at) == (0.9, 0.75, 1796517462.0)
 
 
+@pytest.mark.fast
 def test_a_status_we_never_saw_still_reads_as_a_warning_and_odd_fields_stay_empty() -> None:
     limit = parse_rate_limit({"type": "rate_limit_event", "rate_limit_info": {
         "status": "allowed_soon_blocked", "resetsAt": "tomorrow", "rateLimitType": None, "utilization": True}})
@@ -50,6 +53,7 @@ def test_a_status_we_never_saw_still_reads_as_a_warning_and_odd_fields_stay_empt
     assert parse_rate_limit({"type": "rate_limit_event"}) == RateLimit(status="allowed")
 
 
+@pytest.mark.fast
 def test_result_keeps_its_api_error_status() -> None:
     (result,) = parse_event(REFUSED_RESULT)
 
@@ -59,6 +63,7 @@ def test_result_keeps_its_api_error_status() -> None:
     assert isinstance(ok, TurnResult) and ok.api_error_status is None
 
 
+@pytest.mark.fast
 def test_refused_only_after_a_rejected_event() -> None:
     rejected, allowed = parse_rate_limit(REJECTED), RateLimit(status="allowed")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from claude_bridge.commands.limit_wording import (
     CANCEL_COMMAND,
     clock_time,
@@ -19,6 +21,8 @@ from claude_bridge.protocol.events import TurnResult
 from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.sessions.limits import Hold, HoldState
 from claude_bridge.sessions.usage import Tokens, UsageBook
+
+pytestmark = pytest.mark.fast
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOON = datetime(2026, 12, 5, 12, 47, tzinfo=BERLIN).timestamp()
