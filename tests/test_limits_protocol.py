@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_fake_anthropic import SUBSCRIPTION, claude
 
-from claude_bridge.protocol.events import AssistantText, TurnResult, parse_event
+from claude_bridge.protocol.events import LimitText, TurnResult, parse_event
 from claude_bridge.protocol.limits import RateLimit, parse_rate_limit, refused_by_limit
 from fake_anthropic import FakeAnthropic, UsageLimit
 from fake_process import FakeClock
@@ -91,10 +91,10 @@ async def test_real_cli_turns_refused_by_the_limit_are_recognised(
     for event in (e for raw in cli.events for e in parse_event(raw)):
         if isinstance(event, RateLimit):
             last = event
-        elif isinstance(event, AssistantText):
+        elif isinstance(event, LimitText):
             texts.append(event.text)
         elif isinstance(event, TurnResult):
             verdicts.append(refused_by_limit(event.is_error, event.api_error_status, last))
     assert verdicts == [True, True, False]
     assert last is not None and (last.status, last.resets_at) == ("allowed", float(int(clock.now)))
-    assert texts[0].startswith("You've hit your ")  # the synthetic message reaches us as ordinary text
+    assert len(texts) == 2 and texts[0].startswith("You've hit your ")  # the CLI's words, never Claude's answer

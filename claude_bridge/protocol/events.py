@@ -39,6 +39,15 @@ class AssistantText:
 
 
 @dataclass(frozen=True)
+class LimitText:
+    """The CLI's own words for a request the usage limit refused ("You've hit your 5-hour limit · resets …"): an
+    assistant message with `"model": "<synthetic>"` and `"error": "rate_limit"` (§17). Not Claude's answer, so front
+    ends do not show it; the turn's result carries the same text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class TextDelta:
     """A piece of the text block being streamed; the whole block follows as AssistantText."""
 
@@ -230,6 +239,7 @@ Event = (
     SessionStarted
     | TextDelta
     | AssistantText
+    | LimitText
     | ToolUse
     | ToolResult
     | ApiRetry
@@ -368,6 +378,8 @@ def _text_delta(raw: Mapping[str, Any]) -> tuple[Event, ...]:
 def _assistant(raw: Mapping[str, Any]) -> tuple[Event, ...]:
     if raw.get("parent_tool_use_id") is not None:
         return ()  # a subagent's inner conversation: its result comes back as the Task tool's result
+    if raw.get("error") == "rate_limit":
+        return (LimitText(_flatten_text((raw.get("message") or {}).get("content"))),)
     events: list[Event] = []
     for block in (raw.get("message") or {}).get("content") or []:
         if not isinstance(block, dict):
