@@ -213,9 +213,11 @@ class Shown:
         self.prompts: asyncio.Queue[Prompt] = asyncio.Queue()
         self.limits: list[tuple[Place, Hold, int | None]] = []  # (place, hold shown, the message it edited)
         self.warnings: list[tuple[Place, RateLimit]] = []
+        self.limit_shown: asyncio.Queue[tuple[Place, Hold, int | None]] = asyncio.Queue()  # to await each one
 
     async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
         self.limits.append((place, hold, message_id))
+        self.limit_shown.put_nowait((place, hold, message_id))
         return message_id if message_id is not None else 500 + len(self.limits)
 
     async def warn_limit(self, place: Place, limit: RateLimit) -> None:

@@ -48,6 +48,7 @@ class LimitKeeper:
         self._changed = asyncio.Event()  # set and replaced on every change of the plan: the waiting sends re-check
         self._timer: asyncio.Task[None] | None = None
         self._warned: set[tuple[str, float | None]] = set()  # (limit, window) already warned about
+        self._resumed_for: float | None = None  # the wake time whose resumption was already announced
 
     @property
     def hold(self) -> Hold:
@@ -84,6 +85,11 @@ class LimitKeeper:
             changed = self._changed
             await changed.wait()
 
+    @staticmethod
+    def refused(result: TurnResult, last: RateLimit | None) -> bool:
+        """Whether the usage limit refused this turn (`last`: the process's latest limit state)."""
+        return refused_by_limit(result.is_error, result.api_error_status, last)
+
     async def after_turn(
         self, session: str, entry_id: str, place: Place, result: TurnResult, last: RateLimit | None
     ) -> bool:
@@ -92,7 +98,7 @@ class LimitKeeper:
         if last is not None:
             self.book.saw(last)
             await self._maybe_warn(place, last)
-        if not refused_by_limit(result.is_error, result.api_error_status, last):
+        if not self.refused(result, last):
             self.book.record(session, result, now)
             if self.plan.holding:
                 self.plan.resumed(session)  # answered: this session is held no more
@@ -114,9 +120,11 @@ class LimitKeeper:
         if now < wake:  # woken early (a clock step): wait the rest
             self._arm()
             return
-        logger.info("usage limit reset: resuming %d held session(s)", len(self.plan.hold.sessions))
-        # The limit messages say so now; a resend refused again edits them once more with the new time.
-        await self._edit_all(replace(self.plan.hold, state=HoldState.NONE))
+        if self._resumed_for != wake:  # the timer and a test (or a restart) may both get here: say it once
+            self._resumed_for = wake
+            logger.info("usage limit reset: resuming %d held session(s)", len(self.plan.hold.sessions))
+            # The limit messages say so now; a resend refused again edits them once more with the new time.
+            await self._edit_all(replace(self.plan.hold, state=HoldState.NONE))
         self._wake_all()
 
     async def cancel(self) -> Hold:

@@ -445,12 +445,13 @@ class Session:
         delivery.finish(result)
 
     async def _refused_by_limit(self, process: ProcessLike, delivery: Delivery, result: TurnResult) -> bool:
-        """Tell the limit keeper the turn ended; a refused message goes back to the inbox's queue, to be resent."""
-        place = delivery.place
-        if not await self._rt.limits.after_turn(self.name, delivery.entry_id, place, result, process.last_limit):
-            return False
-        await self.inbox.requeue(delivery.entry_id, place.chat_id, delivery.content, place.thread_id)
-        return True
+        """Tell the limit keeper the turn ended; True if the usage limit refused it (it is then resent later)."""
+        limits, place, last = self._rt.limits, delivery.place, process.last_limit
+        refused = limits.refused(result, last)
+        if refused:  # back in the inbox's queue first: a restart during the wait sends it again
+            await self.inbox.requeue(delivery.entry_id, place.chat_id, delivery.content, place.thread_id)
+        await limits.after_turn(self.name, delivery.entry_id, place, result, last)
+        return refused
 
     async def _finish(self, delivery: Delivery) -> None:
         self.save()
