@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from claude_bridge.commands.core import Commands
-from claude_bridge.protocol.events import AssistantText, LimitText, TurnResult
+from claude_bridge.protocol.events import AssistantText, LimitText, TurnResult, parse_event
 from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.sessions.limits import HoldState
 from claude_bridge.sessions.manager import SessionManager
@@ -34,6 +34,13 @@ def refused(clock: FakeClock, after: float = HOUR, event: bool = True) -> list[o
     text = "You've hit your 5-hour limit · resets 11:36pm (UTC)"
     limit = [RateLimit("rejected", resets_at=clock.now + after, limit_type="five_hour")] if event else []
     return [*limit, LimitText(text), TurnResult("success", True, text, api_error_status=429)]
+
+
+def test_the_clis_refusal_text_is_never_read_as_claudes_answer():
+    synthetic = {"type": "assistant", "error": "rate_limit", "parent_tool_use_id": None, "message": {
+        "model": "<synthetic>", "content": [{"type": "text", "text": "You've hit your 5-hour limit"}]}}
+
+    assert parse_event(synthetic) == (LimitText("You've hit your 5-hour limit"),)
 
 
 async def test_a_refused_message_is_said_once_held_and_answered_after_the_reset_with_the_other_places(tmp_path):
@@ -96,6 +103,8 @@ async def test_cancel_resends_nothing_by_itself_and_the_next_message_releases_th
     assert "Cancelled" in reply.text and (hold.state, message_id) == (HoldState.CANCELLED, 501)
     clock.advance(HOUR + 30)
     await manager.limits.resume_held(clock.now)
+    other = await drain(await manager.send(GROUP, "elsewhere"))  # another session is not held by the Cancel
+    assert AssistantText("echo: elsewhere") in other
     assert not first.done() and spawner.started[0].received == ["first"]
 
     later = await manager.send(PRIVATE, "later")

@@ -132,6 +132,7 @@ class LimitKeeper:
         hold = self.plan.cancel()
         await self._edit_all()
         self._arm()
+        self._wake_all()  # the waiting sends re-check: held ones now wait for their user instead of the clock
         return hold
 
     def user_wrote(self, session: str) -> None:
