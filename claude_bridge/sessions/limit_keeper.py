@@ -135,6 +135,13 @@ class LimitKeeper:
         self._wake_all()  # the waiting sends re-check: held ones now wait for their user instead of the clock
         return hold
 
+    async def accepted(self, session: str, place: Place) -> None:
+        """A message was queued for `session` from `place`: during a hold its place gets the limit message too (it
+        may wait behind the refused message of the same session, never reaching its own clear_to_send yet)."""
+        if self.plan.holds(self._clock()):
+            self.plan.queued(session)
+            await self._show(place)
+
     def user_wrote(self, session: str) -> None:
         """A new message to `session`: after a Cancel, its held messages are now answered as normal ones."""
         if self.plan.released(session):

@@ -492,6 +492,7 @@ class SessionManager:
             if notice:
                 delivery.notice(notice)
             session.worker.accept(delivery)
+        await self.limits.accepted(name, place)  # a hold: this place is told too
         return delivery
 
     # -- notices outside a delivery --
