@@ -234,7 +234,7 @@ async def test_a_read_only_or_full_sessions_folder(
             if real and fault == "read-only":
                 remount(sessions, "rw")
             elif real:
-                filler.unlink()
+                filler.unlink(missing_ok=True)
             else:
                 monkeypatch.undo()
             await say(bot, "after the fix", "echo: after the fix")
