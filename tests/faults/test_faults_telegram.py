@@ -117,7 +117,7 @@ async def test_bot_kill_9_with_5_messages_queued(
 async def test_30_messages_in_3_s_under_flood_limits(
     tmp_path: Path, fakes: tuple[FakeBotAPI, FakeAnthropic], case: Case
 ) -> None:
-    """30 messages in 3 s while the fake Bot API enforces Telegram's flood limits (3 burst, 1/s per chat)."""
+    """30 messages in 3 s while the fake Bot API enforces Telegram's flood limits (TelegramLimits)."""
     tg, api = fakes
     prompts = [f"flood {n:02d}" for n in range(30)]
     tg.enforce_telegram_limits()
@@ -131,7 +131,8 @@ async def test_30_messages_in_3_s_under_flood_limits(
     lost = unanswered(bot.texts(), prompts)
     twice = [p for p in prompts if sum(p in t for t in bot.texts() if t.startswith("echo:")) > 1]
     lost += [f"'{p}' answered twice" for p in twice]
-    case.measured(lost, f"enforce_telegram_limits(); 30 texts 0.1 s apart; {tg.flood_rejections} 429s drawn")
+    case.measured(lost, f"enforce_telegram_limits(); 30 texts 0.1 s apart; {tg.flood_rejections} 429s drawn "
+                  f"({dict(tg.flood_by_rule) or 'none'})")
 
 
 async def test_5_busy_sessions_with_2_live_slots(
