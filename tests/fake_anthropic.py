@@ -207,6 +207,8 @@ class FakeAnthropic:
     usage: Usage | None = None  # the account's plan state; None = an API-key account (no unified headers at all)
     clock: Callable[[], float] = time.time  # what "now" is when comparing with UsageLimit.resets_at
     url: str = ""
+    answering: int = 0  # main-conversation requests being answered now
+    peak_answering: int = 0  # the most of them at once: how many CLIs worked at the same time
     _script: deque[Reply] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -288,11 +290,15 @@ class FakeAnthropic:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        main = not request.is_side
+        self.answering += main
+        self.peak_answering = max(self.peak_answering, self.answering)
         await self._notify()
         try:
             return await self._answer(http, request, reply)
         finally:
             self._handlers.discard(task)
+            self.answering -= main
             await self._notify()
 
     async def _notify(self) -> None:

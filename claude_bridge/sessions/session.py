@@ -393,8 +393,9 @@ class Session:
                 logger.error("session %s: could not save metadata: %s", self.name, exc)
         current = self.worker.current
         place = current.place if current else self.last_place
-        # A crash mid-turn is already told by that turn's own error; say it here only for an idle session.
-        told_by_turn = status.kind == "crashed" and (current is not None or self.claude_busy)
+        # The process hands every status to the turn waiting on it too (a crash as that turn's own error), and that
+        # turn's view shows it in order with the turn's other lines; a notice from here would repeat it, out of order.
+        told_by_turn = current is not None or self.claude_busy
         if status.kind not in ("crashed", "gave_up", "recovered", "conversation_lost") or told_by_turn:
             return
         if place is None:
