@@ -147,6 +147,15 @@ class Inbox:
             await asyncio.to_thread(self._append, record)
         return entry_id
 
+    async def requeue(self, entry_id: str, chat_id: int, content: Content, thread_id: int | None = None) -> None:
+        """Queue a sent message again, in its old place (the usage limit refused it): its `add` record once more,
+        which read() takes as the entry back in QUEUED state, so a restart re-delivers it."""
+        record: dict[str, Any] = {"op": InboxOp.ADD.value, "id": entry_id, "chat_id": chat_id, "content": content}
+        if thread_id is not None:
+            record["thread_id"] = thread_id
+        async with self._lock:
+            await asyncio.to_thread(self._append, record)
+
     async def mark(self, entry_id: str, op: InboxOp) -> None:
         """Record that a message was written to Claude (SENT) or is finished (DONE)."""
         async with self._lock:
