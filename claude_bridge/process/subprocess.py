@@ -53,6 +53,7 @@ from claude_bridge.protocol.events import (
     TaskUpdated,
     TurnResult,
 )
+from claude_bridge.protocol.limits import RateLimit
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ class ClaudeSubprocess:
         self.model = options.model
         self.session_id = ""
         self.last_timings = TurnTimings()
+        # The account's usage-limit state as this process last heard it: the CLI says it once per change (§17),
+        # so whether a turn was refused is read against it (2.1.197 may even send it before `init`, outside a turn).
+        self.last_limit: RateLimit | None = None
         self._on_status = on_status
         self._on_claude_turn = on_claude_turn
         self._on_control_request = on_control_request
@@ -385,6 +389,10 @@ class ClaudeSubprocess:
         if isinstance(event, (TaskStarted, TaskUpdated, TaskNotification, BackgroundTasksChanged)):
             self._track_task(event)
             return
+        if isinstance(event, RateLimit):
+            self.last_limit = event
+            if self._current is None:
+                return
         if isinstance(event, SessionStarted):
             if event.session_id:
                 self.session_id = event.session_id

@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Collection, Iterable
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from claude_bridge.sessions.frontend import FrontEnd, Unattended
 from claude_bridge.sessions.handover import SessionHandover, adopt_session, hand_over_session
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.info import SessionInfo
+from claude_bridge.sessions.limit_keeper import LimitKeeper
+from claude_bridge.sessions.limits import RESUME_MARGIN
 from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
@@ -48,6 +51,7 @@ from claude_bridge.sessions.store import (
 )
 from claude_bridge.sessions.transcripts import Conversation, config_dir, list_conversations
 from claude_bridge.sessions.transcripts import find as find_transcript
+from claude_bridge.sessions.usage import UsageBook
 from claude_bridge.sessions.worker import Delivery
 
 logger = logging.getLogger(__name__)
@@ -79,6 +83,8 @@ class SessionManager:
         project_roots: tuple[Path, ...] = (),
         prompt_reminder: float = 600.0,
         prompt_timeout: float | None = None,
+        time_zone: tzinfo = UTC,
+        limit_margin: float = RESUME_MARGIN,
     ) -> None:
         self.sessions_dir = sessions_dir
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
@@ -95,6 +101,8 @@ class SessionManager:
         self._pool = LivePool(
             lambda: list(self._sessions.values()), max_live=max_live, idle_after=idle_after, clock=clock
         )
+        # The account's usage limit (one plan for all sessions) and what /usage reports.
+        self.limits = LimitKeeper(sessions_dir, self.front_end, UsageBook(time_zone), clock, limit_margin)
         self._runtime = Runtime(
             self._store,
             self._pool,
@@ -105,6 +113,7 @@ class SessionManager:
             self.front_end,
             upload_limit=upload_limit,
             prompts=self.prompts,
+            limits=self.limits,
         )
         self._scheduler: Any = None
         self._closed = False
@@ -215,11 +224,13 @@ class SessionManager:
                 deliveries.append(delivery)
             if not pending:
                 await session.inbox.compact()
+        self.limits.start()  # a usage-limit hold from before the restart: its held messages are among `pending`
         return deliveries
 
     async def close_all(self, timeout: float = 20.0) -> None:
         """End every delivery with a result, stop every live session in parallel (bounded), flush metadata."""
         self._closed = True
+        await self.limits.close()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
@@ -478,6 +489,7 @@ class SessionManager:
             finally:
                 self._sessions.pop(name, None)
             self._routes.forget(name)
+            self.limits.forget(name)
         logger.info("deleted session %s", name)
 
     async def send(self, where: Where, content: Content, *, topic: str = "") -> Delivery:
@@ -507,6 +519,7 @@ class SessionManager:
                 )
             session.last_place = place
             session.meta.last_active = self._clock()
+            self.limits.user_wrote(name)  # after a usage-limit Cancel, this session's held messages go on now
             try:
                 entry_id = await session.inbox.add(place.chat_id, content, place.thread_id)
             except OSError as exc:
@@ -519,6 +532,7 @@ class SessionManager:
             if notice:
                 delivery.notice(notice)
             session.worker.accept(delivery)
+        await self.limits.accepted(name, place)  # a hold: this place is told too
         return delivery
 
     # -- notices outside a delivery --

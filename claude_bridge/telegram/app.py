@@ -9,7 +9,9 @@ import asyncio
 import base64
 import contextlib
 import logging
+import time
 from collections.abc import Callable
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,13 @@ from telegram.ext import (
 
 from claude_bridge.commands.catalog import SPECS, menu
 from claude_bridge.commands.core import Commands
+from claude_bridge.commands.limit_wording import queued_line
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import claude_turn_title, queued_text
 from claude_bridge.errors import BridgeError, TranscriptionError
+from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt
@@ -48,6 +53,7 @@ from claude_bridge.settings import Settings
 from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.gate import make_gate
 from claude_bridge.telegram.intake import InOrder
+from claude_bridge.telegram.limits import LimitMessages
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
 from claude_bridge.telegram.reloading import Reloader, resume, take_handover
@@ -120,7 +126,11 @@ async def run_delivery(
     if delivery.by_claude:
         # Claude's own turn: a message of its own (so the phone notifies) saying what started it.
         sender.answer(claude_turn_title(delivery, state.manager.active_session(delivery.place)))
-    if delivery.position > 0 and resumed is None:
+    if resumed is not None:
+        pass  # after a reload: the chat already saw this message queued (or its answer begin)
+    elif (hold := state.manager.limits.held()) is not None:  # it waits for the usage limit's reset
+        sender.text(queued_line(hold, time.time(), state.settings.time_zone), reply_to=reply_to)
+    elif delivery.position > 0:
         sender.text(f"⏳ {queued_text(delivery.position)}", reply_to=reply_to)
     prefs = state.prefs.setdefault(chat_id, ChatPrefs())
     if isinstance(resumed, dict) and resumed:
@@ -340,11 +350,12 @@ class TelegramFrontEnd:
     """The sessions' FrontEnd port over this Application: notices, Claude's own turns, files and prompts, each in
     its place. Handed to the manager when it is built; its turn views share the handlers' state (bot_data)."""
 
-    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], outboxes: Outboxes) -> None:
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], outboxes: Outboxes, zone: tzinfo = UTC) -> None:
         self.app = app
         self.outboxes = outboxes
         self._files = file_sink(app.bot, outboxes)
         self.prompt_messages = PromptMessages(app.bot, outboxes)
+        self._limits = LimitMessages(app.bot, outboxes, zone)
 
     async def notify(self, place: Place, text: str) -> None:
         await Sender(self.app.bot, self.outboxes(place.chat_id), place.thread_id).text(text)
@@ -357,6 +368,12 @@ class TelegramFrontEnd:
 
     def show_prompt(self, prompt: Prompt) -> None:
         self.prompt_messages(prompt)
+
+    async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
+        return await self._limits.show(place, hold, message_id)
+
+    async def warn_limit(self, place: Place, limit: RateLimit) -> None:
+        await self._limits.warn(place, limit)
 
 
 def build_application(
@@ -383,7 +400,7 @@ def build_application(
         .build()
     )
     outboxes = Outboxes()
-    front_end = TelegramFrontEnd(app, outboxes)
+    front_end = TelegramFrontEnd(app, outboxes, settings.time_zone)
     state = BotState(settings, manager_for(front_end), outboxes)
     state.front_end = front_end
     app.bot_data["state"] = state
