@@ -12,7 +12,7 @@ CLI_PACKAGE := $(CLI_PREFIX)/node_modules/@anthropic-ai/claude-code/package.json
 # The binary npm installed for this machine (linux-x64, darwin-arm64, …), read from the packages' own manifests.
 CLI_FIND := $(PYTHON) tests/cli_install.py $(CLI_PREFIX)
 
-.PHONY: run test test-fast test-oldest test-oldest-cli faults bench lint doctor console cli install-service uninstall-service clean
+.PHONY: run reload test test-fast test-oldest test-oldest-cli faults bench lint doctor console cli install-service uninstall-service clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 
 run: $(VENV)/.installed
 	@$(PY) bot.py
+
+# SIGHUP to the bot `make run` started (the pid its instance lock records): it reloads its code, keeping every turn.
+reload:
+	@dir="$${SESSIONS_DIR:-$$(sed -n 's/^SESSIONS_DIR=//p' .env 2>/dev/null | tail -n1)}"; \
+	kill -HUP "$$(head -n1 "$${dir:-sessions}/.bot.lock")"
 
 doctor: $(VENV)/.installed
 	@$(PY) bot.py doctor

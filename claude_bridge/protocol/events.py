@@ -180,7 +180,8 @@ class BackgroundTasksChanged:
 
 
 # conversation_lost: the conversation to resume was not found, so Claude started a fresh one.
-StatusKind = Literal["crashed", "restarting", "recovered", "gave_up", "conversation_lost"]
+# "handed_over": the bot reloads; the turn goes on in its next image (the last event this image sees of it).
+StatusKind = Literal["crashed", "restarting", "recovered", "gave_up", "conversation_lost", "handed_over"]
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,8 @@ class ProcessStatus:
     exit_code: int | None = None
     attempt: int = 0
 
+
+HANDED_OVER: StatusKind = "handed_over"
 
 # Subtypes we add for turns the CLI could not finish itself.
 EXITED = "process_exited"
@@ -307,9 +310,7 @@ def _flatten_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(
-            str(block.get("text", "")) for block in content if isinstance(block, dict) and "text" in block
-        )
+        return "\n".join(str(block.get("text", "")) for block in content if isinstance(block, dict) and "text" in block)
     return ""
 
 

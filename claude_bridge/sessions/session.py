@@ -137,6 +137,8 @@ class Session:
         self.restart_pending = False
         self.deleted = False
         self.claude_turns: set[asyncio.Task[None]] = set()  # relaying Claude's own turns; each ends with its turn
+        # A reload's turns still in flight, by inbox entry: their delivery relays them instead of sending anew.
+        self.resumed: dict[str, tuple[ProcessLike, Turn]] = {}
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
@@ -276,8 +278,7 @@ class Session:
         max_live = self._rt.pool.max_live
         waiting = f"All {max_live} live sessions are busy; your message starts as soon as one finishes."
         async with self._rt.pool.slot(self, lambda: delivery.notice(waiting)):
-            hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.tools, self._ask_human)
-            process = self._rt.spawn(self._options(), hooks)
+            process = self.new_process()
             # Set before start(): a shutdown during the start still finds and stops it.
             self.process = process
             self.restart_pending = False
@@ -294,6 +295,11 @@ class Session:
                     logger.warning("session %s: cleaning up a failed start failed too", self.name, exc_info=True)
                 raise
         return process
+
+    def new_process(self) -> ProcessLike:
+        """A process for this session with today's settings, not started (a reload adopts into it instead)."""
+        hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.tools, self._ask_human)
+        return self._rt.spawn(self._options(), hooks)
 
     def _options(self) -> ProcessOptions:
         persona = self.persona()
@@ -410,9 +416,11 @@ class Session:
         sent = False
         stage = "start Claude"
         try:
-            await self._rt.limits.clear_to_send(self.name, delivery.place)  # usage limit: hold the line
+            resumed = self.resumed.get(delivery.entry_id)  # the answer to a message from before a reload
+            if resumed is None:
+                await self._rt.limits.clear_to_send(self.name, delivery.place)  # usage limit: hold the line
             try:
-                process = await self._ensure_live(delivery)
+                process = await self._ensure_live(delivery) if resumed is None else resumed[0]
             except (BridgeError, OSError, ValueError) as exc:
                 logger.error("session %s: could not start Claude: %s", self.name, exc)
                 self.meta.status = MetaStatus.FAILED
@@ -420,7 +428,8 @@ class Session:
             else:
                 while True:  # more than once only when the usage limit refused it: then again after the reset
                     stage = "send the message to Claude"
-                    turn = process.submit(delivery.content)
+                    turn = process.submit(delivery.content) if resumed is None else resumed[1]
+                    resumed = None  # a retry after the usage limit's reset is a turn of its own
                     sent = await _written(turn)
                     if sent:
                         stage = "record the message as sent"
@@ -443,6 +452,7 @@ class Session:
             result = failure(f"Could not {stage}: {exc}. Your next message will try again.")
             with contextlib.suppress(OSError):
                 await self.inbox.mark(delivery.entry_id, InboxOp.DONE)
+        self.resumed.pop(delivery.entry_id, None)
         delivery.finish(result)
 
     async def _refused_by_limit(self, process: ProcessLike, delivery: Delivery, result: TurnResult) -> bool:
