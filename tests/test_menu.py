@@ -34,7 +34,7 @@ def test_the_bots_own_commands_come_first_and_claudes_follow_in_inits_order() ->
     assert names[: len(own)] == own
     assert names[len(own) :] == [
         "hello_world", "deep_research", "code_review", "loop", "compact", "context", "init", "mcp", "rename",
-        "security_review", "usage",
+        "security_review",  # "usage" is the bot's own /usage now: ours wins
     ]
     assert dict(built.commands)["code_review"] == "Claude Code skill /code-review"
     assert dict(built.commands)["compact"] == "Claude Code command /compact"

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from claude_bridge.commands import asks, catalog, menu
 from claude_bridge.commands import schedules as scheduled
+from claude_bridge.commands.limit_wording import usage_text
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import (
     ago,
@@ -21,6 +22,7 @@ from claude_bridge.commands.wording import (
     status_text,
     task_line,
 )
+from claude_bridge.sessions.limits import HoldState
 from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
 from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.projects import looks_like_folder
@@ -75,6 +77,8 @@ class Commands:
             "mode": self.mode,
             **{kind: self._schedule_adder(kind) for kind in SCHEDULE_KINDS},
             "schedules": self.listing,
+            "usage": self.usage,
+            "limit": self.limit,
         }
 
     def knows(self, name: str) -> bool:
@@ -214,6 +218,20 @@ class Commands:
         """/status: what the active session is doing."""
         name, notice = self._active(chat_id)
         return Reply(notice + status_text(self.manager.status(name), self._clock()))
+
+    async def usage(self, chat_id: Where, args: list[str]) -> Reply:
+        """/usage: each session's last turn and today's total, and the plan's last known limit state."""
+        limits = self.manager.limits
+        return Reply(usage_text(limits.book, self._clock(), limits.book.zone))
+
+    async def limit(self, chat_id: Where, args: list[str]) -> Reply:
+        """/limit cancel (the limit message's button): nothing is resent by itself after the reset."""
+        if args != ["cancel"]:
+            return Reply(catalog.usage("limit"))
+        if self.manager.limits.hold.state is not HoldState.HELD:
+            return Reply("Nothing is waiting for the usage limit.")
+        await self.manager.limits.cancel()
+        return Reply("Cancelled: nothing is sent by itself. Your waiting messages go to Claude when you write again.")
 
     async def tasks(self, chat_id: Where, args: list[str]) -> Reply:
         """/tasks: the active session's running background tasks, a Stop choice each; /tasks stop <id> stops one."""

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from claude_bridge.errors import BridgeError
+from claude_bridge.protocol.limits import RateLimit
+from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt
 from claude_bridge.sessions.tools import OutgoingFile
@@ -47,6 +49,13 @@ class FrontEnd(Protocol):
         """The commands `session` offers (its `init`, or a /switch to it) for the place's menu, if it is the
         place's active session; called on every `init`, so an unchanged menu is the front end's to skip."""
 
+    async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
+        """The place's one usage-limit message for `hold` (with a Cancel button while held): sent when `message_id`
+        is None, else that message edited to the hold's new state. Returns the message's id, if it has one."""
+
+    async def warn_limit(self, place: Place, limit: RateLimit) -> None:
+        """A usage warning (the plan is nearly used up), shown quietly; the sessions send it once per window."""
+
 
 class Unattended:
     """No front end (a script, a test): everything that would be shown is logged instead."""
@@ -65,3 +74,10 @@ class Unattended:
 
     def show_commands(self, place: Place, session: str, commands: ClaudeCommands) -> None:
         logger.debug("no front end to show the commands of session %s", session)
+
+    async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
+        logger.warning("no front end to tell %s: usage limit %s until %s", place.key, hold.state, hold.until)
+        return None
+
+    async def warn_limit(self, place: Place, limit: RateLimit) -> None:
+        logger.warning("no front end to warn %s: usage %s", place.key, limit.status)
