@@ -15,6 +15,7 @@ from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions, start_failure
 from claude_bridge.process.requests import control_handler
 from claude_bridge.process.turns import Turn, TurnTimings
+from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import (
     EXITED,
     AssistantText,
@@ -25,6 +26,9 @@ from claude_bridge.protocol.events import (
     TaskInfo,
     TurnResult,
 )
+from claude_bridge.protocol.limits import RateLimit
+from claude_bridge.sessions.frontend import ClaudeCommands
+from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt
 from claude_bridge.sessions.tools import OutgoingFile
@@ -54,6 +58,7 @@ class FakeProcess:
         self.spawner = spawner
         self.session_id = options.resume_id or ""  # the CLI keeps the id it resumes
         self.last_timings = TurnTimings()
+        self.last_limit: RateLimit | None = None  # a scripted RateLimit event sets it, as the real process does
         self.started = False
         self.stopped = False
         self.failed = False
@@ -67,6 +72,7 @@ class FakeProcess:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.tasks: dict[str, TaskInfo] = {}  # running background tasks; tests add them
+        self.schedules: dict[str, ClaudeSchedule] = {}  # Claude's own crons and wakeups; tests add them
         self.claude_turn_due = False  # a task ended by itself: Claude's turn reporting it is about to begin
         self.stopped_tasks: list[str] = []
 
@@ -89,6 +95,10 @@ class FakeProcess:
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]:
         return tuple(self.tasks.values())
+
+    @property
+    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]:
+        return tuple(self.schedules.values())
 
     async def stop_task(self, task_id: str) -> None:
         self.stopped_tasks.append(task_id)
@@ -197,6 +207,8 @@ class FakeProcess:
                             break
                         continue
                     assert not isinstance(event, str)
+                    if isinstance(event, RateLimit):
+                        self.last_limit = event
                     turn.push(event)
                 if not turn.done.is_set():
                     turn.push(TurnResult("success", False, "ok", self.session_id, cost_usd=0.01))
@@ -212,6 +224,18 @@ class Shown:
         self.claude_turns: list[Delivery] = []
         self.files: list[OutgoingFile] = []
         self.prompts: asyncio.Queue[Prompt] = asyncio.Queue()
+        self.menus: list[tuple[Place, str, ClaudeCommands]] = []
+        self.limits: list[tuple[Place, Hold, int | None]] = []  # (place, hold shown, the message it edited)
+        self.warnings: list[tuple[Place, RateLimit]] = []
+        self.limit_shown: asyncio.Queue[tuple[Place, Hold, int | None]] = asyncio.Queue()  # to await each one
+
+    async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
+        self.limits.append((place, hold, message_id))
+        self.limit_shown.put_nowait((place, hold, message_id))
+        return message_id if message_id is not None else 500 + len(self.limits)
+
+    async def warn_limit(self, place: Place, limit: RateLimit) -> None:
+        self.warnings.append((place, limit))
 
     async def notify(self, place: Place, text: str) -> None:
         self.told.append((place, text))
@@ -224,6 +248,9 @@ class Shown:
 
     def show_prompt(self, prompt: Prompt) -> None:
         self.prompts.put_nowait(prompt)
+
+    def show_commands(self, place: Place, session: str, commands: ClaudeCommands) -> None:
+        self.menus.append((place, session, commands))
 
 
 class FakeSpawner:
@@ -275,4 +302,3 @@ def result_of(events: list[object]) -> TurnResult:
     last = events[-1]
     assert isinstance(last, TurnResult)
     return last
-

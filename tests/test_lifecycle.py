@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from claude_bridge.process.turns import Turn
+from claude_bridge.protocol.events import TurnResult
 from claude_bridge.sessions.claude_turns import ClaudeTurns
 from claude_bridge.sessions.lifecycle import IllegalMove, Lifecycle, checked, from_disk, to_disk
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.place import Place
-from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.store import MetaStatus, Persona
 from fake_process import FakeClock, FakeSpawner, Shown, base_options, drain, result_of
 
@@ -80,7 +80,7 @@ async def test_close_ends_claudes_own_turn_with_its_process_and_writes_the_books
 
 async def test_claudes_own_turns_are_tasks_their_owner_ends_even_if_the_turn_never_does():
     shown = Shown()
-    turns = ClaudeTurns("s", shown, PromptBoard(), after_each=_nothing)
+    turns = ClaudeTurns("s", shown, _result_of_turn, after_each=_nothing)
     turns.begin(Turn.by_claude("Background task finished"), Place(1), book=lambda result: None)
     [view] = shown.claude_turns
 
@@ -91,3 +91,9 @@ async def test_claudes_own_turns_are_tasks_their_owner_ends_even_if_the_turn_nev
 
 async def _nothing() -> None:
     pass
+
+
+async def _result_of_turn(turn: Turn, place: Place) -> TurnResult:
+    await turn.done.wait()
+    assert turn.result is not None
+    return turn.result

@@ -141,8 +141,24 @@ def test_init_becomes_session_started():
             cwd="/srv/sessions/work",
             permission_mode="bypassPermissions",
             version="2.1.197",
+            slash_commands=("clear", "compact"),
         ),
     )
+
+
+def test_init_lists_claudes_commands_skills_and_the_ones_that_need_a_terminal():
+    raw = {
+        "type": "system", "subtype": "init", "session_id": SESSION, "model": "claude-opus-5-5",
+        "slash_commands": ["hello-world", "loop", "doctor", "compact"], "skills": ["loop", "doctor"],
+        "terminal_slash_commands": ["doctor"], "claude_code_version": "2.1.332",
+    }
+
+    started = only(parse_event(raw))
+
+    assert started.slash_commands == ("hello-world", "loop", "doctor", "compact")
+    assert started.skills == ("loop", "doctor")
+    assert started.terminal_slash_commands == ("doctor",)
+    assert only(parse_event(raw | {"terminal_slash_commands": None})).terminal_slash_commands == ()  # 2.1.197
 
 
 def test_assistant_text_block():
@@ -527,7 +543,6 @@ def test_control_response_error():
         {"type": "system", "subtype": "compact_boundary", "compact_metadata": {"trigger": "manual"}},
         {"type": "system", "subtype": "session_state_changed", "state": "idle"},
         {"type": "system", "subtype": "hook_started", "hook_name": "x"},
-        {"type": "rate_limit_event", "rate_limit_info": {"status": "allowed", "resetsAt": 1790000000}},
         {"type": "keep_alive"},
         {"type": "tool_progress", "tool_use_id": TOOL_ID},
         {"type": "some_future_type", "payload": [1, 2, 3]},

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import psutil
@@ -96,12 +96,16 @@ def reap_leftover(pid: int, claude_bin: Path | None = None) -> bool:
     return True
 
 
-def reap_leftovers(pid_files: Iterable[Path], claude_bin: Path | None = None) -> list[int]:
+def reap_leftovers(
+    pid_files: Iterable[Path], claude_bin: Path | None = None, keep: Collection[int] = ()
+) -> list[int]:
     """Stop the CLIs a previous run left behind (a pid file per live session; each file goes); a reused pid is left
-    alone. Returns the pids stopped."""
+    alone, and so are the processes in `keep` (adopted by a reload, their files stay). Returns the pids stopped."""
     stopped = []
     for pid_file in pid_files:
         record = pidfile.read(pid_file)
+        if record is not None and record.pid in keep:
+            continue
         with contextlib.suppress(OSError):
             if record is None:
                 pass

@@ -13,7 +13,6 @@ from claude_bridge.process.turns import Turn
 from claude_bridge.protocol.events import CANCELLED, TurnResult
 from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.place import Place
-from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.worker import Delivery, failure
 
 logger = logging.getLogger(__name__)
@@ -23,11 +22,15 @@ class ClaudeTurns:
     """The running turns of Claude's own, one task each."""
 
     def __init__(
-        self, name: str, front_end: FrontEnd, prompts: PromptBoard, after_each: Callable[[], Awaitable[None]]
+        self,
+        name: str,
+        front_end: FrontEnd,
+        follow: Callable[[Turn, Place], Awaitable[TurnResult]],
+        after_each: Callable[[], Awaitable[None]],
     ) -> None:
         self.name = name
         self._front_end = front_end
-        self._prompts = prompts
+        self._follow_turn = follow  # the session reads the turn for its books (prompts, the menu)
         self._after_each = after_each
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -64,7 +67,7 @@ class ClaudeTurns:
         """Book Claude's own turn like any other (turns, cost, timings); its view ends with one result."""
         result = failure("Claude's own turn ended without a result.")
         try:
-            result = await self._prompts.follow(turn)
+            result = await self._follow_turn(turn, delivery.place)
             book(result)
         except asyncio.CancelledError:
             result = failure("The bot is shutting down; Claude's own turn was cut off.", CANCELLED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import TaskInfo
 from claude_bridge.sessions.session import Session, SessionState
 
@@ -28,6 +29,7 @@ class SessionInfo:
     damage: str | None = None  # "damaged: <file>: <reason>" when its state cannot be read
     instance: str = ""  # tells this session apart from an earlier one of the same name
     tasks: tuple[TaskInfo, ...] = ()  # background tasks running now
+    claude_schedules: tuple[ClaudeSchedule, ...] = ()  # Claude's own crons and wakeups still to fire
     workspace: str = ""  # the folder Claude works in
     project: bool = False  # the workspace is the user's own folder (never removed), not one the bot made
 
@@ -52,6 +54,7 @@ def info_of(session: Session) -> SessionInfo:
         damage=session.damage,
         instance=meta.instance,
         tasks=session.running_tasks,
+        claude_schedules=session.claude_schedules,
         workspace=str(session.directory),
         project=not meta.created_workspace and not session.damage,
     )

@@ -26,8 +26,16 @@ class Lifecycle(StrEnum):
     DELETED = "deleted"  # removed: nothing of it is written any more
 
 
-# Without a process a session can only start (or be stopped, deleted, told it failed); with one, anything but NEW.
-_FROM_IDLE = {Lifecycle.STARTING, Lifecycle.SUSPENDED, Lifecycle.STOPPED, Lifecycle.FAILED, Lifecycle.DELETED}
+# Without a process a session can start (or be stopped, deleted, told it failed), or adopt one a reload handed over
+# (LIVE); with one, anything but NEW.
+_FROM_IDLE = {
+    Lifecycle.STARTING,
+    Lifecycle.LIVE,
+    Lifecycle.SUSPENDED,
+    Lifecycle.STOPPED,
+    Lifecycle.FAILED,
+    Lifecycle.DELETED,
+}
 _FROM_RUNNING = {
     Lifecycle.LIVE,
     Lifecycle.RESTART_DUE,

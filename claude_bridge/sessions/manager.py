@@ -5,9 +5,9 @@ store.py (sessions on disk, personas), inbox.py (the durable queue), routes.py (
 pool.py (the live-process cap, LRU and idle suspension), worker.py (a session's one line of messages, Delivery),
 session.py (one session's process, notices and books; its one state in lifecycle.py), claude_requests.py (what the
 CLI asks of a session), claude_turns.py (Claude's own turns), info.py (what front ends read), factory.py (real
-processes). It knows sessions, not Telegram and not the CLI's JSON. It is a little over 500 lines because it has one
-method per thing a front end can ask (send, create, switch, /model, /mode, /resume, /tasks, delete, …), each a few
-lines delegating to the parts.
+processes), handover.py (a reload), limit_keeper.py (the usage limit). It knows sessions, not Telegram and not the
+CLI's JSON. It is over 500 lines because it has one method per thing a front end can ask (send, create, switch,
+/model, /mode, /resume, /tasks, delete, …), each a few lines delegating to the parts.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.handover import HandoverError
 from claude_bridge.process.reaping import reap_leftovers
 from claude_bridge.protocol.events import TaskInfo, TurnResult
 from claude_bridge.runtime import cannot_write
-from claude_bridge.sessions.frontend import FrontEnd, Unattended
+from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd, Unattended
+from claude_bridge.sessions.handover import SessionHandover, adopt_session, hand_over_session
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.info import SessionInfo, info_of
+from claude_bridge.sessions.limit_keeper import LimitKeeper
+from claude_bridge.sessions.limits import RESUME_MARGIN
 from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
@@ -47,6 +52,7 @@ from claude_bridge.sessions.store import (
 )
 from claude_bridge.sessions.transcripts import Conversation, config_dir, list_conversations
 from claude_bridge.sessions.transcripts import find as find_transcript
+from claude_bridge.sessions.usage import UsageBook
 from claude_bridge.sessions.worker import Delivery
 
 logger = logging.getLogger(__name__)
@@ -78,6 +84,8 @@ class SessionManager:
         project_roots: tuple[Path, ...] = (),
         prompt_reminder: float = 600.0,
         prompt_timeout: float | None = None,
+        time_zone: tzinfo = UTC,
+        limit_margin: float = RESUME_MARGIN,
     ) -> None:
         self.sessions_dir = sessions_dir
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
@@ -94,6 +102,8 @@ class SessionManager:
         self._pool = LivePool(
             lambda: list(self._sessions.values()), max_live=max_live, idle_after=idle_after, clock=clock
         )
+        # The account's usage limit (one plan for all sessions) and what /usage reports.
+        self.limits = LimitKeeper(sessions_dir, self.front_end, UsageBook(time_zone), clock, limit_margin)
         self._runtime = Runtime(
             self._store,
             self._pool,
@@ -104,6 +114,7 @@ class SessionManager:
             self.front_end,
             upload_limit=upload_limit,
             prompts=self.prompts,
+            limits=self.limits,
         )
         self._scheduler: Any = None
         self._closed = False
@@ -130,12 +141,49 @@ class SessionManager:
         """Suspend every live session idle longer than idle_after; the next message resumes it."""
         return await self._pool.suspend_idle()
 
-    def reap_leftovers(self) -> list[int]:
-        """Stop CLI processes a previous run left behind (a pid file per live session); a reused pid is left alone."""
-        return reap_leftovers(self._store.sessions_state.glob(f"*/{PID_FILE}"), self._runtime.base.claude_bin)
+    def reap_leftovers(self, keep: Collection[int] = ()) -> list[int]:
+        """Stop CLI processes a previous run left behind (a pid file per live session); a reused pid is left alone,
+        and so are the processes in `keep` (adopted by a reload)."""
+        pid_files = self._store.sessions_state.glob(f"*/{PID_FILE}")
+        return reap_leftovers(pid_files, self._runtime.base.claude_bin, keep)
 
-    async def recover(self) -> list[Delivery]:
-        """After a restart: re-deliver messages never sent, in order; report the ones a restart cut off."""
+    async def hand_over(self) -> list[SessionHandover]:
+        """A reload: no more idle suspensions; every live session's process detached for the next image (each keeps
+        running). A session that cannot be detached is left out: the next image stops it as after a restart."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        records = []
+        for session in list(self._sessions.values()):
+            try:
+                record = await hand_over_session(session)
+            except HandoverError as exc:
+                logger.error("session %s cannot cross the reload: %s", session.name, exc)
+                continue
+            if record is not None:
+                records.append(record)
+        return records
+
+    async def adopt(self, records: Iterable[SessionHandover]) -> tuple[list[Delivery], set[int]]:
+        """After a reload, before recover(): each handed-over session goes on; the deliveries answering messages from
+        before it, and the pids adopted (they are no leftovers)."""
+        deliveries, pids = [], set()
+        for record in records:
+            try:
+                delivery = await adopt_session(self._get(record.name), record)
+            except (HandoverError, SessionError) as exc:
+                logger.error("session %s could not be adopted after the reload: %s", record.name, exc)
+                continue
+            pids.add(record.process.process.pid)
+            if delivery is not None:
+                deliveries.append(delivery)
+        return deliveries, pids
+
+    async def recover(self, *, announce: bool = True) -> list[Delivery]:
+        """After a restart: re-deliver messages never sent, in order; report the ones a restart cut off.
+
+        After a reload (`announce` False) the re-delivered messages are not announced: their chats saw them queued.
+        """
         deliveries: list[Delivery] = []
         for name in self._store.names():
             session = self._get(name)
@@ -144,7 +192,7 @@ class SessionManager:
                 continue
             entries = session.inbox.read()
             for entry in entries:
-                if entry.state == EntryState.SENT:
+                if entry.state == EntryState.SENT and entry.id not in session.resumed:
                     await self._tell(
                         Place(entry.chat_id, entry.thread_id),
                         f"⚠️ The bot restarted while Claude was working on your message “{_excerpt(entry.content)}” "
@@ -152,7 +200,7 @@ class SessionManager:
                     )
                     await session.inbox.mark(entry.id, InboxOp.DONE)
             pending = [entry for entry in entries if entry.state == EntryState.QUEUED]
-            for place in dict.fromkeys(Place(entry.chat_id, entry.thread_id) for entry in pending):
+            for place in dict.fromkeys(Place(entry.chat_id, entry.thread_id) for entry in pending if announce):
                 count = sum(1 for entry in pending if Place(entry.chat_id, entry.thread_id) == place)
                 await self._tell(
                     place, f"↻ Delivering {count} message(s) to session {name} that arrived before the restart."
@@ -165,11 +213,13 @@ class SessionManager:
                 deliveries.append(delivery)
             if not pending:
                 await session.inbox.compact()
+        self.limits.start()  # a usage-limit hold from before the restart: its held messages are among `pending`
         return deliveries
 
     async def close_all(self, timeout: float = 20.0) -> None:
         """End every delivery with a result, stop every live session in parallel (bounded), flush metadata."""
         self._closed = True
+        await self.limits.close()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
@@ -212,10 +262,15 @@ class SessionManager:
         return name, notice
 
     def switch(self, where: Where, name: str) -> SessionInfo:
-        """Make `name` the active session of the chat (or forum topic)."""
-        self._get(name)
+        """Make `name` the active session of the chat (or forum topic); the place's menu becomes its commands."""
+        session = self._get(name)
         self._routes.set(where, name)
+        self.front_end.show_commands(Place.of(where), name, session.claude_commands or ClaudeCommands())
         return self.status(name)
+
+    def claude_commands(self, name: str) -> ClaudeCommands | None:
+        """The commands and skills the session's last `init` listed; None before its first since the bot started."""
+        return self._get(name).claude_commands
 
     # -- sessions --
 
@@ -384,18 +439,20 @@ class SessionManager:
             finally:
                 self._sessions.pop(name, None)
             self._routes.forget(name)
+            self.limits.forget(name)
         logger.info("deleted session %s", name)
 
-    def reserve(self, where: Where, *, topic: str = "") -> Delivery:
-        """A message's place in its session's line, taken as it arrives; its content follows (`accept`), after a
-        download or a transcription, or the place is given up (`withdraw`).
+    def reserve(self, where: Where, *, topic: str = "", session_name: str = "") -> Delivery:
+        """A message's place in its session's line (the chat's or forum topic's active session, or `session_name`'s),
+        taken as it arrives; its content follows (`accept`), after a download or a transcription, or the place is
+        given up (`withdraw`).
 
         Synchronous on purpose: messages take their places in the order their handlers start.
         """
         if self._closed:
             raise SessionError("The bot is shutting down; send your message again in a moment.")
         place = Place.of(where)
-        name, notice = self.ensure_active(place, topic=topic)
+        name, notice = (session_name, None) if session_name else self.ensure_active(place, topic=topic)
         session = self._repaired(name)
         if session.damage:
             raise SessionError(f"Session “{name}” is {session.damage}. Your message was not sent; fix or /delete it.")
@@ -425,13 +482,15 @@ class SessionManager:
         if session is not None and not delivery.prepared:
             session.worker.withdraw(delivery)
 
-    async def send(self, where: Where, content: Content, *, topic: str = "") -> Delivery:
-        """Accept a message for the chat's (or forum topic's) active session: durably queued before this returns."""
-        return await self.accept(self.reserve(where, topic=topic), content)
+    async def send(self, where: Where, content: Content, *, topic: str = "", session_name: str = "") -> Delivery:
+        """Accept a message for the chat's (or forum topic's) active session (or `session_name`'s, for a scheduled
+        prompt: it is never an answer to a waiting question): durably queued before this returns."""
+        delivery = self.reserve(where, topic=topic, session_name=session_name)
+        return await self.accept(delivery, content, typed=not session_name)
 
-    async def accept(self, delivery: Delivery, content: Content) -> Delivery:
+    async def accept(self, delivery: Delivery, content: Content, *, typed: bool = True) -> Delivery:
         """The content of a reserved message: durably queued before this returns, after the earlier messages of its
-        chat; typed while Claude asks something, it is the answer instead. Refused (SessionError): the place goes."""
+        chat; `typed` while Claude asks something, it is the answer instead. Refused (SessionError): the place goes."""
         session = self._sessions.get(delivery.session)
         try:
             if session is None or session.deleted:
@@ -440,7 +499,8 @@ class SessionManager:
                     "Send it again to use another session."
                 )
             await session.worker.prepared_before(delivery)
-            if isinstance(content, str) and (prompt := self.prompts.typed(session.name, content)) is not None:
+            prompt = self.prompts.typed(session.name, content) if typed and isinstance(content, str) else None
+            if prompt is not None:
                 session.worker.withdraw(delivery)
                 return _answered_prompt(delivery, content, prompt.outcome or "✍️ Noted; answer the next question.")
             # One at a time per session: the inbox order is the delivery order, and delete cannot cut in.
@@ -450,6 +510,7 @@ class SessionManager:
             if session is not None:
                 session.worker.withdraw(delivery)
             raise
+        await self.limits.accepted(session.name, delivery.place)  # a hold: this place is told too
         return delivery
 
     async def _queue_durably(self, session: Session, delivery: Delivery, content: Content) -> None:
@@ -463,6 +524,7 @@ class SessionManager:
         place = delivery.place
         session.last_place = place
         session.meta.last_active = self._clock()
+        self.limits.user_wrote(session.name)  # after a usage-limit Cancel, this session's held messages go on now
         try:
             entry_id = await session.inbox.add(place.chat_id, content, place.thread_id)
         except OSError as exc:

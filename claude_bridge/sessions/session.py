@@ -21,19 +21,24 @@ from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.requests import OnPermission
 from claude_bridge.process.turns import Turn, TurnTimings
+from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import (
     CANCELLED,
     START_FAILED,
     ProcessStatus,
+    SessionStarted,
     TaskInfo,
+    ToolUse,
     TurnResult,
 )
+from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.sessions.claude_requests import ClaudeRequests
 from claude_bridge.sessions.claude_turns import ClaudeTurns
-from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.lifecycle import Lifecycle, checked, from_disk, to_disk
+from claude_bridge.sessions.limit_keeper import LimitKeeper
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.prompts import PromptBoard
@@ -69,6 +74,7 @@ class ProcessLike(Protocol):
 
     session_id: str
     last_timings: TurnTimings
+    last_limit: RateLimit | None  # the usage limit as the process last heard of it (protocol/limits.py)
 
     @property
     def alive(self) -> bool: ...
@@ -80,6 +86,8 @@ class ProcessLike(Protocol):
     def failed(self) -> bool: ...
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]: ...
+    @property
+    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]: ...
     async def start(self) -> None: ...
     def submit(self, content: Content) -> Turn: ...
     async def interrupt(self) -> bool: ...
@@ -114,6 +122,7 @@ class Runtime:
     clock: Callable[[], float]
     tell: Callable[[Place, str], None]  # a notice for a chat (topic) outside any delivery (fire and forget)
     front_end: FrontEnd  # shows Claude's own turns, delivers the files Claude sends
+    limits: LimitKeeper  # the account's usage limit: every send asks it first, every turn's end tells it
     upload_limit: int = 50 * 1024 * 1024
     prompts: PromptBoard = field(default_factory=PromptBoard)  # Claude's questions waiting for the human
 
@@ -130,6 +139,9 @@ class Session:
         self.state_dir = runtime.store.state_dir(meta.name)
         self.inbox = Inbox(self.state_dir / INBOX_FILE)
         self.process: ProcessLike | None = None
+        self.claude_commands: ClaudeCommands | None = None  # as the last `init` listed them; None before one
+        # A reload's turns still in flight, by inbox entry: their delivery follows them instead of sending anew.
+        self.resumed: dict[str, tuple[ProcessLike, Turn]] = {}
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
@@ -142,7 +154,7 @@ class Session:
             runtime.upload_limit,
             self._left_plan_mode,
         )
-        self.claude_turns = ClaudeTurns(meta.name, runtime.front_end, runtime.prompts, runtime.pool.changed)
+        self.claude_turns = ClaudeTurns(meta.name, runtime.front_end, self._follow, runtime.pool.changed)
 
     # -- what the pool and the manager read --
 
@@ -177,7 +189,8 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        """Working: a message is being answered or waits, Claude runs its own turn, or background tasks run.
+        """Working: a message is being answered or waits, Claude runs its own turn, background tasks run, or
+        Claude's own schedules wait to fire.
 
         The pool neither suspends nor evicts a busy session."""
         # A question waiting for the human is work in progress too.
@@ -187,6 +200,7 @@ class Session:
             or self.claude_busy
             or (self.process is not None and self.process.busy)
             or bool(self.running_tasks)
+            or bool(self.claude_schedules)  # Claude's own crons and wakeups fire only while its process lives
             or bool(self._rt.prompts.waiting(self.name))
         )
 
@@ -198,6 +212,10 @@ class Session:
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]:
         return self.process.running_tasks if self.process is not None else ()
+
+    @property
+    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]:
+        return self.process.claude_schedules if self.process is not None else ()
 
     def ahead(self) -> int:
         """How many turns a new message would wait behind: queued messages and a running Claude turn."""
@@ -246,6 +264,10 @@ class Session:
         """New settings the running process cannot take: it restarts before the next message (not mid-turn)."""
         if self.process is not None and self.lifecycle in (Lifecycle.STARTING, Lifecycle.LIVE):
             self._to(Lifecycle.RESTART_DUE)
+
+    def now_live(self) -> None:
+        """Its process runs: a reload adopted one that kept running across the bot's exec."""
+        self._to(Lifecycle.LIVE)
 
     def mark_deleted(self) -> None:
         """From now on nothing of the session is written (its folder is about to go)."""
@@ -324,8 +346,7 @@ class Session:
             return await self._start()
 
     async def _start(self) -> ProcessLike:
-        hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.requests.tools, self.requests.on_permission)
-        process = self._rt.spawn(self._options(), hooks)
+        process = self.new_process()
         # Set before start(): a shutdown during the start still finds and stops it.
         self.process = process
         self._to(Lifecycle.STARTING)
@@ -344,6 +365,11 @@ class Session:
                 logger.warning("session %s: cleaning up a failed start failed too", self.name, exc_info=True)
             raise
         return process
+
+    def new_process(self) -> ProcessLike:
+        """A process for this session with today's settings, not started (a reload adopts into it instead)."""
+        hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.requests.tools, self.requests.on_permission)
+        return self._rt.spawn(self._options(), hooks)
 
     def _options(self) -> ProcessOptions:
         persona = self.persona()
@@ -391,6 +417,11 @@ class Session:
 
         self.claude_turns.begin(turn, self.last_place, book)
 
+    def _saw_init(self, started: SessionStarted, place: Place) -> None:
+        """Claude's commands and skills as this `init` lists them; the place's menu follows them."""
+        self.claude_commands = ClaudeCommands(started.slash_commands, started.skills, started.terminal_slash_commands)
+        self._rt.front_end.show_commands(place, self.name, self.claude_commands)
+
     def _on_status(self, status: ProcessStatus) -> None:
         logger.info("session %s: %s", self.name, status.message)
         if status.kind == "conversation_lost":
@@ -403,8 +434,9 @@ class Session:
                 logger.error("session %s: could not save metadata: %s", self.name, exc)
         current = self.worker.current
         place = current.place if current else self.last_place
-        # A crash mid-turn is already told by that turn's own error; say it here only for an idle session.
-        told_by_turn = status.kind == "crashed" and (current is not None or self.claude_busy)
+        # The process hands every status to the turn waiting on it too (a crash as that turn's own error), and that
+        # turn's view shows it in order with the turn's other lines; a notice from here would repeat it, out of order.
+        told_by_turn = current is not None or self.claude_busy
         if status.kind not in ("crashed", "gave_up", "recovered", "conversation_lost") or told_by_turn:
             return
         if place is None:
@@ -416,39 +448,77 @@ class Session:
 
     async def deliver(self, delivery: Delivery) -> None:
         """Answer one message; whatever fails, the delivery ends with one result and the inbox marks it done."""
-        sent = False
-        stage = "start Claude"
+        progress = _Progress()
         try:
+            resumed = self.resumed.get(delivery.entry_id)  # the answer to a message from before a reload
+            if resumed is None:
+                await self._rt.limits.clear_to_send(self.name, delivery.place)  # usage limit: hold the line
             try:
-                process = await self._ensure_live(delivery)
+                process = await self._ensure_live(delivery) if resumed is None else resumed[0]
             except BridgeError as exc:  # worded by the process layer (ClaudeNotFound, ClaudeStartError)
                 logger.error("session %s: could not start Claude: %s", self.name, exc)
                 self._to(Lifecycle.FAILED)
                 result = TurnResult(subtype=START_FAILED, is_error=True, text=str(exc))
             else:
-                stage = "send the message to Claude"
-                assert delivery.content is not None  # the worker hands over prepared deliveries only
-                turn = process.submit(delivery.content)
-                delivery.follow(turn)
-                sent = await _written(turn)
-                if sent:
-                    stage = "record the message as sent"
-                    await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
-                stage = "follow Claude's answer"
-                result = await self._rt.prompts.follow(turn)
-                self._book(process, turn, result)
-            stage = "save the session's state"
+                result = await self._answer(process, delivery, resumed[1] if resumed else None, progress)
+            progress.stage = "save the session's state"
             await self._finish(delivery)
         except asyncio.CancelledError:
             cut_off = failure("The bot is shutting down; Claude's work on this message was cut off.", CANCELLED)
-            delivery.finish(cut_off if sent else SHUTDOWN_UNSENT)
+            delivery.finish(cut_off if progress.sent else SHUTDOWN_UNSENT)
             raise
         except Exception as exc:
-            logger.exception("session %s: could not %s", self.name, stage)
-            result = failure(f"Could not {stage}: {exc}. Your next message will try again.")
+            logger.exception("session %s: could not %s", self.name, progress.stage)
+            result = failure(f"Could not {progress.stage}: {exc}. Your next message will try again.")
             with contextlib.suppress(OSError):
                 await self.inbox.mark(delivery.entry_id, InboxOp.DONE)
+        self.resumed.pop(delivery.entry_id, None)
         delivery.finish(result)
+
+    async def _answer(
+        self, process: ProcessLike, delivery: Delivery, resumed: Turn | None, progress: _Progress
+    ) -> TurnResult:
+        """Submit the message (or go on with its turn from before a reload); the delivery shows the turn. Again
+        after the usage limit's reset if the limit refused it."""
+        assert delivery.content is not None  # the worker hands over prepared deliveries only
+        while True:
+            progress.stage = "send the message to Claude"
+            turn = process.submit(delivery.content) if resumed is None else resumed
+            resumed = None  # a retry after the usage limit's reset is a turn of its own
+            delivery.follow(turn)
+            progress.sent = await _written(turn)
+            if progress.sent:
+                progress.stage = "record the message as sent"
+                await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
+            progress.stage = "follow Claude's answer"
+            result = await self._follow(turn, delivery.place)
+            self._book(process, turn, result)
+            if not await self._refused_by_limit(process, delivery, result):
+                return result
+            progress.sent = False
+            await self._rt.limits.clear_to_send(self.name, delivery.place)
+
+    async def _follow(self, turn: Turn, place: Place) -> TurnResult:
+        """Read the turn alongside its view: its `init` for the place's menu, its tool_use blocks for the prompts
+        (ExitPlanMode's request may need the plan from one); its TurnResult, which the caller passes on last."""
+        async for event in turn.events():
+            match event:
+                case TurnResult():
+                    return event
+                case SessionStarted():
+                    self._saw_init(event, place)
+                case ToolUse():
+                    await self._rt.prompts.saw(event)
+        raise BridgeError("the turn ended without a result")
+
+    async def _refused_by_limit(self, process: ProcessLike, delivery: Delivery, result: TurnResult) -> bool:
+        """Tell the limit keeper the turn ended; True if the usage limit refused it (it is then resent later)."""
+        limits, place, last = self._rt.limits, delivery.place, process.last_limit
+        refused = limits.refused(result, last)
+        if refused and delivery.content is not None:  # back in the inbox first: a restart meanwhile sends it again
+            await self.inbox.requeue(delivery.entry_id, place.chat_id, delivery.content, place.thread_id)
+        await limits.after_turn(self.name, delivery.entry_id, place, result, last)
+        return refused
 
     async def _finish(self, delivery: Delivery) -> None:
         self.save()
@@ -467,6 +537,14 @@ class Session:
             "send_to_first_text": turn.timings.send_to_first_text,
             "send_to_result": turn.timings.send_to_result,
         }
+
+
+@dataclass
+class _Progress:
+    """How far one message got: what the bot was doing (for the error it words), and whether Claude has it."""
+
+    stage: str = "start Claude"
+    sent: bool = False
 
 
 async def _written(turn: Turn) -> bool:

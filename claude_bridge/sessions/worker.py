@@ -68,8 +68,8 @@ class Delivery:
         self.header = header  # what started Claude's own turn (the process's Turn.header); "" for a user's message
         self.result: TurnResult | None = None
         self.done = asyncio.Event()
-        self.turn: Turn | None = None
-        self._shown = 0  # how many of the turn's events the view shows, fixed when the delivery ends
+        self._turns: list[Turn] = []  # more than one when the usage limit refused a turn and it was sent again
+        self._shown: list[int] = []  # how many of each turn's events the view shows, fixed when the delivery ends
         self._notices: list[Notice] = []
         self._changed = asyncio.Event()  # replaced on every change, so each reader waits on its own generation
 
@@ -80,6 +80,11 @@ class Delivery:
         delivery = cls(session, chat_id, "", f"claude-{id(turn):x}", 0, header=turn.header, thread_id=thread_id)
         delivery.follow(turn)
         return delivery
+
+    @property
+    def turn(self) -> Turn | None:
+        """The turn this delivery shows now (its latest)."""
+        return self._turns[-1] if self._turns else None
 
     @property
     def place(self) -> Place:
@@ -103,8 +108,9 @@ class Delivery:
         self._wake()
 
     def follow(self, turn: Turn) -> None:
-        """Show this turn's events (its TurnResult comes through finish, after the session kept its books)."""
-        self.turn = turn
+        """Show this turn's events, after those of any turn it followed before (a TurnResult comes only through
+        finish, after the session kept its books)."""
+        self._turns.append(turn)
         turn.watch(self._wake)
         self._wake()
 
@@ -113,7 +119,7 @@ class Delivery:
         if self.done.is_set():
             return False
         self.result = result
-        self._shown = len(self.turn.history) if self.turn is not None else 0
+        self._shown = [len(turn.history) for turn in self._turns]
         self.done.set()
         self._wake()
         return True
@@ -122,26 +128,31 @@ class Delivery:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    def _turn_length(self) -> int:
-        """How many of the turn's events the view shows: all so far, or those up to the delivery's end."""
+    def _length(self, index: int) -> int:
+        """How many events of its `index`-th turn the view shows: all so far, or those up to the delivery's end."""
         if self.result is not None:
-            return self._shown
-        return len(self.turn.history) if self.turn is not None else 0
+            return self._shown[index] if index < len(self._shown) else 0
+        return len(self._turns[index].history)
 
     async def events(self) -> AsyncIterator[Event | Notice]:
-        """Yield notices and the turn's events, up to and including the delivery's one TurnResult."""
-        notices = seen = 0
+        """Yield notices and the turns' events, up to and including the delivery's one TurnResult."""
+        notices = turn = seen = 0  # how far the view got: notices, which turn, and how far into it
         while True:
             changed = self._changed
             while notices < len(self._notices):
                 notices += 1
                 yield self._notices[notices - 1]
-            while self.turn is not None and seen < self._turn_length():
-                event = self.turn.history[seen]
-                seen += 1
-                if not isinstance(event, TurnResult):
-                    yield event
-            if self.result is not None and notices == len(self._notices) and seen == self._turn_length():
+            while turn < len(self._turns):
+                while seen < self._length(turn):
+                    event = self._turns[turn].history[seen]
+                    seen += 1
+                    if not isinstance(event, TurnResult):
+                        yield event
+                if turn + 1 == len(self._turns):
+                    break
+                turn, seen = turn + 1, 0  # a later turn exists: this one is over
+            caught_up = notices == len(self._notices) and (not self._turns or seen == self._length(turn))
+            if self.result is not None and caught_up:
                 yield self.result
                 return
             await changed.wait()
