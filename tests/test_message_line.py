@@ -103,3 +103,19 @@ async def test_a_delivery_shows_its_turns_events_and_ends_with_its_own_result():
 
 async def _all(turn: Turn) -> list[object]:
     return [event async for event in turn.events()]
+
+
+async def test_a_message_sent_again_after_the_usage_limit_shows_both_turns_in_order():
+    refused, again, delivery = Turn("hi"), Turn("hi"), Delivery("s", 1, "hi", "e1", 0)
+    delivery.follow(refused)
+    refused.push(AssistantText("You've hit your limit"))
+    refused.push(TurnResult("success", True, "You've hit your limit", "s"))
+    delivery.follow(again)  # after the reset
+    again.push(AssistantText("hello"))
+    again.push(TurnResult("success", False, "hello", "s"))
+
+    delivery.finish(again.result or failure("none"))
+    events = await drain(delivery)
+
+    assert events[:2] == [AssistantText("You've hit your limit"), AssistantText("hello")]
+    assert result_of(events).text == "hello" and len(events) == 3
