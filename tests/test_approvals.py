@@ -8,16 +8,32 @@ from claude_bridge.sessions.approvals import Action, offer_for, offers
 WS = "/work/ws"
 # Measured, identical on 2.1.197 and 2.1.332 (Bash `touch notes.txt`, `npm test`, Write, Edit, WebFetch).
 TOUCH = [
-    {"type": "addRules", "rules": [{"toolName": "Bash", "ruleContent": "touch notes.txt"}], "behavior": "allow",
-     "destination": "localSettings"},
+    {
+        "type": "addRules",
+        "rules": [{"toolName": "Bash", "ruleContent": "touch notes.txt"}],
+        "behavior": "allow",
+        "destination": "localSettings",
+    },
     {"type": "addDirectories", "directories": [WS], "destination": "session"},
     {"type": "setMode", "mode": "acceptEdits", "destination": "session"},
 ]
-NPM_TEST = [{"type": "addRules", "rules": [{"toolName": "Bash", "ruleContent": "npm test *"}], "behavior": "allow",
-             "destination": "localSettings"}]
+NPM_TEST = [
+    {
+        "type": "addRules",
+        "rules": [{"toolName": "Bash", "ruleContent": "npm test *"}],
+        "behavior": "allow",
+        "destination": "localSettings",
+    }
+]
 WRITE = [{"type": "setMode", "mode": "acceptEdits", "destination": "session"}]
-WEBFETCH = [{"type": "addRules", "destination": "localSettings",
-             "rules": [{"toolName": "WebFetch", "ruleContent": "domain:example.com"}], "behavior": "allow"}]
+WEBFETCH = [
+    {
+        "type": "addRules",
+        "destination": "localSettings",
+        "rules": [{"toolName": "WebFetch", "ruleContent": "domain:example.com"}],
+        "behavior": "allow",
+    }
+]
 
 
 def actions(tool: str, raw: object) -> list[Action]:
@@ -31,8 +47,12 @@ def test_always_on_touch_keeps_only_the_rule_in_the_project_and_never_the_mode()
     assert [o.action for o in choices] == [Action.ALLOW, Action.ALWAYS, Action.EDITS, Action.DIRECTORIES, Action.DENY]
     assert always is not None and always.rules == (Rule("Bash", "touch notes.txt"),)
     assert [update_json(u) for u in always.updates] == [
-        {"type": "addRules", "rules": [{"toolName": "Bash", "ruleContent": "touch notes.txt"}], "behavior": "allow",
-         "destination": "localSettings"}
+        {
+            "type": "addRules",
+            "rules": [{"toolName": "Bash", "ruleContent": "touch notes.txt"}],
+            "behavior": "allow",
+            "destination": "localSettings",
+        }
     ]
 
 

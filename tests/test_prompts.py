@@ -125,7 +125,7 @@ async def test_a_waiting_prompt_keeps_the_session_awake_and_a_typed_message_deni
     handler = spawner.started[0].hooks.on_control_request
     asking = asyncio.create_task(handler(can_use_tool("Bash", {"command": "make deploy"})))
     prompt = await shown.get()
-    assert prompt.chat_id == 5 and "$ make deploy" in prompt_reply(prompt).text
+    assert prompt.chat_id == 5 and "Bash command:\nmake deploy" in prompt_reply(prompt).text
 
     clock.advance(3600)
     assert await manager.suspend_idle() == []

@@ -38,16 +38,20 @@ def test_a_project_without_settings_has_no_rules(tmp_path):
 
 
 def test_removing_a_rule_keeps_the_other_rules_and_keys_and_replaces_the_file_whole(tmp_path):
-    data = {"permissions": {"allow": ["Bash(npm test *)", "WebFetch(domain:example.com)"], "deny": ["Read(.env)"]},
-            "env": {"A": "1"}}
+    data = {
+        "permissions": {"allow": ["Bash(npm test *)", "WebFetch(domain:example.com)"], "deny": ["Read(.env)"]},
+        "env": {"A": "1"},
+    }
     project = project_with(tmp_path, data)
     before = settings_path(project).stat().st_ino
 
     assert remove_rule(project, "Bash(npm test *)")
 
     after = json.loads(settings_path(project).read_text())
-    assert after == {"permissions": {"allow": ["WebFetch(domain:example.com)"], "deny": ["Read(.env)"]},
-                     "env": {"A": "1"}}
+    assert after == {
+        "permissions": {"allow": ["WebFetch(domain:example.com)"], "deny": ["Read(.env)"]},
+        "env": {"A": "1"},
+    }
     assert settings_path(project).stat().st_ino != before  # a new file renamed over the old one
     assert [p.name for p in settings_path(project).parent.iterdir()] == ["settings.local.json"]
 

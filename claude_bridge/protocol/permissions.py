@@ -85,7 +85,7 @@ def update_json(update: PermissionUpdate) -> dict[str, Any]:
     """One entry of `updatedPermissions` in an allow answer."""
     match update:
         case AddRules(rules, behavior, destination):
-            wire = [{"toolName": r.tool, **({"ruleContent": r.content} if r.content is not None else {})} for r in rules]
+            wire = [{"toolName": r.tool} | ({"ruleContent": r.content} if r.content is not None else {}) for r in rules]
             return {"type": "addRules", "rules": wire, "behavior": behavior, "destination": destination}
         case SetMode(mode, destination):
             return {"type": "setMode", "mode": mode, "destination": destination}
