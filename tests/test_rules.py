@@ -67,7 +67,7 @@ def test_removing_a_rule_the_project_does_not_have_leaves_the_file_alone(tmp_pat
 )
 def test_a_malformed_settings_file_is_a_clear_error_and_is_not_touched(tmp_path, content):
     project = project_with(tmp_path, content)
-    with pytest.raises(RulesFileError, match="settings.local.json"):
+    with pytest.raises(RulesFileError, match=r"settings\.local\.json"):
         remove_rule(project, "Bash(ls)")
     with pytest.raises(RulesFileError):
         project_rules(project)
