@@ -19,7 +19,7 @@ def entity_text(text: str, entity: dict[str, object]) -> str:
     return units[offset * 2 : (offset + length) * 2].decode("utf-16-le")
 
 
-async def test_an_edit_prompt_shows_the_diff_against_the_file_and_keeps_it_after_allow(tmp_path, tg, api):
+async def test_an_edit_prompt_shows_the_diff_against_the_file_and_keeps_the_approved_diff(tmp_path, tg, api):
     async with running_bot(tmp_path, tg, api) as bot:
         workspace = await warm_up(bot)
         target = workspace / "app.py"
@@ -38,11 +38,12 @@ async def test_an_edit_prompt_shows_the_diff_against_the_file_and_keeps_it_after
         assert "-    print('<hi>')  # ``` fence\n+    print('<bye> 🎉')  # ``` fence\n     return 0" in diff
         assert f"edit {target} (+1 −1)" in (message.text or "")
 
+        target.write_text(target.read_text().replace("return 0", "return 0  # touched meanwhile"))
         await press(bot, message, "Allow")
         edit = await edited_to(bot, "✅ Allowed")
-        assert "+    print('<bye> 🎉')" in edit["text"]  # the diff as it was approved, not against the new file
+        # The message keeps the diff the person approved, not one against the file as it is after the press.
+        assert diff in edit["text"] and "touched meanwhile" not in edit["text"]
         await bot.reply_containing("tool said:", timeout=60)
-    assert "<bye> 🎉" in target.read_text()
 
 
 async def test_a_long_write_in_a_forum_topic_is_cut_there_and_the_whole_diff_attached_there(tmp_path, tg, api):
