@@ -23,6 +23,8 @@ from claude_bridge.sessions.transcripts import MAX_LINE, MAX_SCAN, escape, list_
 from claude_bridge.settings import load_settings
 from fake_process import FakeClock, FakeSpawner, base_options
 
+pytestmark = pytest.mark.fast
+
 CHAT = 7
 
 

@@ -56,8 +56,8 @@ class ToolContext:
     """What the tools of one session need: its folder, where its answers go, and how files get there."""
 
     cwd: Path
-    place: Callable[[], Place | None]
-    sink: Callable[[], FileSink | None]
+    place: Callable[[], Place | None]  # the place of the turn that runs now
+    sink: FileSink
     upload_limit: int
 
 
@@ -99,8 +99,8 @@ async def send_file(context: ToolContext, arguments: Mapping[str, Any]) -> ToolO
     if isinstance(checked, str):
         return ToolOutcome(checked, is_error=True)
     path, size, as_photo = checked
-    place, sink = context.place(), context.sink()
-    if place is None or sink is None:
+    place, sink = context.place(), context.sink
+    if place is None:
         return ToolOutcome("No chat to send to: nobody has written to this session from Telegram yet.", is_error=True)
     note = ""
     if len(caption) > CAPTION_LIMIT:
