@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from claude_bridge.protocol.permissions import AddRules, Rule, SetMode, parse_suggestions, update_json
 from claude_bridge.sessions.approvals import Action, offer_for, offers
+
+pytestmark = pytest.mark.fast
 
 WS = "/work/ws"
 # Measured, identical on 2.1.197 and 2.1.332 (Bash `touch notes.txt`, `npm test`, Write, Edit, WebFetch).

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from claude_bridge.commands.preview import BLOCK_LINES, tool_preview
+
+pytestmark = pytest.mark.fast
 
 
 def test_an_edit_is_a_unified_diff_against_the_file_as_it_is_now(tmp_path):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from claude_bridge.commands.preview import ToolPreview
 from claude_bridge.telegram.prompts import CUT_MARK, MESSAGE_LIMIT, prompt_chunk
 from claude_bridge.telegram.render import utf16_len
+
+pytestmark = pytest.mark.fast
 
 
 def entity_text(text: str, offset: int, length: int) -> str:

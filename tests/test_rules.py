@@ -18,6 +18,8 @@ from claude_bridge.sessions.rules import (
     trust_workspace,
 )
 
+pytestmark = pytest.mark.fast
+
 # What 2.1.197 and 2.1.332 wrote after an allow with updatedPermissions [addRules Bash "npm test *", localSettings].
 CLI_WROTE = '{\n  "permissions": {\n    "allow": [\n      "Bash(npm test *)"\n    ]\n  }\n}\n'
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 from claude_bridge.commands import catalog
 from claude_bridge.commands.preview import ToolPreview, tool_preview
 from claude_bridge.commands.reply import Choice, Reply
+from claude_bridge.sessions.approvals import Action, Offer
 from claude_bridge.sessions.manager import USER_MODES, SessionManager
 from claude_bridge.sessions.prompts import Prompt, PromptKind
 
+RULE_LABEL = 48  # a button's text is cut past this; the prompt's own text says the whole command
 EXPIRED = "⌛ This question is no longer waiting (answered, stopped, or from before a restart)."
 NOT_AN_ANSWER = "That is not an answer this prompt takes; use its buttons or type a reply."
 MODE_WORDS = {
@@ -60,9 +62,26 @@ def tool_choices(prompt: Prompt) -> tuple[Choice, ...]:
     """A waiting tool approval's buttons."""
     if not prompt.waiting:
         return ()
-    # "Always" sends the CLI's own suggested rules; without any it would be a plain Allow.
-    always = (_choice(prompt, "♾ Always allow (this session)", "always"),) if prompt.suggestions else ()
-    return (_choice(prompt, "✅ Allow", "allow"), *always, _choice(prompt, "🚫 Deny", "deny"))
+    return tuple(_choice(prompt, offer_label(offer), offer.action) for offer in prompt.offers)
+
+
+def offer_label(offer: Offer) -> str:
+    """A button says what it does: "Always allow Bash(npm test *)" names the rule it keeps."""
+    match offer.action:
+        case Action.ALLOW:
+            return "✅ Allow"
+        case Action.ALWAYS:
+            return "♾ Always allow " + _cut(", ".join(rule.text for rule in offer.rules))
+        case Action.EDITS:
+            return "✏️ Allow all edits for this session"
+        case Action.DIRECTORIES:
+            return "📁 Allow, and " + _cut(", ".join(offer.directories)) + " for this session"
+        case _:
+            return "🚫 Deny"
+
+
+def _cut(text: str, limit: int = RULE_LABEL) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _choice(prompt: Prompt, label: str, action: str) -> Choice:

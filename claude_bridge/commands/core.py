@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from claude_bridge.commands import asks, catalog
+from claude_bridge.commands.permissions import permissions
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import ago, conversation_line, session_line, status_text, task_line
 from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
@@ -60,6 +61,7 @@ class Commands:
             "cancel": self.cancel,
             "answer": lambda chat_id, args: asks.answer(self.manager, args),
             "mode": self.mode,
+            "permissions": self.permissions,
         }
 
     def knows(self, name: str) -> bool:
@@ -190,6 +192,11 @@ class Commands:
         """/mode [mode]: the active session's permission mode (ask first, accept edits, plan, skip prompts)."""
         name, notice = self._active(chat_id)
         return await asks.mode(self.manager, name, notice, args)
+
+    async def permissions(self, chat_id: Where, args: list[str]) -> Reply:
+        """/permissions: the rules kept for the active session's project, a Remove choice each."""
+        name, notice = self._active(chat_id)
+        return await permissions(self.manager, name, notice, args)
 
     async def stop(self, chat_id: Where, args: list[str]) -> Reply:
         """/stop [name]: interrupt the running answer of the active (or named) session; its queue lives on."""

@@ -55,7 +55,7 @@ PermissionUpdate = AddRules | SetMode | AddDirectories
 
 def parse_suggestions(raw: object) -> tuple[PermissionUpdate, ...]:
     """A request's `permission_suggestions`, typed; anything malformed or unknown is left out."""
-    if not isinstance(raw, list):
+    if not isinstance(raw, (list, tuple)):
         return ()
     return tuple(update for item in raw if isinstance(item, Mapping) and (update := _one(item)) is not None)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import stat
 import tempfile
@@ -19,6 +20,7 @@ from typing import Any
 
 from claude_bridge.errors import SessionError
 
+logger = logging.getLogger(__name__)
 SETTINGS_FILE = Path(".claude") / "settings.local.json"
 CONFIG_FILE = ".claude.json"
 
@@ -71,6 +73,27 @@ def remove_rule(project: Path, rule: str) -> bool:
 def config_file(config_dir: Path) -> Path:
     """The CLI's own state file for a CLAUDE_CONFIG_DIR (with the variable unset the CLI uses ~/.claude.json)."""
     return config_dir / CONFIG_FILE
+
+
+def cli_config(env: Mapping[str, str]) -> Path:
+    """The CLI's state file for the environment it runs in: $CLAUDE_CONFIG_DIR/.claude.json, else ~/.claude.json."""
+    explicit = env.get("CLAUDE_CONFIG_DIR")
+    if explicit:
+        return config_file(Path(explicit).expanduser())
+    return Path(env.get("HOME") or Path.home()) / CONFIG_FILE
+
+
+def trust_before_start(env: Mapping[str, str], project: Path) -> None:
+    """Mark `project` trusted before a CLI starts there, so the project's kept rules hold in it.
+
+    Measured: 2.1.197 ignores `.claude/settings.local.json` in a folder whose trust dialog was never accepted, and
+    reads the flag only at start; 2.1.332 needs no flag. A file we cannot write is logged: Claude then asks again.
+    """
+    try:
+        if trust_workspace(cli_config(env), project):
+            logger.info("marked %s trusted in the CLI's config", project)
+    except (OSError, RulesFileError) as exc:
+        logger.warning("could not mark %s trusted (kept rules may not hold in older CLIs): %s", project, exc)
 
 
 def trust_workspace(config: Path, project: Path) -> bool:
