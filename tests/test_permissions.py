@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from claude_bridge.commands.core import Commands
@@ -63,4 +65,12 @@ async def test_a_stale_remove_button_never_removes_the_rule_now_in_its_place(tmp
     reply = await run.run(PRIVATE, first)  # index 0 is now "Bash(make)"
 
     assert "no longer kept" in reply.text and project_rules(folder) == ("Bash(make)",)
+    await manager.close_all()
+
+
+async def test_every_start_marks_the_folder_trusted_so_older_clis_honour_its_rules(tmp_path):
+    _, manager, _ = commands(tmp_path)
+    await drain(await manager.send(PRIVATE, "hello"))
+    config = json.loads((tmp_path / "claude-config" / ".claude.json").read_text())
+    assert config["projects"][str(manager.sessions_dir / "default")] == {"hasTrustDialogAccepted": True}
     await manager.close_all()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +112,7 @@ async def always_allow_touch(bot: RunningBot, spot: Spot) -> Path:
     return folder
 
 
-async def test_always_allow_on_a_bash_rule_lasts_over_persona_restart_and_suspension_and_a_write_still_asks(
+async def test_always_allow_on_a_bash_rule_lasts_over_persona_crash_restart_and_suspension_and_a_write_still_asks(
     tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, spot: Spot
 ) -> None:
     async with running_bot(tmp_path, tg, api, **spot.env) as bot:
@@ -118,6 +120,11 @@ async def test_always_allow_on_a_bash_rule_lasts_over_persona_restart_and_suspen
         await touch_unasked(bot, spot)  # the same process
         await said(bot, spot, "Persona of", spot.say(tg, "/persona research"))
         await touch_unasked(bot, spot)  # a new process with the research persona's prompt
+        [info] = bot.manager.list_sessions()
+        since = len(tg.calls)
+        os.kill(info.pid or 0, signal.SIGKILL)
+        await said(bot, spot, "Claude restarted", since)
+        await touch_unasked(bot, spot)  # after a crash
         assert bot.manager.status(bot.manager.list_sessions()[0].name).permission_mode == "default"
 
     async with running_bot(tmp_path, tg, api, IDLE_TIMEOUT_SECONDS="1", **spot.env) as bot:
