@@ -118,6 +118,16 @@ class PromptMessages:
         whole = (preview.full_name or "preview.txt", (preview.full or preview.block).encode("utf-8")) if cut else None
         return chunk, tool_choices(prompt), whole
 
+    def sent(self, prompt_id: str) -> asyncio.Future[Any] | None:
+        """The message a waiting prompt is shown in (a reload hands it over)."""
+        return self._sent.get(prompt_id)
+
+    def reattach(self, prompt_id: str, message: Message) -> None:
+        """After a reload: the prompt `prompt_id` is shown in `message` (its changes edit it, nothing new is sent)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(message)
+        self._sent[prompt_id] = future
+
     def _edit(
         self, outbox: Outbox, sent: asyncio.Future[Any], chunk: Chunk, markup: InlineKeyboardMarkup | None
     ) -> None:
