@@ -18,7 +18,7 @@ import pytest
 
 from bot_harness import OWNER, RunningBot, running_bot
 from claude_bridge.sessions.place import Place
-from fake_anthropic import FakeAnthropic
+from fake_anthropic import FakeAnthropic, Request
 from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import BotMessage, FakeBotAPI
 from processes import eventually
@@ -84,13 +84,18 @@ def press(bot: RunningBot, spot: Spot, message: BotMessage, label: str) -> int:
     return since
 
 
+def main_requests(api: FakeAnthropic) -> list[Request]:
+    """The conversation's requests (the CLI's side requests, such as a title, left out)."""
+    return [request for request in api.requests if not request.is_side]
+
+
 async def touch_unasked(bot: RunningBot, spot: Spot) -> None:
     """Claude runs `touch notes.txt` and nobody is asked: the tool result reached the API without error."""
     asked = len(spot.shown(bot.tg, "Claude wants to use"))
     bot.api.enqueue(ScriptedTool("Bash", TOUCH))
     await said(bot, spot, "tool said:", spot.say(bot.tg, "touch it again"))
     assert len(spot.shown(bot.tg, "Claude wants to use")) == asked
-    [result] = bot.api.requests[-1].tool_results
+    result = [r for request in main_requests(bot.api) for r in request.tool_results][-1]
     assert not result.is_error
 
 
@@ -180,7 +185,7 @@ async def test_a_stopped_or_denied_prompt_ends_its_turn_and_the_next_message_get
     async with running_bot(tmp_path, tg, api, **timeout, **spot.env) as bot:
         await said(bot, spot, "echo: hello", spot.say(tg, "hello"))
         folder = Path(bot.manager.list_sessions()[0].workspace)
-        before = len(api.requests)
+        before = len(main_requests(api))
         api.enqueue(ScriptedTool("Write", {"file_path": str(folder / "d.txt"), "content": "d\n"}))
         await prompt(bot, spot, spot.say(tg, "write d.txt"), "Write")
         if ending == "stop":
@@ -192,12 +197,12 @@ async def test_a_stopped_or_denied_prompt_ends_its_turn_and_the_next_message_get
         )
         name = bot.manager.list_sessions()[0].name
         await eventually(lambda: bot.manager.status(name).state != "busy")
-        denied = len(api.requests)
+        denied = len(main_requests(api))
 
         spot.say(tg, "what is new?")
-        await api.wait_for_requests(denied + 1, timeout=90)
+        await eventually(lambda: len(main_requests(api)) > denied, timeout=90)
         await eventually(lambda: bot.manager.status(name).state != "busy")
         # Stopped: the denial never reached the model; typed: the model read the reason once, in that turn.
         assert denied == before + (2 if ending == "typed" else 1)
-        assert len(api.requests) == denied + 1 and "what is new?" in api.requests[-1].last_user_text
+        assert len(main_requests(api)) == denied + 1 and "what is new?" in main_requests(api)[-1].last_user_text
         assert not (folder / "d.txt").exists()
