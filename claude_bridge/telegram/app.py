@@ -123,8 +123,9 @@ async def run_delivery(
     showed (`resumed`: its view's snapshot; `True`: a message the chat already saw queued)."""
     chat_id = delivery.chat_id
     sender = Sender(bot, state.outboxes(chat_id), delivery.thread_id)
-    if delivery.by_claude:
-        # Claude's own turn: a message of its own (so the phone notifies) saying what started it.
+    if delivery.by_claude and not resumed:
+        # Claude's own turn: a message of its own (so the phone notifies) saying what started it (after a reload the
+        # chat has it already).
         sender.answer(claude_turn_title(delivery, state.manager.active_session(delivery.place)))
     if resumed is not None:
         pass  # after a reload: the chat already saw this message queued (or its answer begin)
