@@ -45,8 +45,9 @@ def texts(tg: FakeBotAPI, chat_id: int) -> list[str]:
 
 
 async def in_chat(tg: FakeBotAPI, chat_id: int, text: str, timeout: float = 60) -> dict[str, Any]:
-    call = await tg.wait_for("sendMessage", lambda p: p["chat_id"] == chat_id and text in p.get("text", ""),
-                             timeout=timeout)
+    call = await tg.wait_for(
+        "sendMessage", lambda p: p["chat_id"] == chat_id and text in p.get("text", ""), timeout=timeout
+    )
     return call.params
 
 
@@ -83,8 +84,9 @@ async def test_claudes_own_turns_stream_on_in_the_same_messages_and_a_later_task
         api.enqueue(slowly(OURS, reloaded))
         flag["group"].touch()
         await api.wait_for_requests(asked + 2, timeout=60)
-        await tg.wait_for("editMessageText", lambda p: p["chat_id"] == GROUP and "ours05" in p.get("text", ""),
-                          timeout=60)
+        await tg.wait_for(
+            "editMessageText", lambda p: p["chat_id"] == GROUP and "ours05" in p.get("text", ""), timeout=60
+        )
         clis = sorted(p.pid for p in claude_processes(tmp_path / "sessions"))
         assert len(clis) == 2
 
