@@ -76,7 +76,7 @@ async def hand_over_session(session: Session) -> SessionHandover | None:
         return SessionHandover(session.name, record, current.entry_id, current.chat_id, current.thread_id)
     # Claude's own turn in flight: the delivery that shows it (its relay has not finished; at most one runs).
     shown = [delivery for delivery in session.claude_turns.values() if not delivery.done.is_set()]
-    if record.turn_header and shown and shown[-1].chat_id:
+    if record.turn_header and shown and session.last_place is not None:
         claude = shown[-1]
         return SessionHandover(session.name, record, claude.entry_id, claude.chat_id, claude.thread_id)
     return SessionHandover(session.name, record)
@@ -112,7 +112,7 @@ async def adopt_session(session: Session, record: SessionHandover) -> Delivery |
 def _go_on_with_claudes_turn(session: Session, record: SessionHandover, turn: Turn) -> Delivery | None:
     """Claude's own turn in flight goes on in the same place under the same entry (so the front end continues the
     message it was shown in); one the previous image did not show goes to the last chat, as a new turn would."""
-    place = Place(record.chat_id, record.thread_id) if record.entry_id else None
-    delivery = session.claude_delivery(turn, record.entry_id, place)
+    place = Place(record.chat_id, record.thread_id) if record.entry_id else session.last_place
+    delivery = session.claude_delivery(turn, place, record.entry_id)
     session.relay_claude_turn(turn, delivery)
-    return delivery if delivery.chat_id else None
+    return delivery if place is not None else None

@@ -347,8 +347,9 @@ class Session:
 
     def _on_claude_turn(self, turn: Turn) -> None:
         """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
-        delivery = self.claude_delivery(turn)
-        if delivery.chat_id == 0:
+        place = self.last_place
+        delivery = self.claude_delivery(turn, place)
+        if place is None:
             logger.warning(
                 "session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, delivery.header
             )
@@ -356,10 +357,9 @@ class Session:
             self._rt.front_end.show_claude_turn(delivery)
         self.relay_claude_turn(turn, delivery)
 
-    def claude_delivery(self, turn: Turn, entry_id: str = "", place: Place | None = None) -> Delivery:
-        """The delivery that shows Claude's own turn: in `place` (by default the last chat), under `entry_id` (a
+    def claude_delivery(self, turn: Turn, place: Place | None, entry_id: str = "") -> Delivery:
+        """The delivery that shows Claude's own turn in `place` (None: nowhere, it runs unseen), under `entry_id` (a
         reload keeps the one the previous image showed it under)."""
-        place = place or self.last_place
         return Delivery(
             self.name,
             place.chat_id if place else 0,
