@@ -257,7 +257,8 @@ class ClaudeSubprocess:
     async def adopt(self, record: SubprocessHandover) -> Turn | None:
         """Serve the CLI a previous image handed over (instead of start()); returns the turn still in flight.
 
-        Claude's own turn in flight goes to `on_claude_turn` like a new one. HandoverError if it cannot be adopted.
+        The caller passes that turn on, Claude's own too: it goes on where the previous image showed it, so it is not
+        announced to `on_claude_turn` as a new one. HandoverError if it cannot be adopted.
         """
         self.session_id = record.session_id
         self.model = record.model
@@ -282,8 +283,6 @@ class ClaudeSubprocess:
         if turn is not None:
             self._current = turn
             self._to(State.BUSY)
-            if turn.started_by_claude and self._on_claude_turn is not None:
-                self._on_claude_turn(turn)
         self._own(self._pump(), "pump")
         self._own(self._watchdog(), "watchdog")
         return turn

@@ -140,7 +140,8 @@ class Session:
         self.process: ProcessLike | None = None
         self.restart_pending = False
         self.deleted = False
-        self.claude_turns: set[asyncio.Task[None]] = set()  # relaying Claude's own turns; each ends with its turn
+        # Relaying Claude's own turns, each with the delivery it shows (a reload hands the running one over).
+        self.claude_turns: dict[asyncio.Task[None], Delivery] = {}
         self.claude_commands: ClaudeCommands | None = None  # as the last `init` listed them; None before one
         # A reload's turns still in flight, by inbox entry: their delivery relays them instead of sending anew.
         self.resumed: dict[str, tuple[ProcessLike, Turn]] = {}
@@ -358,24 +359,34 @@ class Session:
     def _on_claude_turn(self, turn: Turn) -> None:
         """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
         place = self.last_place
-        header = turn.header or "Claude continued on its own"
-        delivery = Delivery(
+        delivery = self.claude_delivery(turn, place)
+        if place is None:
+            logger.warning(
+                "session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, delivery.header
+            )
+        else:
+            self._rt.front_end.show_claude_turn(delivery)
+        self.relay_claude_turn(turn, delivery)
+
+    def claude_delivery(self, turn: Turn, place: Place | None, entry_id: str = "") -> Delivery:
+        """The delivery that shows Claude's own turn in `place` (None: nowhere, it runs unseen), under `entry_id` (a
+        reload keeps the one the previous image showed it under)."""
+        return Delivery(
             self.name,
             place.chat_id if place else 0,
             "",
-            f"claude-{id(turn):x}",
+            entry_id or f"claude-{id(turn):x}",
             0,
-            header=header,
+            header=turn.header or "Claude continued on its own",
             thread_id=place.thread_id if place else None,
         )
-        if place is None:
-            logger.warning("session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, header)
-        else:
-            self._rt.front_end.show_claude_turn(delivery)
+
+    def relay_claude_turn(self, turn: Turn, delivery: Delivery) -> None:
+        """Pass Claude's own turn on to `delivery` (shown, or running unseen) in a task this session owns."""
         relay = self._relay_claude_turn(self.process, turn, delivery)
         task = asyncio.get_running_loop().create_task(relay, name=f"claude-turn-{self.name}")
-        self.claude_turns.add(task)
-        task.add_done_callback(self.claude_turns.discard)
+        self.claude_turns[task] = delivery
+        task.add_done_callback(lambda done: self.claude_turns.pop(done, None))
 
     async def _relay_claude_turn(self, process: ProcessLike | None, turn: Turn, delivery: Delivery) -> None:
         """Pass Claude's own turn on and book it like any other (turns, cost, timings); it ends with one result."""

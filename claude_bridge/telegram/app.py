@@ -143,8 +143,9 @@ async def run_delivery(
     sender = Sender(bot, state.outboxes(chat_id), delivery.thread_id)
     if heading:
         sender.text(heading)  # plain: a prompt's own * or _ are not Markdown
-    if delivery.by_claude:
-        # Claude's own turn: a message of its own (so the phone notifies) saying what started it.
+    if delivery.by_claude and not resumed:
+        # Claude's own turn: a message of its own (so the phone notifies) saying what started it (after a reload the
+        # chat has it already).
         sender.answer(claude_turn_title(delivery, state.manager.active_session(delivery.place)))
     if resumed is not None:
         pass  # after a reload: the chat already saw this message queued (or its answer begin)
