@@ -36,6 +36,7 @@ from claude_bridge.process.reaping import has_descendants, kill_tree
 from claude_bridge.process.state import TRANSITIONS, IllegalTransition, State
 from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol import messages
+from claude_bridge.protocol.claude_schedules import ClaudeSchedule, ClaudeScheduleBook
 from claude_bridge.protocol.events import (
     CANCELLED,
     EXITED,
@@ -91,6 +92,7 @@ class ClaudeSubprocess:
         self._pending: deque[Turn] = deque()
         self._current: Turn | None = None
         self._running_tasks: dict[str, TaskInfo] = {}
+        self._claude_schedules = ClaudeScheduleBook()  # Claude's own crons and wakeups, which this process fires
         self._notices: list[str] = []
         self._expect_claude_until = 0.0
         self._wakeup = asyncio.Event()
@@ -138,6 +140,11 @@ class ClaudeSubprocess:
     def running_tasks(self) -> tuple[TaskInfo, ...]:
         """Background tasks the CLI runs now (a `run_in_background` Bash, a background agent, …)."""
         return tuple(self._running_tasks.values())
+
+    @property
+    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]:
+        """Claude's own crons and wakeups still to fire in this process (they die with it)."""
+        return self._claude_schedules.pending()
 
     async def start(self) -> None:
         """Spawn the CLI and wait until it answers; raises ClaudeNotFound / ClaudeStartError."""
@@ -250,7 +257,8 @@ class ClaudeSubprocess:
     async def adopt(self, record: SubprocessHandover) -> Turn | None:
         """Serve the CLI a previous image handed over (instead of start()); returns the turn still in flight.
 
-        Claude's own turn in flight goes to `on_claude_turn` like a new one. HandoverError if it cannot be adopted.
+        The caller passes that turn on, Claude's own too: it goes on where the previous image showed it, so it is not
+        announced to `on_claude_turn` as a new one. HandoverError if it cannot be adopted.
         """
         self.session_id = record.session_id
         self.model = record.model
@@ -275,8 +283,6 @@ class ClaudeSubprocess:
         if turn is not None:
             self._current = turn
             self._to(State.BUSY)
-            if turn.started_by_claude and self._on_claude_turn is not None:
-                self._on_claude_turn(turn)
         self._own(self._pump(), "pump")
         self._own(self._watchdog(), "watchdog")
         return turn
@@ -386,6 +392,7 @@ class ClaudeSubprocess:
         if live is not self._live:
             return
         self._last_activity = time.monotonic()
+        self._claude_schedules.saw(event)
         if isinstance(event, (TaskStarted, TaskUpdated, TaskNotification, BackgroundTasksChanged)):
             self._track_task(event)
             return
@@ -524,6 +531,7 @@ class ClaudeSubprocess:
         code = live.returncode
         self._live = None
         self._running_tasks.clear()
+        self._claude_schedules.restarted()
         self._notices.clear()
         self._expect_claude_until = 0.0
         tail = live.stderr_tail.strip()[-800:]

@@ -22,11 +22,13 @@ from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.requests import OnPermission
 from claude_bridge.process.turns import Turn, TurnTimings
+from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import (
     CANCELLED,
     START_FAILED,
     PermissionRequest,
     ProcessStatus,
+    SessionStarted,
     TaskInfo,
     ToolUse,
     TurnResult,
@@ -34,7 +36,7 @@ from claude_bridge.protocol.events import (
 from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import deny
-from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.limit_keeper import LimitKeeper
 from claude_bridge.sessions.place import Place
@@ -85,6 +87,8 @@ class ProcessLike(Protocol):
     def failed(self) -> bool: ...
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]: ...
+    @property
+    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]: ...
     async def start(self) -> None: ...
     def submit(self, content: Content) -> Turn: ...
     async def interrupt(self) -> bool: ...
@@ -137,7 +141,9 @@ class Session:
         self.process: ProcessLike | None = None
         self.restart_pending = False
         self.deleted = False
-        self.claude_turns: set[asyncio.Task[None]] = set()  # relaying Claude's own turns; each ends with its turn
+        # Relaying Claude's own turns, each with the delivery it shows (a reload hands the running one over).
+        self.claude_turns: dict[asyncio.Task[None], Delivery] = {}
+        self.claude_commands: ClaudeCommands | None = None  # as the last `init` listed them; None before one
         # A reload's turns still in flight, by inbox entry: their delivery relays them instead of sending anew.
         self.resumed: dict[str, tuple[ProcessLike, Turn]] = {}
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
@@ -170,7 +176,8 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        """Working: a message is being answered or waits, Claude runs its own turn, or background tasks run.
+        """Working: a message is being answered or waits, Claude runs its own turn, background tasks run, or
+        Claude's own schedules wait to fire.
 
         The pool neither suspends nor evicts a busy session."""
         # A question waiting for the human is work in progress too.
@@ -180,6 +187,7 @@ class Session:
             or self.claude_busy
             or (self.process is not None and self.process.busy)
             or bool(self.running_tasks)
+            or bool(self.claude_schedules)  # Claude's own crons and wakeups fire only while its process lives
             or bool(self._rt.prompts.waiting(self.name))
         )
 
@@ -191,6 +199,10 @@ class Session:
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]:
         return self.process.running_tasks if self.process is not None else ()
+
+    @property
+    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]:
+        return self.process.claude_schedules if self.process is not None else ()
 
     def ahead(self) -> int:
         """How many turns a new message would wait behind: queued messages and a running Claude turn."""
@@ -374,30 +386,40 @@ class Session:
     def _on_claude_turn(self, turn: Turn) -> None:
         """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
         place = self.last_place
-        header = turn.header or "Claude continued on its own"
-        delivery = Delivery(
+        delivery = self.claude_delivery(turn, place)
+        if place is None:
+            logger.warning(
+                "session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, delivery.header
+            )
+        else:
+            self._rt.front_end.show_claude_turn(delivery)
+        self.relay_claude_turn(turn, delivery)
+
+    def claude_delivery(self, turn: Turn, place: Place | None, entry_id: str = "") -> Delivery:
+        """The delivery that shows Claude's own turn in `place` (None: nowhere, it runs unseen), under `entry_id` (a
+        reload keeps the one the previous image showed it under)."""
+        return Delivery(
             self.name,
             place.chat_id if place else 0,
             "",
-            f"claude-{id(turn):x}",
+            entry_id or f"claude-{id(turn):x}",
             0,
-            header=header,
+            header=turn.header or "Claude continued on its own",
             thread_id=place.thread_id if place else None,
         )
-        if place is None:
-            logger.warning("session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, header)
-        else:
-            self._rt.front_end.show_claude_turn(delivery)
+
+    def relay_claude_turn(self, turn: Turn, delivery: Delivery) -> None:
+        """Pass Claude's own turn on to `delivery` (shown, or running unseen) in a task this session owns."""
         relay = self._relay_claude_turn(self.process, turn, delivery)
         task = asyncio.get_running_loop().create_task(relay, name=f"claude-turn-{self.name}")
-        self.claude_turns.add(task)
-        task.add_done_callback(self.claude_turns.discard)
+        self.claude_turns[task] = delivery
+        task.add_done_callback(lambda done: self.claude_turns.pop(done, None))
 
     async def _relay_claude_turn(self, process: ProcessLike | None, turn: Turn, delivery: Delivery) -> None:
         """Pass Claude's own turn on and book it like any other (turns, cost, timings); it ends with one result."""
         result = failure("Claude's own turn ended without a result.")
         try:
-            result = await _relay(turn, delivery, self._rt.prompts)
+            result = await _relay(turn, delivery, self._rt.prompts, self._saw_init)
             if process is not None and not self.deleted:
                 status = self.meta.status
                 self._book(process, turn, result)
@@ -413,6 +435,11 @@ class Session:
         finally:
             delivery.finish(result)
             await self._rt.pool.changed()
+
+    def _saw_init(self, started: SessionStarted, place: Place) -> None:
+        """Claude's commands and skills as this `init` lists them; the place's menu follows them."""
+        self.claude_commands = ClaudeCommands(started.slash_commands, started.skills, started.terminal_slash_commands)
+        self._rt.front_end.show_commands(place, self.name, self.claude_commands)
 
     def _on_status(self, status: ProcessStatus) -> None:
         logger.info("session %s: %s", self.name, status.message)
@@ -462,7 +489,7 @@ class Session:
                         stage = "record the message as sent"
                         await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
                     stage = "pass on Claude's answer"
-                    result = await _relay(turn, delivery, self._rt.prompts)
+                    result = await _relay(turn, delivery, self._rt.prompts, self._saw_init)
                     self._book(process, turn, result)
                     if not await self._refused_by_limit(process, delivery, result):
                         break
@@ -551,11 +578,15 @@ async def _written(turn: Turn) -> bool:
     return turn.written.is_set()
 
 
-async def _relay(turn: Turn, delivery: Delivery, prompts: PromptBoard) -> TurnResult:
+async def _relay(
+    turn: Turn, delivery: Delivery, prompts: PromptBoard, saw_init: Callable[[SessionStarted, Place], None]
+) -> TurnResult:
     """Pass the turn's events on to the delivery; return its TurnResult (which the caller passes on last)."""
     async for event in turn.events():
         if isinstance(event, TurnResult):
             return event
+        if isinstance(event, SessionStarted):
+            saw_init(event, delivery.place)
         if isinstance(event, ToolUse):
             await prompts.saw(event)  # ExitPlanMode's request may need the plan from this block
         delivery.put(event)
