@@ -613,6 +613,11 @@ class ClaudeSubprocess:
                 # A tool is still running (a long build, a test suite): that is work, not a hang.
                 self._last_activity = time.monotonic()
                 continue
+            if live.answering:
+                # The CLI waits for us (a prompt waits for a person): that time is not silence, and the prompt's
+                # own reminder and timeout are its only clocks.
+                self._last_activity = time.monotonic()
+                continue
             if time.monotonic() - self._last_activity < limit:
                 continue
             logger.warning("%s: no output for %g s; interrupting the turn", self.options.label, limit)

@@ -42,6 +42,7 @@ from claude_bridge.sessions.limit_keeper import LimitKeeper
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.prompts import PromptBoard, PromptKind
+from claude_bridge.sessions.rules import trust_before_start
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     INBOX_FILE,
@@ -267,6 +268,16 @@ class Session:
             return
         self._rt.tell(self.last_place, text)
 
+    async def reread_settings(self) -> None:
+        """The project's settings changed: restart the process (keeping its conversation) now if it is idle, else
+        before its next message. Measured: 2.1.197 never re-reads a rule removed from settings.local.json."""
+        if self.process is None:
+            return
+        if self.busy:
+            self.restart_pending = True
+        else:
+            await self.suspend()
+
     async def stop_task(self, task_id: str) -> TaskInfo:
         """Stop one running background task by its id (or a unique prefix of it); SessionError if there is none."""
         matches = [task for task in self.running_tasks if task.task_id.startswith(task_id)] if task_id else []
@@ -290,6 +301,7 @@ class Session:
         max_live = self._rt.pool.max_live
         waiting = f"All {max_live} live sessions are busy; your message starts as soon as one finishes."
         async with self._rt.pool.slot(self, lambda: delivery.notice(waiting)):
+            trust_before_start(self._rt.base.env, self.directory)  # #21: so the project's kept rules hold
             process = self.new_process()
             # Set before start(): a shutdown during the start still finds and stops it.
             self.process = process
@@ -349,7 +361,22 @@ class Session:
             # The CLI leaves plan mode once its plan is approved (§16.3); a restart must not bring it back.
             self.meta.permission_mode = "default"
             self.save()
+        if prompt.chosen is not None and prompt.chosen.mode is not None:  # "Allow all edits for this session"
+            await self.keep_mode(prompt.chosen.mode)
         return answer
+
+    async def keep_mode(self, mode: str) -> None:
+        """Make `mode` the session's permission mode: kept, shown by /mode and /status, set on a live process."""
+        self.meta.permission_mode = mode
+        self.save()
+        if self.live and self.process is not None:
+            try:
+                await self.process.set_permission_mode(mode)
+            except BridgeError as exc:
+                logger.info(
+                    "session %s: set_permission_mode refused (%s); restarting before the next turn", self.name, exc
+                )
+                self.restart_pending = True
 
     def _turn_place(self) -> Place | None:
         """Where the running turn's answer goes: the message's place, else where Claude's own turns go."""

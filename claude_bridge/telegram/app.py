@@ -329,6 +329,8 @@ def _claude_command(update: Update, context: ContextTypes.DEFAULT_TYPE, line: st
 
 async def _new_topic(update: Update, context: ContextTypes.DEFAULT_TYPE, line: str) -> Place | None:
     """/new in a forum's General topic opens a topic for the new session; None where it cannot (and says why)."""
+    if state_of(context).commands.refusal(line) is not None:
+        return None  # refused /new: answered here, and no empty topic is left behind
     try:
         return await open_topic(context.bot, update, line)
     except TelegramError as exc:
