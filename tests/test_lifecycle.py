@@ -14,6 +14,7 @@ from claude_bridge.sessions.lifecycle import IllegalMove, Lifecycle, checked, fr
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.store import MetaStatus, Persona
+from claude_bridge.sessions.worker import Delivery
 from fake_process import FakeClock, FakeSpawner, Shown, base_options, drain, result_of
 
 pytestmark = pytest.mark.fast
@@ -79,10 +80,9 @@ async def test_close_ends_claudes_own_turn_with_its_process_and_writes_the_books
 
 
 async def test_claudes_own_turns_are_tasks_their_owner_ends_even_if_the_turn_never_does():
-    shown = Shown()
-    turns = ClaudeTurns("s", shown, _result_of_turn, after_each=_nothing)
-    turns.begin(Turn.by_claude("Background task finished"), Place(1), book=lambda result: None)
-    [view] = shown.claude_turns
+    turns, turn = ClaudeTurns("s", _result_of_turn, after_each=_nothing), Turn.by_claude("Background task finished")
+    view = Delivery.of_claude_turn("s", Place(1), turn)
+    turns.follow(turn, view, book=lambda result: None)
 
     await turns.close(timeout=0)
 

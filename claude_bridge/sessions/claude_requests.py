@@ -28,11 +28,13 @@ class ClaudeRequests:
         send_file: Callable[[OutgoingFile], Awaitable[None]],
         upload_limit: int,
         plan_approved: Callable[[], None],
+        keep_mode: Callable[[str], Awaitable[None]],
     ) -> None:
         self.name = name
         self._place = place
         self._prompts = prompts
         self._plan_approved = plan_approved
+        self._keep_mode = keep_mode  # "Allow all edits for this session": the session keeps that mode
         self.tools = McpServer(session_tools(ToolContext(directory, place, send_file, upload_limit)))
 
     @property
@@ -49,4 +51,6 @@ class ClaudeRequests:
         answer = await self._prompts.ask(prompt)
         if prompt.kind == PromptKind.PLAN and answer.get("behavior") == "allow":
             self._plan_approved()
+        if prompt.chosen is not None and prompt.chosen.mode is not None:
+            await self._keep_mode(prompt.chosen.mode)
         return answer

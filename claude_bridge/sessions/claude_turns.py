@@ -1,6 +1,6 @@
-"""Turns Claude starts by itself in one session (a background task ended, /loop, a cron): each is shown through the
-front end in the place the session's work came from, read for the session's books, and followed by a task that this
-object owns and ends in `close()`.
+"""Turns Claude starts by itself in one session (a background task ended, /loop, a cron): each is followed to its end
+(read for the session's books, its delivery ended with one result) by a task that this object owns and ends in
+`close()`. Where a turn shows is the session's business.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 
 from claude_bridge.process.turns import Turn
 from claude_bridge.protocol.events import CANCELLED, TurnResult
-from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.worker import Delivery, failure
 
@@ -24,30 +23,28 @@ class ClaudeTurns:
     def __init__(
         self,
         name: str,
-        front_end: FrontEnd,
         follow: Callable[[Turn, Place], Awaitable[TurnResult]],
         after_each: Callable[[], Awaitable[None]],
     ) -> None:
         self.name = name
-        self._front_end = front_end
         self._follow_turn = follow  # the session reads the turn for its books (prompts, the menu)
         self._after_each = after_each
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Delivery] = {}  # each with the delivery that shows its turn
 
     @property
     def running(self) -> int:
         return sum(1 for task in self._tasks if not task.done())
 
-    def begin(self, turn: Turn, place: Place | None, book: Callable[[TurnResult], None]) -> None:
-        """Show the turn in `place` and follow it to its end; `book` keeps the session's books of its result."""
-        delivery = Delivery.of_claude_turn(self.name, place, turn)
-        if place is None:
-            logger.warning("session %s: Claude's own turn (%s) has no chat to go to", self.name, turn.header)
-        else:
-            self._front_end.show_claude_turn(delivery)
+    @property
+    def in_flight(self) -> list[Delivery]:
+        """The deliveries of the turns still running (a reload hands the running one over)."""
+        return [delivery for delivery in self._tasks.values() if not delivery.done.is_set()]
+
+    def follow(self, turn: Turn, delivery: Delivery, book: Callable[[TurnResult], None]) -> None:
+        """Follow the turn to its end in a task owned here; `book` keeps the session's books of its result."""
         task = asyncio.get_running_loop().create_task(self._follow(turn, delivery, book), name=f"claude-{self.name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = delivery
+        task.add_done_callback(lambda done: self._tasks.pop(done, None))
 
     async def wait(self) -> None:
         """Until no turn of Claude's own runs (a restart must not cut one off)."""

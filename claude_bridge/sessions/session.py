@@ -4,6 +4,9 @@ process it may hold.
 It turns a Delivery into a turn of that process (starting it through the pool when needed), sends its notices and
 keeps the books (inbox marks, metadata); every failure becomes an error result for that message, never a dead
 worker. What the CLI asks of it is claude_requests.py, the turns Claude starts by itself claude_turns.py.
+It is near 600 lines because the features that change how one message is sent (the usage limit's hold and resend, a
+reload's turn in flight, the project's kept rules and mode) all act on the one process slot and the same books; the
+types a session is built from (ProcessLike, ProcessHooks, Runtime) are at its top.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from claude_bridge.sessions.limit_keeper import LimitKeeper
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.prompts import PromptBoard
+from claude_bridge.sessions.rules import trust_before_start
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     INBOX_FILE,
@@ -153,8 +157,9 @@ class Session:
             runtime.front_end.send_file,
             runtime.upload_limit,
             self._left_plan_mode,
+            self.keep_mode,
         )
-        self.claude_turns = ClaudeTurns(meta.name, runtime.front_end, self._follow, runtime.pool.changed)
+        self.claude_turns = ClaudeTurns(meta.name, self._follow, runtime.pool.changed)
 
     # -- what the pool and the manager read --
 
@@ -322,6 +327,28 @@ class Session:
             return
         self._rt.tell(self.last_place, text)
 
+    async def reread_settings(self) -> None:
+        """The project's settings changed: restart the process (keeping its conversation) now if it is idle, else
+        before its next message. Measured: 2.1.197 never re-reads a rule removed from settings.local.json."""
+        if self.process is None:
+            return
+        if self.busy:
+            self.restart_later()
+        else:
+            await self.suspend()
+
+    async def keep_mode(self, mode: str) -> None:
+        """Make `mode` the session's permission mode: kept, shown by /mode and /status, set on a live process."""
+        self.meta.permission_mode = mode
+        self.save()
+        if self.live and self.process is not None:
+            try:
+                await self.process.set_permission_mode(mode)
+            except BridgeError as exc:
+                why = "restarting before its next turn"
+                logger.info("session %s: set_permission_mode refused (%s); %s", self.name, exc, why)
+                self.restart_later()
+
     async def stop_task(self, task_id: str) -> TaskInfo:
         """Stop one running background task by its id (or a unique prefix of it); SessionError if there is none."""
         matches = [task for task in self.running_tasks if task.task_id.startswith(task_id)] if task_id else []
@@ -346,6 +373,7 @@ class Session:
             return await self._start()
 
     async def _start(self) -> ProcessLike:
+        trust_before_start(self._rt.base.env, self.directory)  # #21: so the project's kept rules hold
         process = self.new_process()
         # Set before start(): a shutdown during the start still finds and stops it.
         self.process = process
@@ -408,6 +436,21 @@ class Session:
 
     def _on_claude_turn(self, turn: Turn) -> None:
         """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
+        place = self.last_place
+        delivery = self.claude_delivery(turn, place)
+        if place is None:
+            logger.warning("session %s: Claude's own turn (%s) has no chat to go to", self.name, delivery.header)
+        else:
+            self._rt.front_end.show_claude_turn(delivery)
+        self.relay_claude_turn(turn, delivery)
+
+    def claude_delivery(self, turn: Turn, place: Place | None, entry_id: str = "") -> Delivery:
+        """The delivery that shows Claude's own turn in `place` (None: nowhere, it runs unseen), under `entry_id` (a
+        reload keeps the one the previous image showed it under)."""
+        return Delivery.of_claude_turn(self.name, place, turn, entry_id)
+
+    def relay_claude_turn(self, turn: Turn, delivery: Delivery) -> None:
+        """Follow Claude's own turn to its end (shown by `delivery`, or running unseen) and book it like any other."""
         process = self.process
 
         def book(result: TurnResult) -> None:
@@ -415,7 +458,7 @@ class Session:
                 self._book(process, turn, result)
                 self.save()
 
-        self.claude_turns.begin(turn, self.last_place, book)
+        self.claude_turns.follow(turn, delivery, book)
 
     def _saw_init(self, started: SessionStarted, place: Place) -> None:
         """Claude's commands and skills as this `init` lists them; the place's menu follows them."""

@@ -74,10 +74,12 @@ class Delivery:
         self._changed = asyncio.Event()  # replaced on every change, so each reader waits on its own generation
 
     @classmethod
-    def of_claude_turn(cls, session: str, place: Place | None, turn: Turn) -> Delivery:
-        """The view of a turn Claude started by itself, headed by what started it."""
+    def of_claude_turn(cls, session: str, place: Place | None, turn: Turn, entry_id: str = "") -> Delivery:
+        """The view of a turn Claude started by itself, headed by what started it (in `place`; None: unseen), under
+        `entry_id` (a reload keeps the one the previous image showed it under)."""
         chat_id, thread_id = (place.chat_id, place.thread_id) if place else (0, None)
-        delivery = cls(session, chat_id, "", f"claude-{id(turn):x}", 0, header=turn.header, thread_id=thread_id)
+        entry_id = entry_id or f"claude-{id(turn):x}"
+        delivery = cls(session, chat_id, "", entry_id, 0, header=turn.header, thread_id=thread_id)
         delivery.follow(turn)
         return delivery
 
