@@ -453,9 +453,10 @@ class Session:
                 logger.error("session %s: could not save metadata: %s", self.name, exc)
         current = self.worker.current
         place = current.place if current else self.last_place
-        # The process hands every status to the turn waiting on it too (a crash as that turn's own error), and that
-        # turn's view shows it in order with the turn's other lines; a notice from here would repeat it, out of order.
-        told_by_turn = current is not None or self.claude_busy
+        # A crash and the restart after it reach the turn they cut (its view shows them in order with its other lines);
+        # a notice from here would repeat them, out of order. A conversation lost at start, or giving up, happens
+        # before any turn of the process exists: only this notice tells it.
+        told_by_turn = status.kind in ("crashed", "recovered") and (current is not None or self.claude_busy)
         if status.kind not in ("crashed", "gave_up", "recovered", "conversation_lost") or told_by_turn:
             return
         if place is None:
