@@ -36,6 +36,7 @@ from claude_bridge.protocol.events import (
 from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import deny
+from claude_bridge.sessions import known_commands
 from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.limit_keeper import LimitKeeper
@@ -143,7 +144,7 @@ class Session:
         self.deleted = False
         # Relaying Claude's own turns, each with the delivery it shows (a reload hands the running one over).
         self.claude_turns: dict[asyncio.Task[None], Delivery] = {}
-        self.claude_commands: ClaudeCommands | None = None  # as the last `init` listed them; None before one
+        self.claude_commands = known_commands.load(self.state_dir)  # as the last `init` listed them; None before one
         # A reload's turns still in flight, by inbox entry: their delivery relays them instead of sending anew.
         self.resumed: dict[str, tuple[ProcessLike, Turn]] = {}
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
@@ -438,8 +439,11 @@ class Session:
 
     def _saw_init(self, started: SessionStarted, place: Place) -> None:
         """Claude's commands and skills as this `init` lists them; the place's menu follows them."""
-        self.claude_commands = ClaudeCommands(started.slash_commands, started.skills, started.terminal_slash_commands)
-        self._rt.front_end.show_commands(place, self.name, self.claude_commands)
+        commands = ClaudeCommands(started.slash_commands, started.skills, started.terminal_slash_commands)
+        if commands != self.claude_commands:
+            known_commands.save(self.state_dir, commands)
+        self.claude_commands = commands
+        self._rt.front_end.show_commands(place, self.name, commands)
 
     def _on_status(self, status: ProcessStatus) -> None:
         logger.info("session %s: %s", self.name, status.message)
