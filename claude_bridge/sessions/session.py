@@ -305,6 +305,10 @@ class Session:
     async def stop_process(self, state: Lifecycle) -> None:
         """Stop the process if there is one and move to `state` (SUSPENDED or STOPPED)."""
         process, self.process = self.process, None
+        # The state moves with the process slot, before the stop is awaited: a message arriving meanwhile finds a
+        # session without a process and starts one (it must not find LIVE with no process).
+        if self.lifecycle is not Lifecycle.DELETED:
+            self._to(state)
         try:
             if process is not None:
                 tasks = process.running_tasks
@@ -312,8 +316,6 @@ class Session:
                 logger.info("session %s %s", self.name, state)
                 if tasks:
                     self._tell_stopped(tasks, state)
-            if self.lifecycle is not Lifecycle.DELETED:
-                self._to(state)
             self.save()
         finally:
             await self._rt.pool.changed()
