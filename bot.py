@@ -40,7 +40,7 @@ def run_bot() -> int:
             print(f"  • {problem}", file=sys.stderr)
         print("\nSee README.md (Configuration). `python bot.py doctor` checks everything.", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, settings.telegram_token)
+    setup_logging(settings.log_level, settings.telegram_token, settings.transcribe.api_key or "")
     logging.getLogger("telegram.ext").addFilter(_not_the_token_traceback)
     protect_process()
     try:
