@@ -29,6 +29,7 @@ from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.info import SessionInfo
 from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.pool import LivePool
+from claude_bridge.sessions.file_policy import bot_folder
 from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.routes import ChatRoutes
@@ -315,7 +316,8 @@ class SessionManager:
 
     def _project(self, folder: str) -> Path:
         home = Path(self._runtime.base.env.get("HOME") or Path.home())
-        return project_folder(folder, self.project_roots, home, forbidden=(self._store.state_root,))
+        forbidden = {bot_folder(): "the bot's own folder", self._store.root: "the sessions folder (SESSIONS_DIR)"}
+        return project_folder(folder, self.project_roots, home, forbidden=forbidden)
 
     async def conversations(self, name: str, limit: int = 10) -> list[Conversation]:
         """The earlier Claude conversations of the session's folder, newest first (read in a thread: files are big)."""
