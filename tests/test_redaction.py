@@ -21,7 +21,9 @@ PASSWORD = "hunter2-pass"
 def test_the_user_and_password_of_every_url_are_blanked():
     text = "GET https://bob:hunter2@stt.example/v1 then ftp://x@y/z and http://plain.example/a@b"
 
-    assert redact_url_credentials(text) == "GET https://***@stt.example/v1 then ftp://***@y/z and http://plain.example/a@b"
+    assert (
+        redact_url_credentials(text) == "GET https://***@stt.example/v1 then ftp://***@y/z and http://plain.example/a@b"
+    )
 
 
 def test_log_lines_blank_url_passwords_and_the_extra_secrets():

@@ -25,11 +25,11 @@ from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.protocol.events import TaskInfo, TurnResult
+from claude_bridge.sessions.file_policy import Protected, bot_folder
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.info import SessionInfo
 from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.pool import LivePool
-from claude_bridge.sessions.file_policy import bot_folder
 from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.routes import ChatRoutes
@@ -95,6 +95,7 @@ class SessionManager:
         upload_limit: int = 50 * 1024 * 1024,
         project_roots: tuple[Path, ...] = (),
         prompts: PromptBoard | None = None,
+        protected: Protected | None = None,
     ) -> None:
         self.sessions_dir = sessions_dir
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
@@ -124,6 +125,7 @@ class SessionManager:
             show_claude_turn=lambda: self.show_claude_turn,
             upload_limit=upload_limit,
             prompts=self.prompts,
+            protected=protected or Protected.of(sessions_dir=sessions_dir, env=base_options.env, secrets=()),
         )
         self._scheduler: Any = None
         self._closed = False

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -33,6 +34,7 @@ from claude_bridge.protocol.events import (
 )
 from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import allow, deny, mcp_response
+from claude_bridge.sessions.file_policy import Protected
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
@@ -116,6 +118,7 @@ class Runtime:
     show_claude_turn: Callable[[], Callable[[Delivery], None] | None] = lambda: None
     upload_limit: int = 50 * 1024 * 1024
     prompts: PromptBoard = field(default_factory=PromptBoard)  # Claude's questions waiting for the human
+    protected: Protected = field(default_factory=Protected)  # what no tool may send (file_policy)
 
 
 class Session:
@@ -135,7 +138,16 @@ class Session:
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
-        context = ToolContext(self.directory, lambda: self.last_place, runtime.file_sink, runtime.upload_limit)
+        context = ToolContext(
+            self.directory,
+            lambda: self.last_place,
+            runtime.file_sink,
+            runtime.upload_limit,
+            own=(self.directory, self.state_dir / "files"),
+            protected=runtime.protected,
+            ask=self._ask_for_tool,
+            mode=self.permission_mode,
+        )
         self.tools = McpServer(session_tools(context))
 
     # -- what the pool and the manager read --
@@ -348,6 +360,12 @@ class Session:
             self.meta.permission_mode = "default"
             self.save()
         return answer
+
+    async def _ask_for_tool(self, tool: str, tool_input: Mapping[str, Any], reason: str) -> bool:
+        """One of the bot's own tools asks the human, with the same prompt as a CLI tool call: True if allowed."""
+        request = PermissionRequest(f"bot-{secrets.token_hex(4)}", tool, tool_input, reason=reason)
+        answer = await self._ask_human(request, {})
+        return answer.get("behavior") == "allow"
 
     def _own_tools(self) -> set[str]:
         return {tool.qualified_name for tool in self.tools.tools.values()}
