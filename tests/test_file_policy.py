@@ -85,7 +85,7 @@ async def test_outside_is_asked_with_the_path_and_a_no_sends_nothing_bypass_mode
 
     refused, none = await send(tmp_path, outside, no := Asker(False))
     allowed, one = await send(tmp_path, outside, Asker(True))
-    unasked, two = await send(tmp_path, outside, never_called := Asker(False), mode="bypassPermissions")
+    _, two = await send(tmp_path, outside, never_called := Asker(False), mode="bypassPermissions")
 
     assert refused["isError"] and not none and no.asked[0][1] == {"path": str(outside)}
     assert no.asked[0][0] == "mcp__telegram__send_file"

@@ -8,11 +8,11 @@ import io
 import logging
 
 import pytest
+from test_console import console_env, start_console
 
 from bot_harness import OWNER, running_bot
 from claude_bridge.runtime import RedactingFormatter, redact_url_credentials
 from fake_transcriber import Fails, FakeTranscriber
-from test_console import console_env, start_console
 
 OGG = b"OggS\x00\x02voice-note-bytes" + bytes(range(256))
 PASSWORD = "hunter2-pass"
