@@ -173,7 +173,7 @@ async def test_an_old_install_is_moved_to_the_state_folder_and_loses_nothing(tmp
     state = tmp_path / STATE / "work"
     assert sorted(p.name for p in state.iterdir()) == ["claude.pid", "inbox.jsonl", "metadata.json"]
     moved = json.loads((state / "metadata.json").read_text())
-    assert moved["workspace"] == str(old) and moved["created_workspace"] is True and len(moved["instance"]) == 8
+    assert moved["workspace"] == str(old) and moved["created_workspace"] is False and len(moved["instance"]) == 8
     assert manager.active_session(5) == "work" and manager.status("work").turns == 3
     assert manager.reap_leftovers() == [] and not (state / "claude.pid").exists()
     [delivery] = await manager.recover()

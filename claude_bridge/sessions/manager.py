@@ -167,15 +167,24 @@ class SessionManager:
                 pid_file.unlink(missing_ok=True)
         return stopped
 
-    async def recover(self) -> list[Delivery]:
-        """After a restart: re-deliver messages never sent, in order; report the ones a restart cut off."""
+    async def recover(self, allowed: Callable[[Place], bool] = lambda place: True) -> list[Delivery]:
+        """After a restart: re-deliver messages never sent, in order; report the ones a restart cut off.
+
+        Only places `allowed` (the front end's gate as it is today) are answered; the rest are dropped.
+        """
         deliveries: list[Delivery] = []
         for name in self._store.names():
             session = self._get(name)
             if session.damage:
                 logger.error("session %s is %s; its inbox is left as it is", name, session.damage)
                 continue
-            entries = session.inbox.read()
+            entries = []
+            for entry in session.inbox.read():
+                if entry.state != EntryState.DONE and not allowed(Place(entry.chat_id, entry.thread_id)):
+                    logger.warning("session %s: dropped a message for chat %s, not allowed now", name, entry.chat_id)
+                    await session.inbox.mark(entry.id, InboxOp.DONE)
+                else:
+                    entries.append(entry)
             for entry in entries:
                 if entry.state == EntryState.SENT:
                     await self._tell(

@@ -45,7 +45,7 @@ from claude_bridge.errors import BridgeError
 from claude_bridge.sessions.manager import Delivery, Place, SessionManager, Where
 from claude_bridge.settings import Settings
 from claude_bridge.telegram.files import file_sink
-from claude_bridge.telegram.gate import make_gate
+from claude_bridge.telegram.gate import make_gate, place_allowed
 from claude_bridge.telegram.intake import InOrder
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
@@ -468,7 +468,8 @@ async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     reaped = state.manager.reap_leftovers()
     if reaped:
         logger.warning("stopped %d Claude process(es) left by a previous run: %s", len(reaped), reaped)
-    for delivery in await state.manager.recover():
+    # A message saved before the restart is answered only where today's settings still let the bot talk.
+    for delivery in await state.manager.recover(lambda place: place_allowed(place.chat_id, state.settings)):
         start_view(state, app.bot, delivery, None)
     state.manager.start_scheduler()
     logger.info("bot started as @%s; %d allowed user(s)", app.bot.username, len(state.settings.allowed_user_ids))
