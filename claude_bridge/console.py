@@ -36,7 +36,7 @@ from claude_bridge.protocol.events import (
     ToolUse,
     TurnResult,
 )
-from claude_bridge.runtime import protect_process, setup_logging, take_instance_lock
+from claude_bridge.runtime import become_subreaper, protect_process, setup_logging, take_instance_lock
 from claude_bridge.sessions.factory import build_manager
 from claude_bridge.sessions.manager import Delivery, Notice, SessionManager, Where
 from claude_bridge.sessions.prompts import Prompt, PromptKind
@@ -360,6 +360,7 @@ def run_console(args: list[str]) -> int:
     level = settings.log_level if "LOG_LEVEL" in settings.env else "WARNING"
     setup_logging(level, settings.telegram_token, settings.transcribe.api_key or "")
     protect_process()  # the console's files are as private as the bot's (umask 077), its memory as closed
+    become_subreaper()  # and what Claude's tools detach is re-parented to it, to be stopped with its session
     try:
         claude_bin = find_claude(settings.claude_bin, settings.env)
     except BridgeError as exc:

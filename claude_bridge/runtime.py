@@ -18,6 +18,7 @@ from urllib.parse import quote
 logger = logging.getLogger(__name__)
 
 PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+PR_SET_CHILD_SUBREAPER = 36
 # The user-info part of a URL (`https://user:pass@host`): anything between "//" and the first "@" of the authority.
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
 
@@ -81,6 +82,26 @@ def protect_process() -> None:
             logger.warning("could not make the bot process non-dumpable (errno %d)", ctypes.get_errno())
     except (OSError, AttributeError) as exc:  # not Linux
         logger.warning("could not make the bot process non-dumpable: %s", exc)
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()  # loaded once: become_subreaper also runs in a forked child, where loading is not safe
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux; False elsewhere or if refused).
+
+    A tool that detaches (`setsid … &`) is then re-parented to us instead of init, so it stays findable and can be
+    stopped; the attribute survives execve, so a CLI started with it keeps its tools' orphans in its own tree.
+    """
+    prctl = getattr(_LIBC, "prctl", None)
+    return prctl is not None and prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def take_instance_lock(sessions_dir: Path) -> IO[str] | None:

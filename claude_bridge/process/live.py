@@ -20,9 +20,10 @@ from typing import Any
 from claude_bridge.errors import BridgeError, ClaudeNoAnswer, ClaudeNotFound, ClaudeStartError
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
-from claude_bridge.process.reaping import kill_marked_processes, kill_tree
+from claude_bridge.process.reaping import SPAWNED, descendants, kill_marked_processes, kill_tree, stop_survivors
 from claude_bridge.protocol import messages
 from claude_bridge.protocol.events import ControlCancel, ControlRequest, ControlResponse, Event, parse_event
+from claude_bridge.runtime import become_subreaper
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +93,14 @@ class LiveProcess:
                 cwd=options.cwd,
                 env=dict(env),
                 start_new_session=True,
+                # The CLI adopts what its tools detach, so a stop finds every process of the session in its tree.
+                preexec_fn=become_subreaper,
             )
         except FileNotFoundError as exc:
             raise ClaudeNotFound([str(options.claude_bin)]) from exc
         except PermissionError as exc:
             raise ClaudeStartError(f"{options.claude_bin} is not executable: {exc}", None, "") from exc
+        SPAWNED.add(proc.pid)
         live = cls(proc, marker, options.label, on_event, on_exit, on_control_request, options.pid_file)
         live.start_reading()
         if options.pid_file is not None:
@@ -169,6 +173,7 @@ class LiveProcess:
     async def shutdown(self, *, graceful: bool, timeout: float) -> None:
         """End the process and everything it started: close stdin, wait, SIGTERM the tree, wait, SIGKILL."""
         proc = self.proc
+        tree = await asyncio.to_thread(descendants, proc.pid)  # before it exits and its orphans move to the bot
         if graceful and proc.returncode is None and proc.stdin is not None:
             # Closing stdin lets the CLI end on its own and clean up its tool shells (SIGTERM would orphan them).
             with contextlib.suppress(OSError):
@@ -186,6 +191,7 @@ class LiveProcess:
             await proc.wait()
         await self.close()
         await self.reap_orphans()
+        await asyncio.to_thread(stop_survivors, tree)
         if self.pid_file is not None:
             self.pid_file.unlink(missing_ok=True)
         logger.info("%s: CLI pid %s stopped (exit code %s)", self.label, proc.pid, proc.returncode)
@@ -257,6 +263,7 @@ class LiveProcess:
         if buffer and not discarding:
             self._handle_line(bytes(buffer))
         self.returncode = await self.proc.wait()
+        SPAWNED.discard(self.proc.pid)
         if len(self._readers) > 1:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._readers[1]), 2.0)

@@ -23,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
-from claude_bridge.process.reaping import reap_leftover
+from claude_bridge.process.reaping import reap_adopted, reap_leftover
 from claude_bridge.protocol.events import TaskInfo, TurnResult
 from claude_bridge.sessions.file_policy import Protected, bot_folder
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
@@ -149,7 +149,11 @@ class SessionManager:
         self._scheduler.start()
 
     async def suspend_idle(self) -> list[str]:
-        """Suspend every live session idle longer than idle_after; the next message resumes it."""
+        """Suspend every live session idle longer than idle_after; the next message resumes it.
+
+        Also reaps the orphans re-parented to the bot (a subreaper) that exited meanwhile, so none stays a zombie.
+        """
+        await asyncio.to_thread(reap_adopted)
         return await self._pool.suspend_idle()
 
     def reap_leftovers(self) -> list[int]:
