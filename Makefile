@@ -44,16 +44,10 @@ cli: $(CLI_BIN)
 test: $(VENV)/.installed-test $(CLI_BIN)
 	CLAUDE_TEST_BIN=$(abspath $(CLI_BIN)) $(PY) -m pytest -q $(PYTEST_ARGS)
 
-# The fast tier: everything driven in-process (commands, sessions with a fake process and clock, the outbox and the
-# turn view with a fake clock and bot, the console, rendering, parsing, the layers) — about 300 tests in seconds.
-FAST_TESTS := tests/test_commands.py tests/test_console.py tests/test_outbox.py tests/test_turn_view.py \
-	tests/test_session_manager.py tests/test_session_parts.py tests/test_claude_turns.py tests/test_prompts.py \
-	tests/test_projects.py tests/test_topics.py tests/test_state.py tests/test_gate.py tests/test_bot_tools.py \
-	tests/test_render.py tests/test_parse_event.py tests/test_runtime.py tests/test_voice.py tests/test_layers.py \
-	tests/test_intake.py
-
+# The fast tier: every test marked `fast` (in-process: commands, sessions with a fake process and clock, the outbox and
+# the turn view with a fake clock and bot, the console, rendering, parsing, the layers), about 300 tests in seconds.
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -q -m "not real_cli" $(FAST_TESTS) $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m fast $(PYTEST_ARGS)
 
 # The same suite against the oldest CLI version still supported.
 test-oldest:

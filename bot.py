@@ -53,8 +53,7 @@ def run_bot() -> int:
     lock = take_instance_lock(settings.sessions_dir)
     if lock is None:
         return 1
-    manager = build_manager(settings, claude_bin)
-    app = build_application(settings, manager)
+    app = build_application(settings, lambda front_end: build_manager(settings, claude_bin, front_end))
     logger.info("starting; sessions in %s, Claude CLI %s", settings.sessions_dir, claude_bin)
     try:
         app.run_polling(allowed_updates=ALLOWED_UPDATES)

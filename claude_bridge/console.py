@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -24,22 +25,17 @@ from claude_bridge.commands.catalog import CommandSpec
 from claude_bridge.commands.core import Commands, parse
 from claude_bridge.commands.describe import tool_line
 from claude_bridge.commands.reply import Choice, Reply
-from claude_bridge.commands.wording import claude_turn_header
+from claude_bridge.commands.wording import claude_turn_title, queued_text, retry_text
 from claude_bridge.errors import BridgeError, ConfigError
-from claude_bridge.protocol.events import (
-    ApiRetry,
-    AssistantText,
-    Event,
-    ProcessStatus,
-    TextDelta,
-    ToolResult,
-    ToolUse,
-    TurnResult,
-)
+from claude_bridge.protocol import events
 from claude_bridge.runtime import become_subreaper, protect_process, setup_logging, take_instance_lock
 from claude_bridge.sessions.factory import build_manager
-from claude_bridge.sessions.manager import Delivery, Notice, SessionManager, Where
+from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt, PromptKind
+from claude_bridge.sessions.tools import OutgoingFile
+from claude_bridge.sessions.worker import Delivery, Notice
 from claude_bridge.settings import Settings, find_claude, load_settings
 
 logger = logging.getLogger(__name__)
@@ -103,31 +99,27 @@ class TurnPrinter:
         self.streamed = ""  # the text block arriving as deltas; its AssistantText repeats it whole
         self.printed = False
 
-    def show(self, event: Event | Notice) -> None:
+    def show(self, event: events.Event | Notice) -> None:
         """Print one event."""
         screen = self.screen
         match event:
             case Notice(text=text):
                 screen.info(text)
-            case TextDelta(text=text):
+            case events.TextDelta(text=text):
                 self.streamed += text
                 self.printed = True
                 screen.write(text)
-            case AssistantText(text=text):
+            case events.AssistantText(text=text):
                 self._block(text)
-            case ToolUse(name=name, input=tool_input):
+            case events.ToolUse(name=name, input=tool_input):
                 screen.line(tool_line(name, dict(tool_input)))
-            case ToolResult(is_error=True, preview=preview):
+            case events.ToolResult(is_error=True, preview=preview):
                 screen.line(f"  ✗ tool failed: {_first_line(preview)}")
-            case ApiRetry():
-                status = f" {event.status}" if event.status else ""
-                screen.info(
-                    f"API error{status} ({event.error}); retry {event.attempt}/{event.max_retries} "
-                    f"in {event.delay_ms / 1000:.0f} s"
-                )
-            case ProcessStatus(message=message):
+            case events.ApiRetry():
+                screen.info(retry_text(event))
+            case events.ProcessStatus(message=message):
                 screen.info(message)
-            case TurnResult():
+            case events.TurnResult():
                 self._end(event)
 
     def _block(self, text: str) -> None:
@@ -141,7 +133,7 @@ class TurnPrinter:
         self.streamed = ""
         self.printed = True
 
-    def _end(self, result: TurnResult) -> None:
+    def _end(self, result: events.TurnResult) -> None:
         if not result.is_error and not self.printed and result.text:
             self.screen.write(result.text)
         if result.stopped:
@@ -158,20 +150,21 @@ def _first_line(text: str) -> str:
 
 
 class Console:
-    """Reads lines, drives the manager, and prints each accepted message's turn, one turn at a time."""
+    """Reads lines, drives the manager, and prints each accepted message's turn, one turn at a time.
 
-    def __init__(self, manager: SessionManager, screen: Screen) -> None:
-        self.manager = manager
+    It is the sessions' FrontEnd port too: `manager_for` builds the manager with it."""
+
+    def __init__(self, manager_for: Callable[[FrontEnd], SessionManager], screen: Screen) -> None:
         self.screen = screen
         self.inputs: asyncio.Queue[str | None] = asyncio.Queue()
         self.turns: asyncio.Queue[Delivery] = asyncio.Queue()
         self.showing: Delivery | None = None
         self.stopping: Delivery | None = None
         self.quitting = False
-        self.commands = Commands(manager, extra=(QUIT,))
         self.choices: tuple[Choice, ...] = ()
         self._plans_shown: set[str] = set()
-        manager.prompts.listener = self.on_prompt
+        self.manager = manager_for(self)
+        self.commands = Commands(self.manager, extra=(QUIT,))
 
     # -- the loop --
 
@@ -213,9 +206,7 @@ class Console:
             self.showing = delivery
             try:
                 if delivery.by_claude:
-                    active = self.manager.active_session(CHAT_ID)
-                    elsewhere = delivery.session if active != delivery.session else None
-                    self.screen.info(claude_turn_header(delivery.header, elsewhere))
+                    self.screen.info(claude_turn_title(delivery, self.manager.active_session(CHAT_ID)))
                 printer = TurnPrinter(self.screen)
                 async for event in delivery.events():
                     printer.show(event)
@@ -285,12 +276,27 @@ class Console:
         """Queue a message for the active session; its turn prints when the turns before it are done."""
         delivery = await self.manager.send(CHAT_ID, text)
         if delivery.position:
-            self.screen.info(f"Queued, #{delivery.position} — Claude answers it after the earlier message(s).")
+            self.screen.info(queued_text(delivery.position))
         self.turns.put_nowait(delivery)
 
-    async def notify(self, chat_id: Where, text: str) -> None:
+    # -- the FrontEnd port --
+
+    async def notify(self, place: Place, text: str) -> None:
         """The manager's notices (a crashed process restarted, …)."""
         self.screen.info(text)
+
+    def show_claude_turn(self, delivery: Delivery) -> None:
+        """Claude's own turn prints in its turn, like a message's."""
+        self.turns.put_nowait(delivery)
+
+    async def send_file(self, outgoing: OutgoingFile) -> None:
+        """A file Claude sends stays where it is on this machine: say where."""
+        self.screen.info(
+            f"Claude sent a file: {outgoing.path}" + (f" — {outgoing.caption}" if outgoing.caption else "")
+        )
+
+    def show_prompt(self, prompt: Prompt) -> None:
+        self.on_prompt(prompt)
 
 
 def read_lines(fd: int, loop: asyncio.AbstractEventLoop, inputs: asyncio.Queue[str | None]) -> None:
@@ -327,13 +333,12 @@ def read_lines(fd: int, loop: asyncio.AbstractEventLoop, inputs: asyncio.Queue[s
 
 async def console_main(settings: Settings, claude_bin: Path) -> int:
     """Run the console on stdin / stdout until /quit or the end of input; every session is closed after."""
-    manager = build_manager(settings, claude_bin)
+    screen = Screen(sys.stdout, interactive=sys.stdin.isatty())
+    console = Console(lambda front_end: build_manager(settings, claude_bin, front_end), screen)
+    manager = console.manager
     reaped = manager.reap_leftovers()
     if reaped:
         logger.warning("stopped %d Claude process(es) left by a previous run: %s", len(reaped), reaped)
-    console = Console(manager, Screen(sys.stdout, interactive=sys.stdin.isatty()))
-    manager.notify = console.notify
-    manager.show_claude_turn = console.turns.put_nowait
     manager.start_scheduler()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, console.on_interrupt)

@@ -1,10 +1,10 @@
-"""The bridge's error tree; bot.py turns any of these into a short, useful reply.
+"""The bridge's error tree; a front end shows any of these as a short, useful reply (Telegram's error handler, the
+console's loop, bot.py's `main()` at start-up) and logs anything else with its traceback.
 
 BridgeError                 base
 ├── ConfigError             settings missing or invalid: each problem with how to fix it
 ├── ClaudeNotFound          the CLI is missing: where we looked and how to install it
 ├── ClaudeStartError        the CLI refused to start (root without IS_SANDBOX, bad flag): stderr tail attached
-├── ClaudeExited            the CLI died: exit code and stderr tail
 ├── ClaudeNoAnswer          a control request (set_model, interrupt, …) timed out or its process ended first
 ├── SessionError            bad name, unknown session, refused operation
 └── TranscriptionError      a voice note could not be turned into text: the service's answer, or why not
@@ -45,15 +45,6 @@ class ClaudeStartError(BridgeError):
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail
         super().__init__(message)
-
-
-class ClaudeExited(BridgeError):
-    """The CLI process ended unexpectedly."""
-
-    def __init__(self, exit_code: int | None, stderr_tail: str) -> None:
-        self.exit_code = exit_code
-        self.stderr_tail = stderr_tail
-        super().__init__(f"Claude exited unexpectedly (exit code {exit_code})")
 
 
 class ClaudeNoAnswer(BridgeError):

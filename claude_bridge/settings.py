@@ -11,8 +11,11 @@ import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import tzlocal
 from dotenv import dotenv_values
 
 from claude_bridge.errors import ClaudeNotFound, ConfigError
@@ -104,6 +107,7 @@ class Settings:
     prompt_timeout_minutes: float | None = None  # deny a tool approval nobody answered after this long (off)
     prompt_reminder_minutes: float = 10.0
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
+    time_zone: tzinfo = field(default_factory=tzlocal.get_localzone)  # TZ: schedules and reset times are in it
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -272,11 +276,23 @@ def load_settings(
         prompt_timeout_minutes=_number(merged, "PROMPT_TIMEOUT_MINUTES", 0, problems) or None,
         prompt_reminder_minutes=_number(merged, "PROMPT_REMINDER_MINUTES", 10, problems),
         transcribe=_transcribe_settings(merged, problems),
+        time_zone=_time_zone(merged.get("TZ", "").strip(), problems),
         env=dict(merged),
     )
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _time_zone(name: str, problems: list[str]) -> tzinfo:
+    """The bot's zone: an IANA name (TZ), else this machine's."""
+    if not name:
+        return tzlocal.get_localzone()
+    try:
+        return ZoneInfo(name.removeprefix(":"))  # glibc also accepts TZ=":Europe/Berlin"
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"TZ={name!r} is not a time zone; use a name like Europe/Berlin.")
+        return tzlocal.get_localzone()
 
 
 SECRETS = frozenset({"TELEGRAM_BOT_TOKEN", "TRANSCRIBE_API_KEY"})

@@ -70,14 +70,14 @@ async def running_bot(
 
     `claude_bin`: another CLI (e.g. the stand-in of fake_claude_helper.make_fake_cli) instead of the real one."""
     settings = load_settings(bot_env(tmp_path, tg, api, **extra), dotenv_path=None)
-    manager = build_manager(settings, claude_bin or real_cli_path())
-    app = telegram_app.build_application(settings, manager)
+    app = telegram_app.build_application(
+        settings, lambda front_end: build_manager(settings, claude_bin or real_cli_path(), front_end)
+    )
+    manager = app.bot_data["state"].manager
     await app.initialize()
     await telegram_app.post_init(app)
     await app.start()
-    await app.updater.start_polling(
-        poll_interval=0, timeout=1, allowed_updates=ALLOWED_UPDATES
-    )
+    await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=ALLOWED_UPDATES)
     try:
         yield RunningBot(tg, api, settings, manager, app)
     finally:

@@ -56,6 +56,18 @@ def claude_bin() -> Path:
     return real_cli_path()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The `fast` marker is kept by hand on each file: refuse a fast test that starts the real CLI."""
+    wrong = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("fast")
+        and (item.get_closest_marker("real_cli") or "claude_bin" in getattr(item, "fixturenames", ()))
+    ]
+    if wrong:
+        raise pytest.UsageError("marked fast but runs the real CLI: " + ", ".join(wrong))
+
+
 def cli_env(tmp_path: Path, api_url: str) -> dict[str, str]:
     """Environment for one real CLI run: a private config dir, pointed at a fake Messages API."""
     config_dir = tmp_path / "claude-config"

@@ -6,14 +6,28 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from claude_bridge.errors import BridgeError, ClaudeStartError
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.requests import control_handler
 from claude_bridge.process.turns import Turn, TurnTimings
-from claude_bridge.protocol.events import AssistantText, Event, ProcessStatus, SessionStarted, TaskInfo, TurnResult
+from claude_bridge.protocol.events import (
+    AssistantText,
+    ControlRequest,
+    Event,
+    ProcessStatus,
+    SessionStarted,
+    TaskInfo,
+    TurnResult,
+)
+from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.prompts import Prompt
+from claude_bridge.sessions.tools import OutgoingFile
+from claude_bridge.sessions.worker import Delivery
 
 _pids = itertools.count(40000)
 
@@ -52,6 +66,7 @@ class FakeProcess:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.tasks: dict[str, TaskInfo] = {}  # running background tasks; tests add them
+        self.claude_turn_due = False  # a task ended by itself: Claude's turn reporting it is about to begin
         self.stopped_tasks: list[str] = []
 
     @property
@@ -64,7 +79,7 @@ class FakeProcess:
 
     @property
     def busy(self) -> bool:
-        return self._current is not None
+        return self._current is not None or self.claude_turn_due
 
     @property
     def queue_length(self) -> int:
@@ -78,8 +93,18 @@ class FakeProcess:
         self.stopped_tasks.append(task_id)
         self.tasks.pop(task_id, None)
 
+    async def control_request(self, request: ControlRequest) -> Mapping[str, Any]:
+        """The CLI asks the session something, answered as the real process does (process.requests)."""
+        return await control_handler(self.hooks.tools, self.hooks.on_permission)(request)
+
+    def end_task(self, task_id: str) -> None:
+        """A background task ends by itself: as the CLI, Claude's turn reporting it is due (begin_claude_turn)."""
+        self.tasks.pop(task_id)
+        self.claude_turn_due = True
+
     def begin_claude_turn(self, header: str) -> Turn:
         """Claude starts a turn by itself (as after a background task): messages wait until the test ends it."""
+        self.claude_turn_due = False
         turn = Turn.by_claude(header)
         self._current = turn
         self.hooks.on_claude_turn(turn)
@@ -173,6 +198,28 @@ class FakeProcess:
                 self._current = None
 
 
+class Shown:
+    """A FrontEnd port that records what the sessions showed: notices, Claude's own turns, files and prompts."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[Place, str]] = []
+        self.claude_turns: list[Delivery] = []
+        self.files: list[OutgoingFile] = []
+        self.prompts: asyncio.Queue[Prompt] = asyncio.Queue()
+
+    async def notify(self, place: Place, text: str) -> None:
+        self.told.append((place, text))
+
+    def show_claude_turn(self, delivery: Delivery) -> None:
+        self.claude_turns.append(delivery)
+
+    async def send_file(self, outgoing: OutgoingFile) -> None:
+        self.files.append(outgoing)
+
+    def show_prompt(self, prompt: Prompt) -> None:
+        self.prompts.put_nowait(prompt)
+
+
 class FakeSpawner:
     """The process factory: records every process it made and hands them scripted answers in order."""
 
@@ -222,3 +269,4 @@ def result_of(events: list[object]) -> TurnResult:
     last = events[-1]
     assert isinstance(last, TurnResult)
     return last
+

@@ -18,7 +18,10 @@ import logging
 import sys
 
 from claude_bridge.protocol.events import TurnResult
-from claude_bridge.sessions.manager import Delivery, Notice
+from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.prompts import Prompt
+from claude_bridge.sessions.tools import OutgoingFile
+from claude_bridge.sessions.worker import Delivery, Notice
 from claude_bridge.settings import find_claude, load_settings
 from session_manager import build_manager
 
@@ -30,8 +33,20 @@ def say(kind: str, text: str = "") -> None:
     print(f"{kind} {' '.join(text.split())}".rstrip(), flush=True)
 
 
-async def notify(chat_id: int, text: str) -> None:
-    say("NOTICE", text)
+class Printed:
+    """The front end: every notice is one NOTICE line (nothing else is shown by this driver)."""
+
+    async def notify(self, place: Place, text: str) -> None:
+        say("NOTICE", text)
+
+    def show_claude_turn(self, delivery: Delivery) -> None:
+        say("NOTICE", f"Claude's own turn: {delivery.header}")
+
+    async def send_file(self, outgoing: OutgoingFile) -> None:
+        say("NOTICE", f"file {outgoing.path}")
+
+    def show_prompt(self, prompt: Prompt) -> None:
+        say("NOTICE", f"prompt {prompt.id}")
 
 
 async def drain(delivery: Delivery) -> None:
@@ -44,7 +59,7 @@ async def drain(delivery: Delivery) -> None:
 
 async def main(mode: str, messages: list[str]) -> None:
     settings = load_settings(None, dotenv_path=None, require_telegram=False)
-    manager = build_manager(settings, find_claude(settings.claude_bin, settings.env), notify=notify)
+    manager = build_manager(settings, find_claude(settings.claude_bin, settings.env), Printed())
     try:
         if mode == "send":
             deliveries = []

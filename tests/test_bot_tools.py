@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from claude_bridge.protocol.mcp import McpServer, Tool, ToolOutcome, mcp_config
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.tools import OutgoingFile, ToolContext, session_tools
+
+pytestmark = pytest.mark.fast
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -27,15 +31,14 @@ class Chat:
 
 
 def server(tmp_path: Path, chat: Chat, limit: int = 50 * 1024 * 1024) -> McpServer:
-    context = ToolContext(
-        cwd=tmp_path, place=lambda: Place(111), sink=lambda: chat, upload_limit=limit, own=(tmp_path,)
-    )
+    context = ToolContext(cwd=tmp_path, place=lambda: Place(111), sink=chat, upload_limit=limit, own=(tmp_path,))
     return McpServer(session_tools(context))
 
 
 async def call(mcp: McpServer, **arguments: Any) -> dict[str, Any]:
-    answer = await mcp.handle({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                               "params": {"name": "send_file", "arguments": arguments}})
+    answer = await mcp.handle(
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "send_file", "arguments": arguments}}
+    )
     assert answer["id"] == 7
     result: dict[str, Any] = answer["result"]
     return result
@@ -44,8 +47,9 @@ async def call(mcp: McpServer, **arguments: Any) -> dict[str, Any]:
 async def test_the_handshake_lists_send_file_with_its_schema(tmp_path):
     mcp = server(tmp_path, Chat())
 
-    hello = await mcp.handle({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                              "params": {"protocolVersion": "2025-11-25"}})
+    hello = await mcp.handle(
+        {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25"}}
+    )
     ack = await mcp.handle({"jsonrpc": "2.0", "method": "notifications/initialized"})
     listed = await mcp.handle({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
 

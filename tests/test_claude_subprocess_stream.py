@@ -155,9 +155,22 @@ async def test_a_turn_claude_starts_itself_reaches_the_callback_with_what_starte
 
     assert theirs.started_by_claude and theirs.header == BACKGROUND_DONE
     assert texts(events) == "all green"
-    assert last(events).origin == "task-notification" and theirs.origin == "task-notification"
+    assert last(events).origin == "task-notification"
     assert process.running_tasks == ()
     assert process.state is State.READY
+
+
+async def test_a_task_that_ends_during_a_users_turn_heads_claudes_turn_about_it(started, script):
+    script.turn(Step.background("pytest -q", after=0.2), Step.sleep(1.0), Step.text("started"))
+    script.turn(Step.text("all green"))
+    claude = ClaudeTurns()
+    process = await started.start(on_claude_turn=claude)
+
+    mine = await collect(process.submit("run the tests in the background, then wait"))
+    theirs = await claude.next()
+
+    assert last(mine).text == "started"
+    assert theirs.header == BACKGROUND_DONE and texts(await collect(theirs)) == "all green"
 
 
 async def test_a_message_sent_while_claudes_own_turn_runs_waits_and_gets_its_own_turn(started, script):
@@ -255,7 +268,7 @@ async def test_claudes_result_inside_a_users_turn_ends_a_turn_of_its_own_not_the
     theirs = await claude.next()
 
     assert last(mine).text == "my answer" and last(mine).origin == ""
-    assert (await theirs.wait()).text == "claude's follow-up" and theirs.origin == "task-notification"
+    assert (await theirs.wait()).text == "claude's follow-up"
 
 
 async def test_what_no_turn_waits_for_is_logged_as_a_warning_and_answers_nothing(started, script, caplog):

@@ -6,28 +6,34 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from claude_bridge.commands.core import MAX_CALLBACK_BYTES, Commands
 from claude_bridge.commands.wording import claude_turn_header
 from claude_bridge.protocol.events import AssistantText, TaskInfo, TurnResult
-from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
-from fake_process import FakeClock, FakeProcess, FakeSpawner, base_options, drain, result_of
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.store import Persona
+from claude_bridge.sessions.worker import Delivery, Notice
+from fake_process import FakeClock, FakeProcess, FakeSpawner, Shown, base_options, drain, result_of
+
+pytestmark = pytest.mark.fast
 
 HEADER = 'Background command "pytest -q" completed (exit code 0)'
 
 
 def make_manager(tmp_path: Path, **kwargs: object) -> tuple[SessionManager, FakeSpawner, FakeClock, list[Delivery]]:
-    spawner, clock = FakeSpawner(), FakeClock()
+    spawner, clock, shown = FakeSpawner(), FakeClock(), Shown()
     manager = SessionManager(
         tmp_path / "sessions",
         spawn=spawner,
         base_options=base_options(tmp_path),
         clock=clock,
         idle_after=600,
+        front_end=kwargs.pop("front_end", shown),
         **kwargs,  # type: ignore[arg-type]
     )
-    shown: list[Delivery] = []
-    manager.show_claude_turn = shown.append
-    return manager, spawner, clock, shown
+    return manager, spawner, clock, shown.claude_turns
 
 
 async def test_claudes_own_turn_reaches_the_last_chat_with_its_header_and_is_booked(tmp_path):
@@ -56,7 +62,7 @@ async def test_the_last_chat_is_remembered_across_a_restart(tmp_path):
     again, _, _, _ = make_manager(tmp_path)
     again.switch(9, "default")  # switching to a session is not talking to it
 
-    assert again._get("default").last_chat_id == 7
+    assert again._get("default").last_place == Place(7)
     await again.close_all()
 
 
@@ -112,19 +118,52 @@ async def test_claudes_running_turn_keeps_a_session_from_idle_suspension(tmp_pat
     await manager.close_all()
 
 
+async def test_no_idle_suspension_between_a_tasks_end_and_claudes_turn_that_reports_it(tmp_path):
+    manager, spawner, clock, shown = make_manager(tmp_path)
+    await drain(await manager.send(7, "start a long build"))
+    process = spawner.started[0]
+    process.tasks["b1"] = TaskInfo("b1", "long build", "local_bash")
+    clock.advance(3600)
+
+    process.end_task("b1")  # the CLI is about to start Claude's turn about it
+
+    assert await manager.suspend_idle() == [] and not process.stopped
+    turn = process.begin_claude_turn(HEADER)
+    turn.push(TurnResult("success", False, "the build passed"))
+    assert result_of(await drain(shown[0])).text == "the build passed"
+    await manager.close_all()
+
+
+async def test_a_restart_for_new_settings_waits_for_claudes_own_turn_as_a_message_does(tmp_path):
+    personas = {"default": Persona("default", "", ""), "reviewer": Persona("reviewer", "", "Review.")}
+    manager, spawner, _, shown = make_manager(tmp_path, personas=personas)
+    await drain(await manager.send(7, "hello"))
+    first = spawner.started[0]
+    turn = first.begin_claude_turn(HEADER)
+    await manager.set_persona("default", "reviewer")  # a restart is due before the next message
+
+    mine = await manager.send(7, "review it")
+    notice = await anext(mine.events())
+
+    assert isinstance(notice, Notice) and "Restarting" in notice.text
+    assert not first.stopped  # Claude's own turn runs on
+    turn.push(TurnResult("success", False, "tests pass"))
+    assert result_of(await drain(shown[0])).text == "tests pass"
+    assert result_of(await drain(mine)).text == "ok"
+    assert first.stopped and spawner.started[1].received == ["review it"]
+    await manager.close_all()
+
+
 async def test_stopping_a_session_with_running_tasks_tells_its_last_chat_which_were_stopped(tmp_path):
-    told: list[tuple[int, str]] = []
-
-    async def notify(chat_id: int, text: str) -> None:
-        told.append((chat_id, text))
-
-    manager, spawner, _, _ = make_manager(tmp_path, notify=notify)
+    front_end = Shown()
+    told = front_end.told
+    manager, spawner, _, _ = make_manager(tmp_path, front_end=front_end)
     await drain(await manager.send(7, "start it"))
     spawner.started[0].tasks["b1"] = TaskInfo("b1", "nightly backup", "local_bash")
 
     await manager.close_all()
 
-    assert told == [(7, told[0][1])] and "nightly backup" in told[0][1] and "stopped" in told[0][1]
+    assert told == [(Place(7), told[0][1])] and "nightly backup" in told[0][1] and "stopped" in told[0][1]
 
 
 async def test_tasks_lists_running_tasks_with_a_stop_choice_each_and_stops_one(tmp_path):

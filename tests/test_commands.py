@@ -17,6 +17,8 @@ from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.store import Persona
 from fake_process import FakeClock, FakeSpawner, base_options
 
+pytestmark = pytest.mark.fast
+
 CHAT = 7
 PERSONAS = {
     "default": Persona("default", "plain", ""),

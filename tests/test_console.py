@@ -21,6 +21,7 @@ from claude_bridge.console import Console
 from claude_bridge.console import Screen as ConsoleScreen
 from claude_bridge.protocol.events import AssistantText, ControlRequest, TurnResult
 from claude_bridge.runtime import take_instance_lock
+from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.store import Persona
 from conftest import ROOT
@@ -30,6 +31,7 @@ from fake_telegram import FakeBotAPI
 from processes import claude_processes
 
 real_cli = pytest.mark.real_cli
+fast = pytest.mark.fast  # the in-process console tests (a fake process, no real CLI)
 
 PROMPT = "\r\n> "  # a terminal turns "\n" into "\r\n"
 
@@ -119,7 +121,6 @@ def screen_of(process: Process) -> Screen:
     return Screen(process.stdout)
 
 
-
 class Terminal:
     """Where an in-process console writes: text a test can wait for."""
 
@@ -147,12 +148,18 @@ async def console_in_process(tmp_path: Path) -> AsyncIterator[tuple[Console, Ter
     """A Console over a SessionManager with fake processes; type with `console.inputs`, read the Terminal."""
     spawner, terminal = FakeSpawner(), Terminal()
     personas = {"default": Persona("default", "plain", ""), "poet": Persona("poet", "rhymes", "Rhyme.")}
-    manager = SessionManager(
-        tmp_path / "sessions", spawn=spawner, base_options=base_options(tmp_path), personas=personas, clock=FakeClock()
-    )
-    console = Console(manager, ConsoleScreen(terminal, interactive=False))
-    manager.notify = console.notify
-    manager.show_claude_turn = console.turns.put_nowait  # as console_main wires it
+
+    def manager_for(front_end: FrontEnd) -> SessionManager:  # as console_main builds it
+        return SessionManager(
+            tmp_path / "sessions",
+            spawn=spawner,
+            base_options=base_options(tmp_path),
+            personas=personas,
+            clock=FakeClock(),
+            front_end=front_end,
+        )
+
+    console = Console(manager_for, ConsoleScreen(terminal, interactive=False))
     running = asyncio.create_task(console.run())
     try:
         yield console, terminal, spawner
@@ -166,6 +173,7 @@ def typed(console: Console, *lines: str) -> None:
         console.inputs.put_nowait(line)
 
 
+@fast
 async def test_a_commands_choices_show_as_numbered_lines_and_typing_a_number_picks_one(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, _):
         typed(console, "/model", "3")
@@ -177,6 +185,7 @@ async def test_a_commands_choices_show_as_numbered_lines_and_typing_a_number_pic
     assert console.manager.status("default").model == "haiku"
 
 
+@fast
 async def test_a_number_with_no_choices_pending_is_a_message_for_claude(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, spawner):
         typed(console, "/persona", "/status", "2")
@@ -186,6 +195,7 @@ async def test_a_number_with_no_choices_pending_is_a_message_for_claude(tmp_path
     assert spawner.started[0].received == ["2"]
 
 
+@fast
 async def test_stop_stops_the_answer_on_screen_even_after_switching_away(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, spawner):
         spawner.enqueue([AssistantText("partial answer"), "hold"])
@@ -198,6 +208,7 @@ async def test_stop_stops_the_answer_on_screen_even_after_switching_away(tmp_pat
     assert spawner.interrupts == 1
 
 
+@fast
 async def test_claudes_own_turn_prints_with_its_header(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, spawner):
         typed(console, "start the tests in the background", "/new other")
@@ -210,13 +221,14 @@ async def test_claudes_own_turn_prints_with_its_header(tmp_path):
     assert "🔔 Background task finished: `pytest -q` — session “default”" in terminal.text
 
 
+@fast
 async def test_a_tool_approval_shows_numbered_choices_and_typing_one_answers_claude(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, spawner):
         spawner.enqueue([AssistantText("about to write"), "hold"])
         typed(console, "write it")
         await terminal.until("about to write")
         request = ControlRequest("r1", "can_use_tool", {"tool_name": "Write", "input": {"file_path": "a.txt"}})
-        asking = asyncio.create_task(spawner.started[0].hooks.on_control_request(request))
+        asking = asyncio.create_task(spawner.started[0].control_request(request))
         await terminal.until("(type a number to pick one)")
         typed(console, "1")
         assert await asking == {"behavior": "allow", "updatedInput": {"file_path": "a.txt"}}
@@ -227,6 +239,7 @@ async def test_a_tool_approval_shows_numbered_choices_and_typing_one_answers_cla
     assert "  1. ✅ Allow\n  2. 🚫 Deny\n" in terminal.text
 
 
+@fast
 async def test_help_adds_quit_and_quit_leaves_before_reading_more(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, spawner):
         typed(console, "/help", "/quit", "never read")
@@ -236,6 +249,7 @@ async def test_help_adds_quit_and_quit_leaves_before_reading_more(tmp_path):
     assert not spawner.started
 
 
+@fast
 async def test_a_refusal_is_one_error_line_and_delete_asks_with_numbered_choices(tmp_path):
     async with console_in_process(tmp_path) as (console, terminal, _):
         typed(console, "/switch nowhere", "/new scratch", "/delete scratch", "1")

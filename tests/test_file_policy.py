@@ -61,7 +61,7 @@ async def send(tmp_path: Path, path: Path, asker: Asker, mode: str = "default") 
     context = ToolContext(
         tmp_path / "sessions/app",
         lambda: Place(1),
-        lambda: sink,
+        sink,
         1 << 20,
         own=(tmp_path / "sessions/app",),
         protected=protected(tmp_path),

@@ -11,6 +11,8 @@ from claude_bridge.errors import ConfigError
 from claude_bridge.settings import Settings, load_settings
 from claude_bridge.telegram.gate import ALLOWED_UPDATES, Refusals, verdict
 
+pytestmark = pytest.mark.fast
+
 OWNER, STRANGER, LISTED, UNLISTED = 111, 999, -1001234567890, -100555
 SETTINGS = Settings(telegram_token="1:x", allowed_user_ids=frozenset({OWNER}), allowed_chat_ids=frozenset({LISTED}))
 
@@ -80,3 +82,11 @@ def test_allowed_chat_ids_take_group_ids() -> None:
     assert load_settings(env, dotenv_path=None).allowed_chat_ids == {-1001234567890, -42}
     with pytest.raises(ConfigError, match="ALLOWED_CHAT_IDS: 'team'"):
         load_settings(env | {"ALLOWED_CHAT_IDS": "team"}, dotenv_path=None)
+
+
+def test_the_time_zone_is_tz_else_this_machines_and_a_bad_name_is_refused() -> None:
+    env = {"TELEGRAM_BOT_TOKEN": "1:x", "ALLOWED_USER_IDS": "111"}
+    assert str(load_settings(env | {"TZ": "Europe/Berlin"}, dotenv_path=None).time_zone) == "Europe/Berlin"
+    assert load_settings(env, dotenv_path=None).time_zone is not None
+    with pytest.raises(ConfigError, match="TZ='Mars/Olympus'"):
+        load_settings(env | {"TZ": "Mars/Olympus"}, dotenv_path=None)

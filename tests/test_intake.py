@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from claude_bridge.telegram.intake import InOrder
+
+pytestmark = pytest.mark.fast
 
 
 async def test_a_later_quick_message_waits_for_an_earlier_slow_one() -> None:

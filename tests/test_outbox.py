@@ -15,6 +15,8 @@ from telegram.error import Forbidden, RetryAfter
 from claude_bridge.telegram.outbox import OpKind, Outbox, Outboxes
 from claude_bridge.telegram.streaming import Sender
 
+pytestmark = pytest.mark.fast
+
 PRIVATE, GROUP = 111, -100500
 OUTBOX_LOGGER = "claude_bridge.telegram.outbox"
 
@@ -185,4 +187,22 @@ async def test_idle_outboxes_beyond_the_limit_are_dropped_oldest_first_and_busy_
     assert 1 in boxes and 108 in boxes and 109 in boxes and 100 not in boxes  # the newest idle ones stay
     assert boxes(1) is busy  # never dropped while it has work
     never_answered.set_result(None)
+    await boxes.close()
+
+
+async def test_an_outbox_whose_only_call_is_in_flight_is_not_dropped(clock: SteppedClock) -> None:
+    boxes = Outboxes(clock=clock, limit=1)
+    started, answer = asyncio.Event(), asyncio.get_running_loop().create_future()
+
+    async def slow_call() -> str:
+        started.set()
+        return str(await answer)
+
+    sent = boxes(1).send(slow_call)
+    await started.wait()  # taken off the queue, waiting on Telegram
+    boxes(2)
+
+    assert 1 in boxes
+    answer.set_result("delivered")
+    assert await sent == "delivered"
     await boxes.close()

@@ -29,6 +29,8 @@ from claude_bridge.protocol.events import (
     parse_event,
 )
 
+pytestmark = pytest.mark.fast
+
 SESSION = "79ce83d3-d3f1-4a65-a153-e78bb3a20946"
 TOOL_ID = "toolu_bf1d4e2a9c0b4f1e8d7a6c5b"
 USAGE = {
@@ -422,6 +424,7 @@ def test_can_use_tool_becomes_a_permission_request():
             input={"command": "python3 -c 'print(12345)'", "description": "run test command"},
             tool_use_id=TOOL_ID,
             reason="This command requires approval",
+            suggestions=({"type": "addRules", "behavior": "allow", "destination": "localSettings"},),
         )
     )
 

@@ -24,6 +24,8 @@ from claude_bridge.settings import load_settings
 from conftest import ROOT
 from fake_process import FakeClock, FakeSpawner, base_options
 
+pytestmark = pytest.mark.fast
+
 CHAT = 7
 
 

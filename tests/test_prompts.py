@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from claude_bridge.commands.asks import prompt_reply
+from claude_bridge.commands.asks import NOT_AN_ANSWER, answer, prompt_reply
 from claude_bridge.errors import SessionError
 from claude_bridge.protocol.events import ControlRequest, PermissionRequest, ToolUse
 from claude_bridge.sessions.manager import PROMPT_ANSWER, SessionManager
 from claude_bridge.sessions.prompts import Prompt, PromptBoard, PromptState
 from claude_bridge.sessions.store import Persona
-from fake_process import FakeClock, FakeSpawner, base_options
+from fake_process import FakeClock, FakeSpawner, Shown, base_options
+
+pytestmark = pytest.mark.fast
 
 WRITE = {"file_path": "/w/a.txt", "content": "hi"}
 ACCEPT_EDITS = {"type": "setMode", "mode": "acceptEdits", "destination": "localSettings"}
@@ -30,7 +32,7 @@ async def opened(board: PromptBoard, request: ControlRequest) -> tuple[Prompt, a
     """Start asking; returns the prompt (once the board shows it) and the task waiting for its answer."""
     shown: asyncio.Queue[Prompt] = asyncio.Queue()
     board.listener = shown.put_nowait
-    prompt = await board.prompt_for(PermissionRequest.of(request), "s", 7, request.request)
+    prompt = await board.prompt_for(PermissionRequest.of(request), "s", 7)
     task = asyncio.create_task(board.ask(prompt))
     assert await shown.get() is prompt
     return prompt, task
@@ -99,10 +101,11 @@ async def test_a_withdrawn_request_marks_the_prompt_cancelled():
 # -- through the manager --
 
 
-def make_manager(tmp_path: Path) -> tuple[SessionManager, FakeSpawner, FakeClock]:
+def make_manager(tmp_path: Path, front_end: Shown | None = None) -> tuple[SessionManager, FakeSpawner, FakeClock]:
     spawner, clock = FakeSpawner(), FakeClock()
     manager = SessionManager(
         tmp_path / "sessions",
+        front_end=front_end,
         spawn=spawner,
         base_options=base_options(tmp_path),
         personas={"default": Persona("default", "asks", "", permission_mode="default")},
@@ -122,7 +125,7 @@ async def test_a_waiting_prompt_keeps_the_session_awake_and_a_typed_message_deni
     await answered(manager, 5, "hello")
     shown: asyncio.Queue[Prompt] = asyncio.Queue()
     manager.prompts.listener = shown.put_nowait
-    handler = spawner.started[0].hooks.on_control_request
+    handler = spawner.started[0].control_request
     asking = asyncio.create_task(handler(can_use_tool("Bash", {"command": "make deploy"})))
     prompt = await shown.get()
     assert prompt.chat_id == 5 and "$ make deploy" in prompt_reply(prompt).text
@@ -144,7 +147,7 @@ async def test_stop_cancels_waiting_prompts(tmp_path):
     await answered(manager, 5, "hello")
     shown: asyncio.Queue[Prompt] = asyncio.Queue()
     manager.prompts.listener = shown.put_nowait
-    asking = asyncio.create_task(spawner.started[0].hooks.on_control_request(can_use_tool("Write", WRITE)))
+    asking = asyncio.create_task(spawner.started[0].control_request(can_use_tool("Write", WRITE)))
     await shown.get()
     assert await manager.interrupt("default")
     answer = await asking
@@ -174,3 +177,18 @@ async def test_always_allow_is_offered_only_when_the_cli_suggests_rules():
     assert [choice.label for choice in shown.choices] == ["✅ Allow", "🚫 Deny"]
     assert "create_issue of the MCP server github" in shown.text and '"title": "bug"' in shown.text
     task.cancel()
+
+
+@pytest.mark.parametrize("action", ["pick 0 0", "done 0"])
+async def test_a_question_button_on_a_tool_prompt_gets_a_short_error_and_the_prompt_still_waits(tmp_path, action):
+    front_end = Shown()
+    manager, spawner, _ = make_manager(tmp_path, front_end)
+    await answered(manager, 5, "hello")
+    asking = asyncio.create_task(spawner.started[0].control_request(can_use_tool("Write", WRITE)))
+    prompt = await front_end.prompts.get()
+
+    reply = await answer(manager, [prompt.id, *action.split()])
+
+    assert reply.text == NOT_AN_ANSWER and manager.prompts.get(prompt.id) is prompt
+    assert manager.prompts.press(prompt.id, "allow") and (await asking)["behavior"] == "allow"
+    await manager.close_all()

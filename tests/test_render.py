@@ -22,6 +22,8 @@ from claude_bridge.telegram.render import (
     utf16_slice,
 )
 
+pytestmark = pytest.mark.fast
+
 EMOJI = ["😀", "🇩🇪", "🇯🇵", "👨‍👩‍👧‍👦", "👍🏽", "❤️"]
 
 

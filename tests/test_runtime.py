@@ -7,7 +7,11 @@ import logging
 import subprocess
 import sys
 
+import pytest
+
 from claude_bridge.runtime import RedactingFormatter
+
+pytestmark = pytest.mark.fast
 
 TOKEN = "123456:AAHsecret-token_value"
 

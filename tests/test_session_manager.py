@@ -13,9 +13,12 @@ from hypothesis import strategies as st
 
 from claude_bridge.errors import SessionError
 from claude_bridge.protocol.events import AssistantText, TurnResult
-from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
+from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.store import Persona, load_personas, validate_name
-from fake_process import FakeClock, FakeSpawner, base_options, drain, result_of
+from claude_bridge.sessions.worker import Delivery, Notice
+from fake_process import FakeClock, FakeSpawner, Shown, base_options, drain, result_of
+
+pytestmark = pytest.mark.fast
 
 PERSONAS = {
     "default": Persona("default", "plain", ""),
@@ -279,12 +282,9 @@ async def test_unsent_inbox_entries_are_delivered_after_a_restart_and_cut_off_on
         {"op": "add", "id": "3", "chat_id": 5, "content": "queued two"},
     ]
     inbox.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"op": "add", "id": "4", "chat')
-    told: list[tuple[int, str]] = []
-
-    async def notify(chat_id: int, text: str) -> None:
-        told.append((chat_id, text))
-
-    again, spawner, _ = make_manager(tmp_path, notify=notify)
+    front_end = Shown()
+    told = front_end.told
+    again, spawner, _ = make_manager(tmp_path, front_end=front_end)
     deliveries = await again.recover()
     results = [result_of(await drain(d)) for d in deliveries]
 

@@ -24,8 +24,9 @@ from claude_bridge.process import pidfile
 from claude_bridge.process.reaping import reap_leftover
 from claude_bridge.protocol.events import TurnResult
 from claude_bridge.sessions.inbox import Inbox
-from claude_bridge.sessions.manager import Delivery, Notice, SessionManager
+from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.store import load_personas
+from claude_bridge.sessions.worker import Delivery, Notice
 from claude_bridge.settings import load_settings
 from conftest import ROOT, cli_env, real_cli_path
 from fake_anthropic import FakeAnthropic, Text

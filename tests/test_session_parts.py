@@ -8,6 +8,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from claude_bridge.protocol.events import TurnResult
 from claude_bridge.sessions.inbox import EntryState, Inbox, InboxEntry, InboxOp
 from claude_bridge.sessions.pool import LivePool
@@ -15,6 +17,8 @@ from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.store import MetaStatus, Persona, SessionStore
 from claude_bridge.sessions.worker import Delivery, SessionWorker
 from fake_process import FakeClock, drain
+
+pytestmark = pytest.mark.fast
 
 # ---- routes ----
 

@@ -18,10 +18,13 @@ from claude_bridge.process import pidfile
 from claude_bridge.process.argv import MARKER_ENV
 from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.protocol.events import START_FAILED
-from claude_bridge.sessions.manager import SessionManager, SessionState
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.sessions.session import SessionState
 from claude_bridge.sessions.store import Persona
 from claude_bridge.settings import load_settings
 from fake_process import base_options
+
+pytestmark = pytest.mark.fast
 
 STATE = Path("sessions/.bot/sessions")
 DAMAGE = [

@@ -7,17 +7,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from telegram import Bot
 
 from claude_bridge.commands.core import Commands
 from claude_bridge.protocol.events import AssistantText, TaskInfo
-from claude_bridge.sessions.manager import Place, SessionManager
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.tools import OutgoingFile
 from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.outbox import Outboxes
-from fake_process import FakeClock, FakeSpawner, base_options, drain
+from fake_process import FakeClock, FakeSpawner, Shown, base_options, drain
 from fake_telegram import FakeBotAPI
+
+pytestmark = pytest.mark.fast
 
 FORUM = -100555
 
@@ -143,13 +147,10 @@ async def test_a_file_claude_sends_from_a_topics_session_goes_to_that_topic(tmp_
 
 
 async def test_a_notice_about_a_topics_session_goes_to_that_topic_and_a_plain_chat_still_gets_its_id(tmp_path):
-    told: list[tuple[object, str]] = []
-
-    async def notify(where: object, text: str) -> None:
-        told.append((where, text))
-
+    front_end = Shown()
+    told = front_end.told
     spawner = FakeSpawner()
-    manager = make_manager(tmp_path, spawner, notify=notify)
+    manager = make_manager(tmp_path, spawner, front_end=front_end)
     await drain(await manager.send(Place(FORUM, 7), "start it", topic="work"))
     await drain(await manager.send(111, "and here"))
     for process in spawner.started:
@@ -158,5 +159,8 @@ async def test_a_notice_about_a_topics_session_goes_to_that_topic_and_a_plain_ch
     await manager.close_all()
 
     places = [where for where, _ in told]
-    assert len(places) == 2 and set(places) == {111, Place(FORUM, 7)}  # one notice each, where each session talks
+    assert len(places) == 2 and set(places) == {
+        Place(111),
+        Place(FORUM, 7),
+    }  # one notice each
     assert all("nightly backup" in text for _, text in told)

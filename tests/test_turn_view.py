@@ -9,9 +9,11 @@ import pytest
 from recording_bot import BotCall, RecordingBot, SteppedClock
 
 from claude_bridge.protocol.events import AssistantText, Event, TextDelta, TurnResult
-from claude_bridge.sessions.manager import Notice
+from claude_bridge.sessions.worker import Notice
 from claude_bridge.telegram.outbox import Outbox
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
+
+pytestmark = pytest.mark.fast
 
 PRIVATE, GROUP = 111, -100500
 

@@ -18,6 +18,8 @@ from claude_bridge.settings import TranscribeSettings, cli_environment, load_set
 from claude_bridge.voice import local_backend_installed, probe, transcribe
 from fake_transcriber import Fails, FakeTranscriber, Hangs, Said
 
+pytestmark = pytest.mark.fast
+
 OGG = b"OggS\x00\x02" + bytes(range(256)) * 4  # not real speech: the fake only records the bytes
 
 

@@ -18,6 +18,7 @@ from claude_bridge.sessions.prompts import Prompt, PromptKind
 PREVIEW_LINES = 12
 PREVIEW_CHARS = 600
 EXPIRED = "⌛ This question is no longer waiting (answered, stopped, or from before a restart)."
+NOT_AN_ANSWER = "That is not an answer this prompt takes; use its buttons or type a reply."
 MODE_WORDS = {
     "default": "ask before tools that change things (you approve each in the chat)",
     "acceptEdits": "file edits run unasked; commands still ask",
@@ -129,7 +130,9 @@ async def answer(manager: SessionManager, args: list[str]) -> Reply:
     """/answer <id> <action>: a prompt's button; a prompt that no longer waits says so and nothing happens."""
     if len(args) < 2:
         return Reply(catalog.usage("answer"))
-    return Reply("✓" if manager.prompts.press(args[0], " ".join(args[1:])) else EXPIRED)
+    if manager.prompts.press(args[0], " ".join(args[1:])):
+        return Reply("✓")
+    return Reply(EXPIRED if manager.prompts.get(args[0]) is None else NOT_AN_ANSWER)
 
 
 async def mode(manager: SessionManager, name: str, notice: str, args: list[str]) -> Reply:

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from claude_bridge.commands import asks, catalog
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import ago, conversation_line, session_line, status_text, task_line
-from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager, Where
+from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
+from claude_bridge.sessions.place import Where
 from claude_bridge.sessions.projects import looks_like_folder
 
 logger = logging.getLogger(__name__)

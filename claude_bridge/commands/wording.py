@@ -1,14 +1,17 @@
-"""How a session reads to the user: a /sessions line, the /status text, the header of Claude's own turn, "5 min ago".
+"""How a session and its turns read to the user: a /sessions line, the /status text, "5 min ago", and the words
+both front ends show around a turn (the header of Claude's own turn, "Queued, #n", the API-retry sentence).
 
-Plain strings from a SessionInfo; the sessions layer only supplies the facts.
+Plain strings from the facts the sessions layer supplies; each front end only adds its own marks (emoji, "[info]").
 """
 
 from __future__ import annotations
 
 import re
 
-from claude_bridge.sessions.manager import SessionInfo, TaskInfo
+from claude_bridge.protocol.events import ApiRetry, TaskInfo
+from claude_bridge.sessions.info import SessionInfo
 from claude_bridge.sessions.transcripts import Conversation
+from claude_bridge.sessions.worker import Delivery
 
 # The CLI's task-notification summary (§16.1): 'Background command "pytest -q" completed (exit code 0)'.
 _BACKGROUND = re.compile(r'^Background command "(?P<what>.*)" (?P<status>\w+)(?: \(exit code (?P<code>-?\d+)\))?$')
@@ -55,6 +58,23 @@ def task_line(task: TaskInfo) -> str:
     """One running background task: what it is, and its id."""
     kind = f", {task.task_type}" if task.task_type else ""
     return f"{task.description or 'a task'} ({task.task_id}{kind})"
+
+
+def claude_turn_title(delivery: Delivery, active: str | None) -> str:
+    """The header of a turn Claude started by itself, naming its session when `active` (the place's) is another."""
+    return claude_turn_header(delivery.header, delivery.session if active != delivery.session else None)
+
+
+def queued_text(position: int) -> str:
+    """Said when a message waits behind others of its session."""
+    return f"Queued, #{position} — Claude answers it after the earlier message(s)."
+
+
+def retry_text(retry: ApiRetry) -> str:
+    """The CLI retrying a failed API call: "API error 529 (Overloaded); retry 2/10 in 4 s"."""
+    status = f" {retry.status}" if retry.status else ""
+    when = f"retry {retry.attempt}/{retry.max_retries} in {retry.delay_ms / 1000:.0f} s"
+    return f"API error{status} ({retry.error}); {when}"
 
 
 def claude_turn_header(header: str, session: str | None = None) -> str:

@@ -109,8 +109,8 @@ class ClaudeSubprocess:
 
     @property
     def busy(self) -> bool:
-        """A turn is running, whoever started it."""
-        return self._current is not None
+        """A turn is running, whoever started it, or Claude's own turn is due (a background task just ended)."""
+        return self._current is not None or self._expect_claude_until > time.monotonic()
 
     @property
     def queue_length(self) -> int:
@@ -151,7 +151,6 @@ class ClaudeSubprocess:
         turn = self._current
         if turn is None or turn.done.is_set():
             return False
-        turn.interrupted = True
         try:
             await self._request(messages.interrupt(), timeout=5.0)
         except BridgeError as exc:
@@ -339,6 +338,8 @@ class ClaudeSubprocess:
             self.last_timings = turn.timings
             if self._state is State.BUSY:
                 self._to(State.READY)
+            if self._notices:  # a task ended during this turn: Claude's turn about it comes next
+                self._expect_claude_turn()
 
     def _begin_claude_turn(self, *, current: bool = True) -> Turn:
         header = "\n".join(self._notices) or CLAUDE_TURN_HEADER
@@ -377,15 +378,19 @@ class ClaudeSubprocess:
                 self._running_tasks.pop(event.task_id, None)
         else:
             self._running_tasks.pop(event.task_id, None)
-            # Measured on 2.1.197 and 2.1.332: a task that ends by itself makes the CLI start Claude's turn at once;
-            # one ended by stop_task ("stopped") does not.
-            if self._current is None and event.status != "stopped":
-                # Hold our next message for Claude's turn, so it does not race it.
+            # Measured on 2.1.197 and 2.1.332: a task that ends by itself makes the CLI start Claude's turn at once
+            # (after the running turn, if one runs); one ended by stop_task ("stopped") does not.
+            if event.status != "stopped":
                 self._notices.append(event.summary or f"Background task {event.task_id} {event.status}")
-                self._expect_claude_until = time.monotonic() + self.options.claude_turn_grace
-                self._wakeup.set()
+                if self._current is None:
+                    self._expect_claude_turn()
         if self._current is not None:
             self._current.push(event)
+
+    def _expect_claude_turn(self) -> None:
+        """Hold our next message (and count as busy) for the Claude turn a task's end is about to start."""
+        self._expect_claude_until = time.monotonic() + self.options.claude_turn_grace
+        self._wakeup.set()
 
     async def _pump(self) -> None:
         """Write the next waiting message whenever the CLI is free: one message at a time, never into a turn."""

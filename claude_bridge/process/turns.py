@@ -27,7 +27,7 @@ class Turn:
     """One turn: its events arrive in order, ending with exactly one TurnResult.
 
     `content` is the message we wrote (None for a turn Claude started); `header` says what started Claude's turn
-    (e.g. 'Background command "pytest -q" completed (exit code 0)'); `origin` is the result's `origin.kind`.
+    (e.g. 'Background command "pytest -q" completed (exit code 0)').
     """
 
     def __init__(self, content: str | list[dict[str, Any]] | None, *, header: str = "") -> None:
@@ -37,7 +37,6 @@ class Turn:
         self.done = asyncio.Event()
         self.result: TurnResult | None = None
         self.timings = TurnTimings()
-        self.interrupted = False
         self.watchdog_fired = False
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._sent_at = 0.0
@@ -54,11 +53,6 @@ class Turn:
     @property
     def started_by_claude(self) -> bool:
         return self.content is None
-
-    @property
-    def origin(self) -> str:
-        """Who started the turn as the CLI's result says ("task-notification", …); "" for a user's message."""
-        return self.result.origin if self.result is not None else ""
 
     @property
     def has_open_tools(self) -> bool:
@@ -96,7 +90,7 @@ class Turn:
                 return
 
     async def wait(self) -> TurnResult:
-        """Wait for the turn's result without reading its events."""
+        """Wait for the turn's result without reading its events (the doctor's one turn)."""
         await self.done.wait()
         assert self.result is not None
         return self.result

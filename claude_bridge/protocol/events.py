@@ -90,6 +90,7 @@ class PermissionRequest:
     input: Mapping[str, Any]
     tool_use_id: str = ""
     reason: str = ""
+    suggestions: tuple[Mapping[str, Any], ...] = ()  # the CLI's `permission_suggestions` ("always allow" rules)
 
     @classmethod
     def of(cls, request: ControlRequest) -> PermissionRequest:
@@ -101,6 +102,7 @@ class PermissionRequest:
             input=dict(body.get("input") or {}),
             tool_use_id=str(body.get("tool_use_id", "")),
             reason=str(body.get("decision_reason", "")),
+            suggestions=tuple(s for s in body.get("permission_suggestions") or [] if isinstance(s, Mapping)),
         )
 
 
@@ -299,99 +301,113 @@ def _flatten_text(content: Any) -> str:
 
 def parse_event(raw: Mapping[str, Any]) -> tuple[Event, ...]:
     """Turn one stream-json object into typed events; unknown types give () (newer CLIs must not break us)."""
-    kind = raw.get("type")
-    subtype = raw.get("subtype")
-    if kind == "system" and subtype == "init":
-        return (
-            SessionStarted(
-                session_id=str(raw.get("session_id", "")),
-                model=str(raw.get("model", "")),
-                cwd=str(raw.get("cwd", "")),
-                permission_mode=str(raw.get("permissionMode", "")),
-                version=str(raw.get("claude_code_version", "")),
-            ),
-        )
-    if kind == "system" and subtype == "api_retry":
-        status = raw.get("error_status")
-        return (
-            ApiRetry(
-                attempt=_number(raw.get("attempt")),
-                max_retries=_number(raw.get("max_retries")),
-                delay_ms=_number(raw.get("retry_delay_ms"), float),
-                error=str(raw.get("error", "")),
-                status=int(status) if isinstance(status, int) else None,
-            ),
-        )
-    if kind == "system" and subtype in TASK_SUBTYPES:
-        return (_task_event(raw),)
-    if kind == "stream_event":
-        inner = raw.get("event") or {}
-        delta = inner.get("delta") or {}
-        is_text = inner.get("type") == "content_block_delta" and delta.get("type") == "text_delta"
-        if is_text and raw.get("parent_tool_use_id") is None and delta.get("text"):
-            return (TextDelta(str(delta["text"])),)
-        return ()
-    if kind == "assistant":
-        if raw.get("parent_tool_use_id") is not None:
-            return ()  # a subagent's inner conversation: its result comes back as the Task tool's result
-        events: list[Event] = []
-        for block in (raw.get("message") or {}).get("content") or []:
-            if not isinstance(block, dict):
-                continue
-            if block.get("type") == "text" and block.get("text"):
-                events.append(AssistantText(str(block["text"])))
-            elif block.get("type") == "tool_use":
-                events.append(
-                    ToolUse(str(block.get("id", "")), str(block.get("name", "")), dict(block.get("input") or {}))
-                )
-        return tuple(events)
-    if kind == "user":
-        content = (raw.get("message") or {}).get("content")
-        if not isinstance(content, list) or raw.get("parent_tool_use_id") is not None:
+    match raw.get("type"), raw.get("subtype"):
+        case "system", "init":
+            return (_session_started(raw),)
+        case "system", "api_retry":
+            return (_api_retry(raw),)
+        case "system", subtype if subtype in TASK_SUBTYPES:
+            return (_task_event(raw),)
+        case "stream_event", _:
+            return _text_delta(raw)
+        case "assistant", _:
+            return _assistant(raw)
+        case "user", _:
+            return _tool_results(raw)
+        case "result", subtype:
+            return (_turn_result(raw, str(subtype or "")),)
+        case "control_request", _:
+            request = raw.get("request") or {}
+            return (ControlRequest(str(raw.get("request_id", "")), str(request.get("subtype", "")), request),)
+        case "control_cancel_request", _:
+            return (ControlCancel(str(raw.get("request_id", ""))),)
+        case "control_response", _:
+            return (_control_response(raw.get("response") or {}),)
+        case kind, subtype:
+            logger.debug("skipping stream-json event type=%s subtype=%s", kind, subtype)
             return ()
-        return tuple(
-            ToolResult(
-                tool_use_id=str(block.get("tool_use_id", "")),
-                is_error=bool(block.get("is_error", False)),
-                preview=_flatten_text(block.get("content"))[:PREVIEW_CHARS],
-            )
-            for block in content
-            if isinstance(block, dict) and block.get("type") == "tool_result"
-        )
-    if kind == "result":
-        return (
-            TurnResult(
-                subtype=str(subtype or ""),
-                is_error=bool(raw.get("is_error", False)),
-                text=str(raw.get("result") or ""),
-                session_id=str(raw.get("session_id", "")),
-                duration_ms=_number(raw.get("duration_ms")),
-                total_cost_usd=_number(raw.get("total_cost_usd"), float),
-                usage=dict(raw.get("usage") or {}),
-                num_turns=_number(raw.get("num_turns")),
-                terminal_reason=str(raw.get("terminal_reason") or ""),
-                errors=tuple(str(e) for e in raw.get("errors") or ()),
-                origin=_origin_kind(raw.get("origin")),
-            ),
-        )
-    if kind == "control_request":
-        request = raw.get("request") or {}
-        return (
-            ControlRequest(
-                request_id=str(raw.get("request_id", "")), subtype=str(request.get("subtype", "")), request=request
-            ),
-        )
-    if kind == "control_cancel_request":
-        return (ControlCancel(str(raw.get("request_id", ""))),)
-    if kind == "control_response":
-        response = raw.get("response") or {}
-        return (
-            ControlResponse(
-                request_id=str(response.get("request_id", "")),
-                ok=response.get("subtype") == "success",
-                error=str(response.get("error", "")),
-                payload=dict(response.get("response") or {}),
-            ),
-        )
-    logger.debug("skipping stream-json event type=%s subtype=%s", kind, subtype)
+
+
+def _session_started(raw: Mapping[str, Any]) -> SessionStarted:
+    return SessionStarted(
+        session_id=str(raw.get("session_id", "")),
+        model=str(raw.get("model", "")),
+        cwd=str(raw.get("cwd", "")),
+        permission_mode=str(raw.get("permissionMode", "")),
+        version=str(raw.get("claude_code_version", "")),
+    )
+
+
+def _api_retry(raw: Mapping[str, Any]) -> ApiRetry:
+    status = raw.get("error_status")
+    return ApiRetry(
+        attempt=_number(raw.get("attempt")),
+        max_retries=_number(raw.get("max_retries")),
+        delay_ms=_number(raw.get("retry_delay_ms"), float),
+        error=str(raw.get("error", "")),
+        status=int(status) if isinstance(status, int) else None,
+    )
+
+
+def _text_delta(raw: Mapping[str, Any]) -> tuple[Event, ...]:
+    """A piece of Claude's own text (`--include-partial-messages`); a subagent's pieces are not shown."""
+    inner = raw.get("event") or {}
+    delta = inner.get("delta") or {}
+    is_text = inner.get("type") == "content_block_delta" and delta.get("type") == "text_delta"
+    if is_text and raw.get("parent_tool_use_id") is None and delta.get("text"):
+        return (TextDelta(str(delta["text"])),)
     return ()
+
+
+def _assistant(raw: Mapping[str, Any]) -> tuple[Event, ...]:
+    if raw.get("parent_tool_use_id") is not None:
+        return ()  # a subagent's inner conversation: its result comes back as the Task tool's result
+    events: list[Event] = []
+    for block in (raw.get("message") or {}).get("content") or []:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "text" and block.get("text"):
+            events.append(AssistantText(str(block["text"])))
+        elif block.get("type") == "tool_use":
+            events.append(ToolUse(str(block.get("id", "")), str(block.get("name", "")), dict(block.get("input") or {})))
+    return tuple(events)
+
+
+def _tool_results(raw: Mapping[str, Any]) -> tuple[Event, ...]:
+    content = (raw.get("message") or {}).get("content")
+    if not isinstance(content, list) or raw.get("parent_tool_use_id") is not None:
+        return ()
+    return tuple(
+        ToolResult(
+            tool_use_id=str(block.get("tool_use_id", "")),
+            is_error=bool(block.get("is_error", False)),
+            preview=_flatten_text(block.get("content"))[:PREVIEW_CHARS],
+        )
+        for block in content
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    )
+
+
+def _turn_result(raw: Mapping[str, Any], subtype: str) -> TurnResult:
+    return TurnResult(
+        subtype=subtype,
+        is_error=bool(raw.get("is_error", False)),
+        text=str(raw.get("result") or ""),
+        session_id=str(raw.get("session_id", "")),
+        duration_ms=_number(raw.get("duration_ms")),
+        total_cost_usd=_number(raw.get("total_cost_usd"), float),
+        usage=dict(raw.get("usage") or {}),
+        num_turns=_number(raw.get("num_turns")),
+        terminal_reason=str(raw.get("terminal_reason") or ""),
+        errors=tuple(str(e) for e in raw.get("errors") or ()),
+        origin=_origin_kind(raw.get("origin")),
+    )
+
+
+def _control_response(response: Mapping[str, Any]) -> ControlResponse:
+    return ControlResponse(
+        request_id=str(response.get("request_id", "")),
+        ok=response.get("subtype") == "success",
+        error=str(response.get("error", "")),
+        payload=dict(response.get("response") or {}),
+    )

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.requests import control_handler
 from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.sessions.file_policy import Protected
+from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.manager import SessionManager
-from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.store import load_personas
 from claude_bridge.settings import Settings, cli_environment
 
 
-def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> SessionManager:
-    """The session manager with real Claude processes."""
+def build_manager(settings: Settings, claude_bin: Path, front_end: FrontEnd | None = None) -> SessionManager:
+    """The session manager with real Claude processes, showing through `front_end` (the front end's port)."""
     personas, _ = load_personas(settings.personas_dir)
     base = ProcessOptions(
         claude_bin=claude_bin,
@@ -29,7 +29,7 @@ def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> S
             options,
             hooks.on_status,
             on_claude_turn=hooks.on_claude_turn,
-            on_control_request=hooks.on_control_request,
+            on_control_request=control_handler(hooks.tools, hooks.on_permission),
         ),
         base_options=base,
         personas=personas,
@@ -37,7 +37,7 @@ def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> S
         max_live=settings.max_live_sessions,
         max_queued=settings.max_queued,
         max_sessions=settings.max_sessions,
-        notify=notify,
+        front_end=front_end,
         upload_limit=int(settings.max_upload_mb * 1024 * 1024),
         project_roots=settings.project_roots,
         protected=Protected.of(
@@ -47,8 +47,6 @@ def build_manager(settings: Settings, claude_bin: Path, notify: Any = None) -> S
             # The .env load_settings read lives in the bot's working folder, which may not be its code's folder.
             bot_folders=(Path.cwd(),) if Path(".env").is_file() else (),
         ),
-        prompts=PromptBoard(
-            remind_after=settings.prompt_reminder_minutes * 60,
-            timeout=settings.prompt_timeout_minutes * 60 if settings.prompt_timeout_minutes else None,
-        ),
+        prompt_reminder=settings.prompt_reminder_minutes * 60,
+        prompt_timeout=settings.prompt_timeout_minutes * 60 if settings.prompt_timeout_minutes else None,
     )

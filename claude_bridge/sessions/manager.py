@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.reaping import reap_adopted, reap_leftover
 from claude_bridge.protocol.events import TaskInfo, TurnResult
 from claude_bridge.sessions.file_policy import Protected, bot_folder
+from claude_bridge.sessions.frontend import FrontEnd, Unattended
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.info import SessionInfo
 from claude_bridge.sessions.place import Place, Where
@@ -33,7 +34,7 @@ from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.routes import ChatRoutes
-from claude_bridge.sessions.session import ProcessLike, Runtime, Session, SessionState, Spawner, cannot_write
+from claude_bridge.sessions.session import Runtime, Session, Spawner, cannot_write
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     PID_FILE,
@@ -44,26 +45,9 @@ from claude_bridge.sessions.store import (
     StateDamaged,
     validate_model,
 )
-from claude_bridge.sessions.tools import FileSink
 from claude_bridge.sessions.transcripts import Conversation, config_dir, list_conversations
 from claude_bridge.sessions.transcripts import find as find_transcript
-from claude_bridge.sessions.worker import Delivery, Notice
-
-__all__ = [
-    "DEFAULT_SESSION",
-    "MODEL_ALIASES",
-    "USER_MODES",
-    "Delivery",
-    "Notice",
-    "Place",
-    "ProcessLike",
-    "SessionInfo",
-    "SessionManager",
-    "SessionState",
-    "Spawner",
-    "TaskInfo",
-    "Where",
-]
+from claude_bridge.sessions.worker import Delivery
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +56,6 @@ MODEL_ALIASES = ("sonnet", "opus", "haiku")
 USER_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 PROMPT_ANSWER = "prompt_answer"  # the result subtype of a typed message that answered a waiting prompt
 DEFAULT_SESSION = "default"
-
-Notifier = Callable[[Where, str], Awaitable[None]]  # a chat id, or a chat's forum topic
 
 
 class SessionManager:
@@ -91,23 +73,22 @@ class SessionManager:
         max_live: int = 4,
         max_queued: int = 20,
         max_sessions: int = 50,
-        notify: Notifier | None = None,
+        front_end: FrontEnd | None = None,
         upload_limit: int = 50 * 1024 * 1024,
         project_roots: tuple[Path, ...] = (),
-        prompts: PromptBoard | None = None,
+        prompt_reminder: float = 600.0,
+        prompt_timeout: float | None = None,
         protected: Protected | None = None,
     ) -> None:
         self.sessions_dir = sessions_dir
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
-        self.notify = notify
-        self.file_sink: FileSink | None = None  # the front end's way to deliver files Claude sends (send_file)
-        # The front end's way to show a turn Claude started by itself (its Delivery has a `header`).
-        self.show_claude_turn: Callable[[Delivery], None] | None = None
+        self.front_end: FrontEnd = front_end or Unattended()
         self._clock = clock
         self.max_queued = max_queued
         self.max_sessions = max_sessions
         self.project_roots = project_roots
-        self.prompts = prompts or PromptBoard()  # Claude's questions waiting for the human; the front end shows them
+        # Claude's questions waiting for the human; the front end shows them.
+        self.prompts = PromptBoard(self.front_end.show_prompt, remind_after=prompt_reminder, timeout=prompt_timeout)
         self._store = SessionStore(sessions_dir, self.personas)
         self._routes = ChatRoutes(self._store.chats_file, self._store.exists)
         self._sessions: dict[str, Session] = {}
@@ -121,8 +102,7 @@ class SessionManager:
             base_options,
             clock,
             self._tell_soon,
-            file_sink=lambda: self.file_sink,
-            show_claude_turn=lambda: self.show_claude_turn,
+            self.front_end,
             upload_limit=upload_limit,
             prompts=self.prompts,
             protected=protected or Protected.of(sessions_dir=sessions_dir, env=base_options.env, secrets=()),
@@ -526,11 +506,8 @@ class SessionManager:
         task.add_done_callback(self._notices.discard)
 
     async def _tell(self, where: Where, text: str) -> None:
-        if self.notify is None:
-            logger.warning("no front end to tell chat %s: %s", Place.of(where).key, text)
-            return
         try:
-            await self.notify(Place.of(where).where, text)
+            await self.front_end.notify(Place.of(where), text)
         except Exception:
             logger.exception("could not notify chat %s", Place.of(where).key)
 

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 ASK_TOOL = "AskUserQuestion"
 PLAN_TOOL = "ExitPlanMode"
-DENIED = "The user denied this tool use in Telegram."
+DENIED = "The user denied this tool use."  # from Telegram or the console: the prompt does not know which
 KEEP_PLANNING = "The user wants to keep planning: do not start yet, refine the plan."
 REMEMBERED_TOOL_USES = 64
 
@@ -126,11 +126,7 @@ class Prompt:
 
     def choose(self, question: int, option: int) -> bool:
         """Pick an option: a single-choice question is answered, a multi-select one toggles it."""
-        if (
-            not self.waiting
-            or question != self.current_question
-            or not 0 <= option < len(self.questions[question].options)
-        ):
+        if not self._asks(question) or not 0 <= option < len(self.questions[question].options):
             return False
         if self.questions[question].multi:
             picked = self.toggled.setdefault(question, set())
@@ -140,10 +136,14 @@ class Prompt:
 
     def done(self, question: int) -> bool:
         """Finish a multi-select question with the toggled options."""
-        if not self.waiting or question != self.current_question:
+        if not self._asks(question):
             return False
         labels = self.questions[question].options
         return self._answered(question, ", ".join(labels[i] for i in sorted(self.toggled.get(question, ()))))
+
+    def _asks(self, question: int) -> bool:
+        """The prompt waits for this question's answer now (a tool or plan prompt asks none)."""
+        return self.waiting and question == self.current_question < len(self.questions)
 
     def typed(self, text: str) -> bool:
         """A typed reply: a question's "Other" answer, a plan's feedback, a tool's denial with the reason."""
@@ -183,10 +183,12 @@ Listener = Callable[[Prompt], None]
 class PromptBoard:
     """Every waiting prompt of every session, by short id; the front end's `listener` hears each change."""
 
-    def __init__(self, *, remind_after: float = 600.0, timeout: float | None = None) -> None:
+    def __init__(
+        self, listener: Listener | None = None, *, remind_after: float = 600.0, timeout: float | None = None
+    ) -> None:
         self.remind_after = remind_after
         self.timeout = timeout  # seconds; None = wait for ever
-        self.listener: Listener | None = None
+        self.listener = listener
         self._prompts: dict[str, Prompt] = {}
         self._tool_uses: dict[str, ToolUse] = {}
         self._seen = asyncio.Condition()
@@ -208,16 +210,13 @@ class PromptBoard:
                 await self._seen.wait_for(lambda: tool_use_id in self._tool_uses)
         return self._tool_uses.get(tool_use_id)
 
-    async def prompt_for(
-        self, request: PermissionRequest, session: str, where: Where, raw: Mapping[str, Any]
-    ) -> Prompt:
-        """The Prompt for one `can_use_tool` request (`raw` = the request body, for its suggestions)."""
+    async def prompt_for(self, request: PermissionRequest, session: str, where: Where) -> Prompt:
+        """The Prompt for one permission request of the CLI's."""
         place = Place.of(where)
 
         def prompt(kind: PromptKind, **fields: Any) -> Prompt:
             return Prompt(self._new_id(), session, place.chat_id, kind, request, thread_id=place.thread_id, **fields)
 
-        suggestions = tuple(s for s in raw.get("permission_suggestions") or [] if isinstance(s, Mapping))
         if request.tool_name == ASK_TOOL:
             questions = tuple(Question.of(q) for q in request.input.get("questions") or [] if isinstance(q, Mapping))
             return prompt(PromptKind.QUESTION, questions=questions)
@@ -227,7 +226,7 @@ class PromptBoard:
                 seen = await self.tool_use(request.tool_use_id)
                 plan = str(seen.input.get("plan") or "") if seen else ""
             return prompt(PromptKind.PLAN, plan=plan or "(no plan text)")
-        return prompt(PromptKind.TOOL, suggestions=suggestions)
+        return prompt(PromptKind.TOOL, suggestions=request.suggestions)
 
     def _new_id(self) -> str:
         # Random, not counted: a button from before a restart must never hit a new prompt.

@@ -13,7 +13,7 @@ import contextlib
 import errno
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -21,11 +21,11 @@ from typing import Any, Protocol
 
 from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.requests import OnPermission
 from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.events import (
     CANCELLED,
     START_FAILED,
-    ControlRequest,
     PermissionRequest,
     ProcessStatus,
     TaskInfo,
@@ -33,8 +33,9 @@ from claude_bridge.protocol.events import (
     TurnResult,
 )
 from claude_bridge.protocol.mcp import McpServer, mcp_config
-from claude_bridge.protocol.messages import allow, deny, mcp_response
+from claude_bridge.protocol.messages import deny
 from claude_bridge.sessions.file_policy import Protected
+from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
@@ -49,7 +50,7 @@ from claude_bridge.sessions.store import (
     SessionStore,
 )
 from claude_bridge.sessions.tools import SYSTEM_PROMPT as TOOLS_PROMPT
-from claude_bridge.sessions.tools import FileSink, ToolContext, session_tools
+from claude_bridge.sessions.tools import ToolContext, session_tools
 from claude_bridge.sessions.transcripts import is_session_id
 from claude_bridge.sessions.worker import SHUTDOWN_UNSENT, Delivery, SessionWorker, failure
 
@@ -93,11 +94,13 @@ class ProcessLike(Protocol):
 
 @dataclass(frozen=True)
 class ProcessHooks:
-    """How a process talks back to its session: status changes, turns Claude starts, the CLI's own requests."""
+    """How a process talks back to its session: status changes, turns Claude starts, the tools the session serves
+    and its answer to a permission request (typed: the process layer reads the CLI's control requests)."""
 
     on_status: Callable[[ProcessStatus], None]
-    on_claude_turn: Callable[[Turn], None] | None = None
-    on_control_request: Callable[[ControlRequest], Awaitable[Mapping[str, Any]]] | None = None
+    on_claude_turn: Callable[[Turn], None]
+    tools: McpServer
+    on_permission: OnPermission
 
 
 Spawner = Callable[[ProcessOptions, ProcessHooks], ProcessLike]
@@ -113,9 +116,7 @@ class Runtime:
     base: ProcessOptions
     clock: Callable[[], float]
     tell: Callable[[Place, str], None]  # a notice for a chat (topic) outside any delivery (fire and forget)
-    file_sink: Callable[[], FileSink | None] = lambda: None  # how send_file reaches the chat (the front end's)
-    # How a turn Claude started by itself reaches the chat (the front end's).
-    show_claude_turn: Callable[[], Callable[[Delivery], None] | None] = lambda: None
+    front_end: FrontEnd  # shows Claude's own turns, delivers the files Claude sends
     upload_limit: int = 50 * 1024 * 1024
     prompts: PromptBoard = field(default_factory=PromptBoard)  # Claude's questions waiting for the human
     protected: Protected = field(default_factory=Protected)  # what no tool may send (file_policy)
@@ -140,8 +141,8 @@ class Session:
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
         context = ToolContext(
             self.directory,
-            lambda: self.last_place,
-            runtime.file_sink,
+            self._turn_place,
+            runtime.front_end.send_file,
             runtime.upload_limit,
             own=(self.directory, self.state_dir / "files"),
             protected=runtime.protected,
@@ -162,15 +163,6 @@ class Session:
         return self.process is not None and not self.process.failed
 
     @property
-    def last_chat_id(self) -> int | None:
-        """The chat that last talked to this session (kept in metadata): Claude's own turns and notices go there."""
-        return self.meta.last_chat_id
-
-    @last_chat_id.setter
-    def last_chat_id(self, chat_id: int | None) -> None:
-        self.meta.last_chat_id = chat_id
-
-    @property
     def last_place(self) -> Place | None:
         """The chat (and forum topic) that last talked to this session: Claude's own turns and files go there."""
         if self.meta.last_chat_id is None:
@@ -187,9 +179,11 @@ class Session:
 
         The pool neither suspends nor evicts a busy session."""
         # A question waiting for the human is work in progress too.
+        # The process is busy too between a background task's end and Claude's turn that reports it.
         return (
             self.worker.busy
             or self.claude_busy
+            or (self.process is not None and self.process.busy)
             or bool(self.running_tasks)
             or bool(self._rt.prompts.waiting(self.name))
         )
@@ -279,6 +273,9 @@ class Session:
     async def _ensure_live(self, delivery: Delivery) -> ProcessLike:
         if self.process is not None and self.restart_pending:
             delivery.notice(f"Restarting session “{self.name}” with its new settings…")
+            # A restart waits for Claude's own turn as a message does: it must not cut it off.
+            while running := [task for task in self.claude_turns if not task.done()]:
+                await asyncio.wait(running)
             await self.stop_process(MetaStatus.SUSPENDED)
         if self.process is not None and not self.process.failed:
             return self.process
@@ -287,9 +284,7 @@ class Session:
         max_live = self._rt.pool.max_live
         waiting = f"All {max_live} live sessions are busy; your message starts as soon as one finishes."
         async with self._rt.pool.slot(self, lambda: delivery.notice(waiting)):
-            hooks = ProcessHooks(
-                self._on_status, on_claude_turn=self._on_claude_turn, on_control_request=self._on_control_request
-            )
+            hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.tools, self._ask_human)
             process = self._rt.spawn(self._options(), hooks)
             # Set before start(): a shutdown during the start still finds and stops it.
             self.process = process
@@ -301,8 +296,10 @@ class Session:
             except BaseException:
                 if self.process is process:
                     self.process = None
-                with contextlib.suppress(Exception):
+                try:
                     await process.stop()
+                except Exception:
+                    logger.warning("session %s: cleaning up a failed start failed too", self.name, exc_info=True)
                 raise
         return process
 
@@ -330,30 +327,13 @@ class Session:
             pid_file=self.state_dir / PID_FILE,
         )
 
-    async def _on_control_request(self, request: ControlRequest) -> Mapping[str, Any]:
-        """The CLI asks us: a call of the bot's own tools (MCP over the control channel), or a permission."""
-        if request.subtype == "mcp_message":
-            server = request.request.get("server_name")
-            message = request.request.get("message")
-            if server != self.tools.name or not isinstance(message, Mapping):
-                raise BridgeError(f"no MCP server named {server!r} here")
-            return mcp_response(await self.tools.handle(message))
-        if request.subtype == "can_use_tool":
-            permission = PermissionRequest.of(request)
-            if permission.tool_name in self._own_tools():
-                # The bot's own tools never need the human (and --allowedTools normally keeps them from asking).
-                return allow(permission.input)
-            return await self._ask_human(permission, request.request)
-        raise BridgeError(f"the bot does not answer {request.subtype!r} requests")
-
-    async def _ask_human(self, permission: PermissionRequest, body: Mapping[str, Any]) -> Mapping[str, Any]:
+    async def _ask_human(self, permission: PermissionRequest) -> Mapping[str, Any]:
         """A tool approval, a question or a plan: shown in the chat of the message being answered (else the last)."""
-        current = self.worker.current
-        place = current.place if current is not None else self.last_place
+        place = self._turn_place()
         if place is None:
             return deny("Nobody is in a chat with this session to approve it.")
         board = self._rt.prompts
-        prompt = await board.prompt_for(permission, self.name, place, body)
+        prompt = await board.prompt_for(permission, self.name, place)
         answer = await board.ask(prompt)
         if prompt.kind == PromptKind.PLAN and answer.get("behavior") == "allow" and self.meta.permission_mode == "plan":
             # The CLI leaves plan mode once its plan is approved (§16.3); a restart must not bring it back.
@@ -364,16 +344,17 @@ class Session:
     async def _ask_for_tool(self, tool: str, tool_input: Mapping[str, Any], reason: str) -> bool:
         """One of the bot's own tools asks the human, with the same prompt as a CLI tool call: True if allowed."""
         request = PermissionRequest(f"bot-{secrets.token_hex(4)}", tool, tool_input, reason=reason)
-        answer = await self._ask_human(request, {})
+        answer = await self._ask_human(request)
         return answer.get("behavior") == "allow"
 
-    def _own_tools(self) -> set[str]:
-        return {tool.qualified_name for tool in self.tools.tools.values()}
+    def _turn_place(self) -> Place | None:
+        """Where the running turn's answer goes: the message's place, else where Claude's own turns go."""
+        current = self.worker.current
+        return current.place if current is not None else self.last_place
 
     def _on_claude_turn(self, turn: Turn) -> None:
         """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
         place = self.last_place
-        show = self._rt.show_claude_turn()
         header = turn.header or "Claude continued on its own"
         delivery = Delivery(
             self.name,
@@ -384,10 +365,10 @@ class Session:
             header=header,
             thread_id=place.thread_id if place else None,
         )
-        if place is None or show is None:
+        if place is None:
             logger.warning("session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, header)
         else:
-            show(delivery)
+            self._rt.front_end.show_claude_turn(delivery)
         relay = self._relay_claude_turn(self.process, turn, delivery)
         task = asyncio.get_running_loop().create_task(relay, name=f"claude-turn-{self.name}")
         self.claude_turns.add(task)

@@ -61,8 +61,8 @@ class ToolContext:
     """What the tools of one session need: its folder, where its answers go, how files get there, what is whose."""
 
     cwd: Path
-    place: Callable[[], Place | None]
-    sink: Callable[[], FileSink | None]
+    place: Callable[[], Place | None]  # the place of the turn that runs now
+    sink: FileSink
     upload_limit: int
     own: Sequence[Path] = ()  # the session's own folders (workspace, files/): sent without asking
     protected: Protected = field(default_factory=Protected)
@@ -112,8 +112,8 @@ async def send_file(context: ToolContext, arguments: Mapping[str, Any]) -> ToolO
     refusal = await _permission(context, judgement, caption)
     if refusal:
         return ToolOutcome(refusal, is_error=True)
-    place, sink = context.place(), context.sink()
-    if place is None or sink is None:
+    place, sink = context.place(), context.sink
+    if place is None:
         return ToolOutcome("No chat to send to: nobody has written to this session from Telegram yet.", is_error=True)
     note = ""
     if len(caption) > CAPTION_LIMIT:

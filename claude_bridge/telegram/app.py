@@ -9,14 +9,10 @@ import asyncio
 import base64
 import contextlib
 import logging
-import re
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiofiles
-import httpx
 from telegram import (
     BotCommand,
     InlineKeyboardButton,
@@ -40,9 +36,14 @@ from telegram.ext import (
 from claude_bridge.commands.catalog import SPECS, menu
 from claude_bridge.commands.core import Commands
 from claude_bridge.commands.reply import Choice, Reply
-from claude_bridge.commands.wording import claude_turn_header
-from claude_bridge.errors import BridgeError
-from claude_bridge.sessions.manager import Delivery, Place, SessionManager, Where
+from claude_bridge.commands.wording import claude_turn_title, queued_text
+from claude_bridge.errors import BridgeError, TranscriptionError
+from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.prompts import Prompt
+from claude_bridge.sessions.tools import OutgoingFile
+from claude_bridge.sessions.worker import Delivery
 from claude_bridge.settings import Settings
 from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.gate import make_gate, place_allowed
@@ -51,25 +52,23 @@ from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
 from claude_bridge.telegram.topics import open_topic, place_of, topic_opened, topic_title
-from claude_bridge.telegram.voice import Borrowed, voice_handler
+from claude_bridge.telegram.uploads import Attachment, attachment_of, download, image_type
+from claude_bridge.telegram.voice import claude_message, not_transcribed, quoted, voice_off, words_of
 
 logger = logging.getLogger(__name__)
 
 BUTTONS_PER_ROW = 4
 SHORT_LABEL = 12  # characters; longer labels get a row each so Telegram does not cut them
-DOWNLOAD_CHUNK = 64 * 1024
-DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class BotState:
     """What the handlers share; lives in `application.bot_data["state"]`."""
 
-    def __init__(self, settings: Settings, manager: SessionManager) -> None:
+    def __init__(self, settings: Settings, manager: SessionManager, outboxes: Outboxes | None = None) -> None:
         self.settings = settings
         self.manager = manager
         self.commands = Commands(manager)
-        self.outboxes = Outboxes()
+        self.outboxes = outboxes or Outboxes()
         self.prefs: dict[int, ChatPrefs] = {}
         self.views: set[asyncio.Task[None]] = set()
         self.download_limit = int(settings.max_download_mb * 1024 * 1024)
@@ -97,7 +96,7 @@ async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, *
         return
     message = update.effective_message
     future = sender_of(context, update).text(text, reply_to=message.message_id if message else None, **kwargs)
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(TelegramError):  # the outbox logged it; a reply nobody can see needs nothing more
         await future
 
 
@@ -110,13 +109,9 @@ async def run_delivery(state: BotState, bot: Any, delivery: Delivery, reply_to: 
     sender = Sender(bot, state.outboxes(chat_id), delivery.thread_id)
     if delivery.by_claude:
         # Claude's own turn: a message of its own (so the phone notifies) saying what started it.
-        active = state.manager.active_session(delivery.place)
-        elsewhere = delivery.session if active != delivery.session else None
-        sender.answer(claude_turn_header(delivery.header, elsewhere))
+        sender.answer(claude_turn_title(delivery, state.manager.active_session(delivery.place)))
     if delivery.position > 0:
-        sender.text(
-            f"⏳ Queued, #{delivery.position} — Claude answers it after the earlier message(s).", reply_to=reply_to
-        )
+        sender.text(f"⏳ {queued_text(delivery.position)}", reply_to=reply_to)
     prefs = state.prefs.setdefault(chat_id, ChatPrefs())
     view = TurnView(sender, prefs, reply_to=reply_to, queued=delivery.position > 0)
     await view.run(delivery.events())
@@ -166,158 +161,67 @@ async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, context, "✏️ Edited messages are not sent to Claude; send the change as a new message.")
 
 
-async def on_upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A document or photo is saved in the session's files/ and described to Claude (photos also as images)."""
+async def save_attachment(update: Update, context: ContextTypes.DEFAULT_TYPE, attachment: Attachment) -> Path:
+    """Stream the message's file into its active session's files/ (the first message creates the session, so the
+    file has a home); a BridgeError, which the error handler shows, says why not."""
+    state = state_of(context)
+
+    async def folder() -> Path:
+        name, notice = state.manager.ensure_active(place_of(update), topic=topic_title(update))
+        if notice:
+            await reply(update, context, f"ℹ️ {notice}")
+        return state.manager.files_dir(name)
+
+    return await download(attachment, state.download_limit, folder)
+
+
+async def on_attachment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A document, photo, voice note or audio file: saved in the session's files/, then given to Claude (a file
+    described, a photo also as an image, a voice note as its transcript)."""
     message = update.effective_message
     assert message is not None
-    if message.photo:
-        item: Any = message.photo[-1]
-        original = f"photo-{message.message_id}.jpg"
-    elif message.document:
-        item = message.document
-        original = message.document.file_name or f"file-{message.message_id}"
-    else:
+    attachment = attachment_of(message)
+    if attachment is None:
         return
-    async with in_line(update, context) as hand_over:
-        path = await download_to_files(update, context, item, original)
-        if path is None:
-            return
-        data = await asyncio.to_thread(path.read_bytes) if message.photo else b""
-        caption = message.caption or ""
-        note = f"[The user sent a file, saved at {path.relative_to(path.parent.parent)} (absolute path {path}).]"
-        text = f"{note}\n{caption}" if caption else note
-        content: str | list[dict[str, Any]] = text
-        media_type = image_type(data)
-        if message.photo and media_type:
-            image = {"type": "base64", "media_type": media_type, "data": base64.b64encode(data).decode()}
-            content = [{"type": "image", "source": image}, {"type": "text", "text": text}]
-        await hand_over(lambda: submit(update, context, content))
+    async with in_line(update, context) as hand_over:  # later texts wait for this one
+        path = await save_attachment(update, context, attachment)
+        content: str | list[dict[str, Any]] | None
+        if attachment.kind in ("voice", "audio"):
+            content = await _heard(update, context, path)
+        else:
+            content = await _described(attachment, path, message.caption or "")
+        if content is not None:
+            await hand_over(lambda: submit(update, context, content))
 
 
-class TooBig(Exception):
-    """The download passed the limit (Telegram gave no size, or a wrong one)."""
+async def _described(attachment: Attachment, path: Path, caption: str) -> str | list[dict[str, Any]]:
+    """What Claude reads about a saved file: where it is, the caption, and a photo itself when Claude can see it."""
+    note = f"[The user sent a file, saved at {path.relative_to(path.parent.parent)} (absolute path {path}).]"
+    text = f"{note}\n{caption}" if caption else note
+    data = await asyncio.to_thread(path.read_bytes) if attachment.kind == "photo" else b""
+    media_type = image_type(data)
+    if media_type is None:
+        return text
+    image = {"type": "base64", "media_type": media_type, "data": base64.b64encode(data).decode()}
+    return [{"type": "image", "source": image}, {"type": "text", "text": text}]
 
 
-async def _stream(item: Any, write: Callable[[bytes], Awaitable[Any]], limit: int) -> None:
-    """Fetch an attachment chunk by chunk into `write`, counting bytes: raises TooBig past `limit`."""
-    telegram_file = await item.get_file()
-    source = telegram_file.file_path or ""
-    total = 0
-
-    async def take(chunk: bytes) -> None:
-        nonlocal total
-        total += len(chunk)
-        if total > limit:
-            raise TooBig
-        await write(chunk)
-
-    if Path(source).is_absolute():  # a self-hosted Bot API server in local mode
-        async with aiofiles.open(source, "rb") as handle:
-            while chunk := await handle.read(DOWNLOAD_CHUNK):
-                await take(chunk)
-        return
-    async with httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT) as client, client.stream("GET", source) as response:
-        response.raise_for_status()
-        async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
-            await take(chunk)
-
-
-def _too_big_text(limit: int, size: float | None = None) -> str:
-    said = f"That file is {size / 2**20:.1f} MB; " if size else "That file is too big: "
-    return (
-        f"⚠️ {said}the bot can download at most {limit / 2**20:.0f} MB "
-        "(Telegram's limit for bots; a self-hosted Bot API server allows more, see MAX_DOWNLOAD_MB). "
-        "Nothing was sent to Claude."
-    )
-
-
-async def _refused_by_size(update: Update, context: ContextTypes.DEFAULT_TYPE, item: Any, limit: int) -> bool:
-    if item.file_size and item.file_size > limit:
-        await reply(update, context, _too_big_text(limit, item.file_size))
-        return True
-    return False
-
-
-async def download(update: Update, context: ContextTypes.DEFAULT_TYPE, item: Any) -> bytes | None:
-    """An attachment's bytes (never more than the limit in memory), or None after telling the user why not."""
-    limit = state_of(context).download_limit
-    if await _refused_by_size(update, context, item, limit):
+async def _heard(update: Update, context: ContextTypes.DEFAULT_TYPE, path: Path) -> str | None:
+    """A saved voice note's transcript, shown quoted with 🎤, as Claude's message; None after saying why not."""
+    message = update.effective_message
+    assert message is not None
+    settings = state_of(context).settings.transcribe
+    if not settings.enabled:
+        await reply(update, context, voice_off(path))
         return None
-    data = bytearray()
-
-    async def append(chunk: bytes) -> None:
-        data.extend(chunk)
-
     try:
-        await _stream(item, append, limit)
-    except TooBig:
-        await reply(update, context, _too_big_text(limit))
+        text = await words_of(path, settings)
+    except TranscriptionError as exc:
+        logger.warning("chat %s: transcription failed: %s", message.chat_id, exc)
+        await reply(update, context, not_transcribed(path, exc))
         return None
-    except Exception as exc:
-        logger.warning("download of an upload failed: %s", exc)
-        await reply(update, context, f"⚠️ Could not download the file from Telegram: {exc}")
-        return None
-    return bytes(data)
-
-
-async def download_to_files(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, item: Any, original: str
-) -> Path | None:
-    """Stream an attachment into the active session's files/ (a temp file renamed when complete), or None after
-    telling the user why not; past the limit the partial file is deleted, whatever size Telegram announced."""
-    state = state_of(context)
-    limit = state.download_limit
-    if await _refused_by_size(update, context, item, limit):
-        return None
-    name, notice = state.manager.ensure_active(place_of(update), topic=topic_title(update))
-    if notice:
-        await reply(update, context, f"ℹ️ {notice}")
-    final = state.manager.files_dir(name) / unique_name(original)
-    partial = final.with_name(f".{final.name}.part")
-    try:
-        async with aiofiles.open(partial, "wb") as handle:
-            await _stream(item, handle.write, limit)
-        partial.replace(final)
-    except TooBig:
-        partial.unlink(missing_ok=True)
-        await reply(update, context, _too_big_text(limit))
-        return None
-    except Exception as exc:
-        partial.unlink(missing_ok=True)
-        logger.warning("download of an upload failed: %s", exc)
-        await reply(update, context, f"⚠️ Could not download the file from Telegram: {exc}")
-        return None
-    return final
-
-
-async def save_upload(update: Update, context: ContextTypes.DEFAULT_TYPE, original: str, data: bytes) -> Path:
-    """Save an attachment in the active session's files/ (creating the default session first if there is none)."""
-    state = state_of(context)
-    # The first message creates the default session (or the topic's); do that now so the file has a home.
-    name, notice = state.manager.ensure_active(place_of(update), topic=topic_title(update))
-    if notice:
-        await reply(update, context, f"ℹ️ {notice}")
-    path = state.manager.files_dir(name) / unique_name(original)
-    async with aiofiles.open(path, "wb") as handle:
-        await handle.write(data)
-    return path
-
-
-def image_type(data: bytes) -> str | None:
-    """The media type of an image Claude accepts, from its first bytes."""
-    signatures = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png", b"GIF8": "image/gif"}
-    for magic, media_type in signatures.items():
-        if data.startswith(magic):
-            return media_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
-def unique_name(original: str) -> str:
-    """A safe file name: no path parts, only [A-Za-z0-9._-], prefixed with a timestamp to be unique."""
-    base = SAFE_NAME.sub("_", Path(original).name).strip("._") or "file"
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 1_000_000:06d}-{base[-100:]}"
+    sender_of(context, update).chunk(quoted(text), reply_to=message.message_id)  # it goes before Claude's answer
+    return claude_message(text, path, message.caption)
 
 
 # ---- commands: run by the command layer, shown here --------------------------------------------------
@@ -351,7 +255,7 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
                 await context.bot.delete_forum_topic(place.chat_id, place.thread_id or 0)
         raise
     if place != place_of(update):  # /new opened a topic: the answer goes there, and here a pointer to it
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(TelegramError):  # the outbox logged it; the pointer below still goes out
             await sender_for(context, place.chat_id, place.thread_id).text(answer.text)
         answer = Reply(topic_opened(line))
     await show(update, context, answer)
@@ -371,11 +275,15 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An inline button: its callback_data is the command to run; the buttons go away once one is pressed."""
     query = update.callback_query
     assert query is not None
-    with contextlib.suppress(Exception):
+    try:
         await query.answer()
-    with contextlib.suppress(Exception):
+    except TelegramError as exc:  # "query is too old" (pressed long ago, or across a restart): the command still runs
+        logger.info("could not answer a button press: %s", exc)
+    try:
         if isinstance(query.message, Message):
             await query.message.edit_reply_markup(None)
+    except TelegramError as exc:  # the message is gone or already without buttons
+        logger.info("could not remove the buttons of a pressed message: %s", exc)
     await show(update, context, await state_of(context).commands.run(place_of(update), query.data or ""))
 
 
@@ -404,15 +312,40 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, f"⚠️ {error}")
         return
     logger.error("error while handling an update", exc_info=error)
-    with contextlib.suppress(Exception):
-        sender_of(context, update).text(f"⚠️ Internal error: {error}")
+    sender_of(context, update).text(f"⚠️ Internal error: {error}")  # a failure to send is the outbox's to log
 
 
 # ---- wiring --------------------------------------------------------------------------------------
 
 
-def build_application(settings: Settings, manager: SessionManager) -> Application[Any, Any, Any, Any, Any, Any]:
-    """The PTB Application with every handler; no network until it is started."""
+class TelegramFrontEnd:
+    """The sessions' FrontEnd port over this Application: notices, Claude's own turns, files and prompts, each in
+    its place. Handed to the manager when it is built; its turn views share the handlers' state (bot_data)."""
+
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], outboxes: Outboxes) -> None:
+        self.app = app
+        self.outboxes = outboxes
+        self._files = file_sink(app.bot, outboxes)
+        self._prompts = PromptMessages(app.bot, outboxes)
+
+    async def notify(self, place: Place, text: str) -> None:
+        await Sender(self.app.bot, self.outboxes(place.chat_id), place.thread_id).text(text)
+
+    def show_claude_turn(self, delivery: Delivery) -> None:
+        start_view(self.app.bot_data["state"], self.app.bot, delivery, None)
+
+    async def send_file(self, outgoing: OutgoingFile) -> None:
+        await self._files(outgoing)
+
+    def show_prompt(self, prompt: Prompt) -> None:
+        self._prompts(prompt)
+
+
+def build_application(
+    settings: Settings, manager_for: Callable[[FrontEnd], SessionManager]
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """The PTB Application with every handler, and its session manager (`manager_for` gets the Telegram front end's
+    port); no network until it is started."""
     app = (
         ApplicationBuilder()
         .token(settings.telegram_token)
@@ -431,17 +364,9 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
         .post_shutdown(post_shutdown)
         .build()
     )
-    state = BotState(settings, manager)
+    outboxes = Outboxes()
+    state = BotState(settings, manager_for(TelegramFrontEnd(app, outboxes)), outboxes)
     app.bot_data["state"] = state
-
-    async def notify(where: Where, text: str) -> None:
-        place = Place.of(where)
-        await Sender(app.bot, state.outboxes(place.chat_id), place.thread_id).text(text)
-
-    manager.notify = notify
-    manager.file_sink = file_sink(app.bot, state.outboxes)
-    manager.show_claude_turn = lambda delivery: start_view(state, app.bot, delivery, None)
-    manager.prompts.listener = PromptMessages(app.bot, state.outboxes)
 
     def notify_soon(chat_id: int, text: str) -> None:
         Sender(app.bot, state.outboxes(chat_id)).text(text)
@@ -454,8 +379,7 @@ def build_application(settings: Settings, manager: SessionManager) -> Applicatio
     app.add_handler(CallbackQueryHandler(on_button))
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, on_edited))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
-    app.add_handler(MessageHandler(filters.Document.ALL | filters.PHOTO, on_upload))
-    app.add_handler(voice_handler(settings.transcribe, Borrowed(download, save_upload, submit, sender_of, in_line)))
+    app.add_handler(MessageHandler(filters.Document.ALL | filters.PHOTO | filters.VOICE | filters.AUDIO, on_attachment))
     app.add_handler(TypeHandler(Update, on_raw_update), group=1)
     app.add_error_handler(on_error)
     return app

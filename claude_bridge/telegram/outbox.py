@@ -142,6 +142,7 @@ class Outbox:
         self._frames: OrderedDict[str, _Op] = OrderedDict()
         self._wakeup = asyncio.Event()
         self._retry_at = 0.0
+        self._in_flight: _Op | None = None  # taken off the queues, awaiting Telegram's answer
         self._task: asyncio.Task[None] | None = None
 
     def send(self, call: Call, *, fallback: Call | None = None, kind: OpKind = OpKind.MESSAGE) -> asyncio.Future[Any]:
@@ -169,8 +170,8 @@ class Outbox:
 
     @property
     def idle(self) -> bool:
-        """Nothing waits to be sent."""
-        return not self._messages and not self._frames
+        """Nothing waits to be sent, and no call awaits Telegram's answer (dropping it would lose that call)."""
+        return not self._messages and not self._frames and self._in_flight is None
 
     def drop(self) -> None:
         """Stop an idle outbox's task (it only waits for work); its budget is forgotten."""
@@ -221,7 +222,11 @@ class Outbox:
                 await self._pause(delay)  # a new op may be more urgent (a message overtakes frames): re-pick
                 continue
             self._take(op)
-            await self._perform(op)
+            self._in_flight = op
+            try:
+                await self._perform(op)
+            finally:
+                self._in_flight = None
 
     async def _pause(self, seconds: float) -> None:
         """Sleep `seconds` on the clock, or until something new is queued."""
@@ -317,7 +322,7 @@ class Outboxes:
         box = self._boxes.get(chat_id)
         if box is None:
             box = self._boxes[chat_id] = Outbox(chat_id, clock=self._clock)
-            self._trim()
+            self._trim(keep=chat_id)
         self._boxes.move_to_end(chat_id)
         return box
 
@@ -327,8 +332,9 @@ class Outboxes:
     def __contains__(self, chat_id: object) -> bool:
         return chat_id in self._boxes
 
-    def _trim(self) -> None:
-        for chat_id in [c for c, box in self._boxes.items() if box.idle][: max(0, len(self._boxes) - self._limit)]:
+    def _trim(self, *, keep: int) -> None:
+        idle = [c for c, box in self._boxes.items() if box.idle and c != keep]  # `keep` is the box being handed out
+        for chat_id in idle[: max(0, len(self._boxes) - self._limit)]:
             self._boxes.pop(chat_id).drop()
 
     async def close(self) -> None:

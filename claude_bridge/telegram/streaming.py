@@ -21,6 +21,7 @@ from telegram.constants import ChatAction
 from telegram.error import RetryAfter, TelegramError
 
 from claude_bridge.commands.describe import tool_line
+from claude_bridge.commands.wording import retry_text
 from claude_bridge.protocol.events import (
     ApiRetry,
     AssistantText,
@@ -31,7 +32,7 @@ from claude_bridge.protocol.events import (
     ToolUse,
     TurnResult,
 )
-from claude_bridge.sessions.manager import Notice
+from claude_bridge.sessions.worker import Notice
 from claude_bridge.telegram.outbox import OpKind, Outbox
 from claude_bridge.telegram.render import (
     Chunk,
@@ -169,8 +170,6 @@ class TurnView:
                 self._draft()  # an empty draft shows Telegram's "Thinking…" bubble at once
             async for event in events:
                 self._on_event(event)
-                if isinstance(event, TurnResult):
-                    self.result = event
             await self._finish()
         finally:
             typing.cancel()
@@ -179,32 +178,28 @@ class TurnView:
         return self.result
 
     def _on_event(self, event: Event | Notice) -> None:
-        if isinstance(event, Notice):
-            self.sender.text(f"ℹ️ {event.text}")
-        elif isinstance(event, ProcessStatus):
-            if event.kind != "crashed":  # the turn's own error already says it crashed
-                self.sender.text(f"⚙️ {event.message}")
-        elif isinstance(event, TextDelta):
-            self.streaming += event.text
-            self._live_frame()
-        elif isinstance(event, AssistantText):
-            self.parts.append(event.text)
-            self.streaming = ""
-            self._live_frame()
-        elif isinstance(event, ToolUse):
-            self._progress_line(event.id, tool_line(event.name, dict(event.input)))
-        elif isinstance(event, ToolResult):
-            if event.is_error and event.tool_use_id in self.progress.index:
-                i = self.progress.index[event.tool_use_id]
+        match event:
+            case Notice(text=text):
+                self.sender.text(f"ℹ️ {text}")
+            case ProcessStatus(kind=kind, message=message) if kind != "crashed":  # the turn's error says it crashed
+                self.sender.text(f"⚙️ {message}")
+            case TextDelta(text=text):
+                self.streaming += text
+                self._live_frame()
+            case AssistantText(text=text):
+                self.parts.append(text)
+                self.streaming = ""
+                self._live_frame()
+            case ToolUse(id=key, name=name, input=tool_input):
+                self._progress_line(key, tool_line(name, dict(tool_input)))
+            case ToolResult(is_error=True, tool_use_id=key) if key in self.progress.index:
+                i = self.progress.index[key]
                 self.progress.lines[i] = self.progress.lines[i] + "  ✗"
                 self._progress_frame()
-        elif isinstance(event, ApiRetry):
-            status = f" {event.status}" if event.status else ""
-            self._progress_line(
-                f"retry-{event.attempt}",
-                f"⏳ API error{status} ({event.error}); retry {event.attempt}/{event.max_retries} "
-                f"in {event.delay_ms / 1000:.0f} s",
-            )
+            case ApiRetry(attempt=attempt):
+                self._progress_line(f"retry-{attempt}", f"⏳ {retry_text(event)}")
+            case TurnResult():
+                self.result = event
 
     def _key(self, name: str) -> str:
         return f"{self.view_id}:{name}"

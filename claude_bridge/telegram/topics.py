@@ -8,7 +8,7 @@ from __future__ import annotations
 from telegram import Bot, Chat, Update
 
 from claude_bridge.commands.core import parse
-from claude_bridge.sessions.manager import Place
+from claude_bridge.sessions.place import Place
 
 NEW_TOPIC_TITLE = "Claude"  # a /new without a name; Telegram needs a title before the session has its name
 
