@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from claude_bridge.process.reaping import reap_adopted, reap_leftover
 from claude_bridge.protocol.events import TaskInfo, TurnResult
 from claude_bridge.sessions.file_policy import Protected, bot_folder
 from claude_bridge.sessions.frontend import FrontEnd, Unattended
+from claude_bridge.sessions.homes import DEFAULT_SESSION, belongs, is_private, place_name
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.info import SessionInfo
 from claude_bridge.sessions.place import Place, Where
@@ -55,7 +55,6 @@ MODEL_ALIASES = ("sonnet", "opus", "haiku")
 # The permission modes /mode offers: ask first (default), accept edits, plan only, skip every prompt.
 USER_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 PROMPT_ANSWER = "prompt_answer"  # the result subtype of a typed message that answered a waiting prompt
-DEFAULT_SESSION = "default"
 
 
 class SessionManager:
@@ -229,39 +228,66 @@ class SessionManager:
     # -- chats --
 
     def active_session(self, where: Where) -> str | None:
-        """The chat's (or forum topic's) active session name, if it has one that still exists."""
-        return self._routes.get(where)
+        """The chat's (or forum topic's) active session name, if it has one that still exists and is its own."""
+        name = self._routes.get(where)
+        return name if name is not None and self.belongs(name, where) else None
+
+    def belongs(self, name: str, where: Where) -> bool:
+        """Whether the place may see and reach the session (homes.py: a session belongs to its home)."""
+        return self._store.exists(name) and belongs(self._get(name).home, Place.of(where))
+
+    def own(self, where: Where, name: str) -> str:
+        """`name` if it is the place's session; SessionError "no session named … here" otherwise."""
+        if not self.belongs(name, where):
+            raise SessionError(f"There is no session named “{name}” here. /sessions lists this chat's sessions.")
+        return name
 
     def ensure_active(self, where: Where, *, topic: str = "") -> tuple[str, str | None]:
-        """The active session, made as a first message does (+ the notice, or None): a chat creates or adopts
-        "default"; a forum topic gets a new session of its own, named after the topic (`topic`, its title)."""
+        """The active session, made as a first message does (+ the notice, or None): the first private chat keeps
+        "default"; any other place (another person's chat, a group, a topic) gets a new session named after it
+        (`topic`: the topic's or chat's title). Never another place's session."""
         place = Place.of(where)
-        name = self._routes.get(place)
+        name = self.active_session(place)
         if name is not None:
             return name, None
-        if place.thread_id is not None:
-            name = self._topic_name(topic, place.thread_id)
-            self.create(name)
-            self._routes.set(place, name)
-            return name, f"Created session “{name}” for this topic; messages here go to it."
-        name = DEFAULT_SESSION
-        if self._store.exists(name):
-            notice = f"Using session “{name}”. /sessions lists all, /new makes another."
-        else:
-            self.create(name)
-            notice = f"Created session “{name}” and made it active. /new makes another, /switch changes."
+        name, notice = self._first_session(place, topic)
+        self._take(name, place)
         self._routes.set(place, name)
         return name, notice
 
-    def _topic_name(self, topic: str, thread_id: int) -> str:
-        """A free session name from a topic's title ("Bug #12: login" → "bug-12-login"), else from its id."""
-        slug = "-".join(re.findall(r"[a-z0-9]+", topic.lower()))[:28].strip("-") or f"topic-{thread_id}"
-        candidates = [slug] + [f"{slug[: 28 - len(str(n))]}-{n}" for n in range(2, self.max_sessions + 2)]
-        return next(name for name in candidates if not self._store.exists(name))
+    def _first_session(self, place: Place, title: str) -> tuple[str, str]:
+        """The session a place without an active one gets: its newest own, "default" for the first private chat, or
+        a new one named after the place; and the notice saying which."""
+        own = [info for info in self.list_sessions(place) if self._get(info.name).home == place]
+        if own:
+            return own[0].name, f"Using session “{own[0].name}”. /sessions lists this chat's, /new makes another."
+        if is_private(place) and (not self._store.exists(DEFAULT_SESSION) or self.belongs(DEFAULT_SESSION, place)):
+            if self._store.exists(DEFAULT_SESSION):
+                return DEFAULT_SESSION, f"Using session “{DEFAULT_SESSION}”. /sessions lists all, /new makes another."
+            self.create(DEFAULT_SESSION, home=place)
+            return DEFAULT_SESSION, (
+                f"Created session “{DEFAULT_SESSION}” and made it active. /new makes another, /switch changes."
+            )
+        name = place_name(place, title, self._store.exists, self.max_sessions)
+        self.create(name, home=place)
+        return (
+            name,
+            f"Created session “{name}” for {'this topic' if place.thread_id else 'this chat'}; messages here go to it.",
+        )
+
+    def _take(self, name: str, place: Place) -> None:
+        """A session with no home yet (from before homes) that a place uses is that place's from now on."""
+        session = self._get(name)
+        if session.home is None and not session.damage:
+            session.home = place
+            try:
+                session.save()
+            except OSError as exc:  # it is this place's for now; the next save that works keeps it
+                logger.error("session %s: could not save its home: %s", name, cannot_write(exc))
 
     def switch(self, where: Where, name: str) -> SessionInfo:
-        """Make `name` the active session of the chat (or forum topic)."""
-        self._get(name)
+        """Make `name` the active session of the chat (or forum topic): only one of the place's own."""
+        self._take(self.own(where, name), Place.of(where))
         self._routes.set(where, name)
         return self.status(name)
 
@@ -296,8 +322,11 @@ class SessionManager:
             session = self._get(name)
         return session
 
-    def create(self, name: str, persona: str = DEFAULT_PERSONA, folder: str | None = None) -> SessionInfo:
-        """Create a session: its state, and its workspace (with files/) or, with `folder`, a project folder.
+    def create(
+        self, name: str, persona: str = DEFAULT_PERSONA, folder: str | None = None, *, home: Where | None = None
+    ) -> SessionInfo:
+        """Create a session: its state, and its workspace (with files/) or, with `folder`, a project folder; it
+        belongs to `home`, the place that made it (None: the first private chat that takes it).
 
         Refused past max_sessions, and for a folder outside PROJECT_ROOTS (SessionError says why).
         """
@@ -307,6 +336,10 @@ class SessionManager:
             )
         project = None if folder is None else self._project(folder)
         self._store.create(name, persona, self._clock(), project)
+        if home is not None:
+            session = self._get(name)
+            session.home = Place.of(home)
+            session.save()
         return self.status(name)
 
     def _project(self, folder: str) -> Path:
@@ -337,9 +370,10 @@ class SessionManager:
             await session.suspend()  # the next message starts it with --resume=<id>
         return self.status(name)
 
-    def list_sessions(self) -> list[SessionInfo]:
-        """Every session, most recently active first."""
-        infos = [self.status(name) for name in self._store.names()]
+    def list_sessions(self, where: Where | None = None) -> list[SessionInfo]:
+        """Every session (with `where`: that place's own), most recently active first."""
+        names = self._store.names()
+        infos = [self.status(name) for name in names if where is None or self.belongs(name, where)]
         return sorted(infos, key=lambda info: info.last_active, reverse=True)
 
     def files_dir(self, name: str) -> Path:
@@ -431,6 +465,16 @@ class SessionManager:
             return cancelled > 0
         return await session.process.interrupt() or cancelled > 0
 
+    async def interrupt_turn(self, delivery: Delivery) -> bool:
+        """Stop this very turn (a draft's Stop button) if it is the one running; a queued or finished one is left.
+
+        Claude's own turn is stopped only while the process runs no message of ours."""
+        session = self._sessions.get(delivery.session)
+        if session is None or delivery.done.is_set():
+            return False
+        running = session.worker.current is delivery or (delivery.by_claude and session.worker.current is None)
+        return running and await self.interrupt(delivery.session)
+
     async def stop_task(self, name: str, task_id: str) -> TaskInfo:
         """Stop one background task of a session (by id or a unique prefix); SessionError if it is not running."""
         return await self._get(name).stop_task(task_id)
@@ -466,7 +510,7 @@ class SessionManager:
         session = self._repaired(name)
         if session.damage:
             raise SessionError(f"Session “{name}” is {session.damage}. Your message was not sent; fix or /delete it.")
-        if isinstance(content, str) and (prompt := self.prompts.typed(name, content)) is not None:
+        if isinstance(content, str) and (prompt := self.prompts.typed(name, content, place)) is not None:
             return _answered_prompt(name, place, content, prompt.outcome or "✍️ Noted; answer the next question.")
         # One at a time per session: the inbox order is the delivery order, and delete cannot cut in.
         async with session.lock:

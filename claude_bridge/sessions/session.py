@@ -29,6 +29,7 @@ from claude_bridge.protocol.events import (
     PermissionRequest,
     ProcessStatus,
     TaskInfo,
+    TaskStarted,
     ToolUse,
     TurnResult,
 )
@@ -36,6 +37,7 @@ from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import deny
 from claude_bridge.sessions.file_policy import Protected
 from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.homes import TaskOrigins
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
@@ -49,12 +51,14 @@ from claude_bridge.sessions.store import (
     Persona,
     SessionStore,
 )
+from claude_bridge.sessions.tools import SKIPS_ASKING, ToolContext, session_tools
 from claude_bridge.sessions.tools import SYSTEM_PROMPT as TOOLS_PROMPT
-from claude_bridge.sessions.tools import ToolContext, session_tools
 from claude_bridge.sessions.transcripts import is_session_id
 from claude_bridge.sessions.worker import SHUTDOWN_UNSENT, Delivery, SessionWorker, failure
 
 logger = logging.getLogger(__name__)
+
+SKIPPING = "⚠️ Session “{name}” runs in bypassPermissions: every tool runs unasked. /mode default asks again."
 
 
 class SessionState(StrEnum):
@@ -136,6 +140,11 @@ class Session:
         self.restart_pending = False
         self.deleted = False
         self.claude_turns: set[asyncio.Task[None]] = set()  # relaying Claude's own turns; each ends with its turn
+        self.origins = TaskOrigins()  # where each background task was started: Claude's turn about it goes there
+        self._claude_place: Place | None = None  # where Claude's own running turn (_claude_turn) is shown
+        self._claude_turn: Turn | None = None
+        if meta.home_chat_id is None and meta.last_chat_id is not None:  # from before homes: the last user's place
+            meta.home_chat_id, meta.home_thread_id = meta.last_chat_id, meta.last_thread_id
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
@@ -172,6 +181,15 @@ class Session:
     @last_place.setter
     def last_place(self, place: Place) -> None:
         self.meta.last_chat_id, self.meta.last_thread_id = place.chat_id, place.thread_id
+
+    @property
+    def home(self) -> Place | None:
+        """The place that created the session (homes.py); None for a session nobody has used yet."""
+        return None if self.meta.home_chat_id is None else Place(self.meta.home_chat_id, self.meta.home_thread_id)
+
+    @home.setter
+    def home(self, place: Place) -> None:
+        self.meta.home_chat_id, self.meta.home_thread_id = place.chat_id, place.thread_id
 
     @property
     def busy(self) -> bool:
@@ -256,10 +274,10 @@ class Session:
         lines = "\n".join(f"• {task.description or task.task_id}" for task in tasks)
         text = f"⚙️ {self.name}: the session {why}, so its background task(s) were stopped:\n{lines}"
         logger.info("session %s: stopped %d background task(s) with the process", self.name, len(tasks))
-        if self.last_place is None:
+        if self.home is None:
             logger.warning("session %s: no chat to tell that its background tasks were stopped", self.name)
             return
-        self._rt.tell(self.last_place, text)
+        self._rt.tell(self.home, text)
 
     async def stop_task(self, task_id: str) -> TaskInfo:
         """Stop one running background task by its id (or a unique prefix of it); SessionError if there is none."""
@@ -293,6 +311,8 @@ class Session:
                 await process.start()
                 self.meta.status = MetaStatus.LIVE
                 self.save()
+                if self.permission_mode() == SKIPS_ASKING:  # said at every (re)start: nobody forgets it runs so
+                    delivery.notice(SKIPPING.format(name=self.name))
             except BaseException:
                 if self.process is process:
                     self.process = None
@@ -348,13 +368,15 @@ class Session:
         return answer.get("behavior") == "allow"
 
     def _turn_place(self) -> Place | None:
-        """Where the running turn's answer goes: the message's place, else where Claude's own turns go."""
+        """Where the running turn's answer, prompts and files go: the message's place, else Claude's own turn's."""
         current = self.worker.current
-        return current.place if current is not None else self.last_place
+        return current.place if current is not None else self._claude_place or self.home
 
     def _on_claude_turn(self, turn: Turn) -> None:
-        """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
-        place = self.last_place
+        """Claude started a turn by itself: show it where the work it reports was started (else the session's
+        home), and keep its books."""
+        place = self.origins.place_of(turn.tasks) or self.home
+        self._claude_place, self._claude_turn = place, turn
         header = turn.header or "Claude continued on its own"
         delivery = Delivery(
             self.name,
@@ -378,7 +400,7 @@ class Session:
         """Pass Claude's own turn on and book it like any other (turns, cost, timings); it ends with one result."""
         result = failure("Claude's own turn ended without a result.")
         try:
-            result = await _relay(turn, delivery, self._rt.prompts)
+            result = await _relay(turn, delivery, self._rt.prompts, self.origins)
             if process is not None and not self.deleted:
                 status = self.meta.status
                 self._book(process, turn, result)
@@ -393,6 +415,8 @@ class Session:
             result = failure(f"Could not pass on Claude's own turn: {exc}")
         finally:
             delivery.finish(result)
+            if turn is self._claude_turn:
+                self._claude_place = self._claude_turn = None
             await self._rt.pool.changed()
 
     def _on_status(self, status: ProcessStatus) -> None:
@@ -405,8 +429,7 @@ class Session:
                 self.save()
             except OSError as exc:
                 logger.error("session %s: could not save metadata: %s", self.name, exc)
-        current = self.worker.current
-        place = current.place if current else self.last_place
+        current, place = self.worker.current, self._turn_place()
         # A crash mid-turn is already told by that turn's own error; say it here only for an idle session.
         told_by_turn = status.kind == "crashed" and (current is not None or self.claude_busy)
         if status.kind not in ("crashed", "gave_up", "recovered", "conversation_lost") or told_by_turn:
@@ -437,7 +460,7 @@ class Session:
                     stage = "record the message as sent"
                     await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
                 stage = "pass on Claude's answer"
-                result = await _relay(turn, delivery, self._rt.prompts)
+                result = await _relay(turn, delivery, self._rt.prompts, self.origins)
                 self._book(process, turn, result)
             stage = "save the session's state"
             await self._finish(delivery)
@@ -512,11 +535,13 @@ async def _written(turn: Turn) -> bool:
     return turn.written.is_set()
 
 
-async def _relay(turn: Turn, delivery: Delivery, prompts: PromptBoard) -> TurnResult:
+async def _relay(turn: Turn, delivery: Delivery, prompts: PromptBoard, origins: TaskOrigins) -> TurnResult:
     """Pass the turn's events on to the delivery; return its TurnResult (which the caller passes on last)."""
     async for event in turn.events():
         if isinstance(event, TurnResult):
             return event
+        if isinstance(event, TaskStarted):
+            origins.started(event.task_id, delivery.place)  # Claude's turn about this task goes to this place
         if isinstance(event, ToolUse):
             await prompts.saw(event)  # ExitPlanMode's request may need the plan from this block
         delivery.put(event)

@@ -170,6 +170,10 @@ class Metadata:
     instance: str = ""  # tells this session apart from an earlier one of the same name (delete buttons)
     last_chat_id: int | None = None  # the chat that last talked to the session: Claude's own turns go there
     last_thread_id: int | None = None  # and its forum topic, if it was one
+    # The place that created the session (homes.py): only it sees and reaches the session. Sessions from before
+    # homes get the place that last used them.
+    home_chat_id: int | None = None
+    home_thread_id: int | None = None
 
     @classmethod
     def from_dict(cls, raw: Any, name: str) -> Metadata:

@@ -51,7 +51,7 @@ from claude_bridge.telegram.intake import InOrder
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
-from claude_bridge.telegram.topics import open_topic, place_of, topic_opened, topic_title
+from claude_bridge.telegram.topics import open_topic, place_of, place_title, topic_opened
 from claude_bridge.telegram.uploads import Attachment, attachment_of, download, image_type
 from claude_bridge.telegram.voice import claude_message, not_transcribed, quoted, voice_off, words_of
 
@@ -73,6 +73,7 @@ class BotState:
         self.views: set[asyncio.Task[None]] = set()
         self.download_limit = int(settings.max_download_mb * 1024 * 1024)
         self.intake = InOrder()  # a text sent after a voice note waits for the note's transcription
+        self.drafts: dict[int, Delivery] = {}  # the turn each live draft shows (its Stop button stops that turn)
 
 
 def state_of(context: ContextTypes.DEFAULT_TYPE) -> BotState:
@@ -114,7 +115,11 @@ async def run_delivery(state: BotState, bot: Any, delivery: Delivery, reply_to: 
         sender.text(f"⏳ {queued_text(delivery.position)}", reply_to=reply_to)
     prefs = state.prefs.setdefault(chat_id, ChatPrefs())
     view = TurnView(sender, prefs, reply_to=reply_to, queued=delivery.position > 0)
-    await view.run(delivery.events())
+    state.drafts[view.draft_id] = delivery
+    try:
+        await view.run(delivery.events())
+    finally:
+        state.drafts.pop(view.draft_id, None)
 
 
 def start_view(state: BotState, bot: Any, delivery: Delivery, reply_to: int | None) -> None:
@@ -138,7 +143,7 @@ async def submit(update: Update, context: ContextTypes.DEFAULT_TYPE, content: st
     message = update.effective_message
     assert message is not None
     place = place_of(update)
-    delivery = await state.manager.send(place, content, topic=topic_title(update))
+    delivery = await state.manager.send(place, content, topic=place_title(update))
     logger.debug("%s → session %s: %r", place.key, delivery.session, content)
     start_view(state, context.bot, delivery, message.message_id)
 
@@ -167,7 +172,7 @@ async def save_attachment(update: Update, context: ContextTypes.DEFAULT_TYPE, at
     state = state_of(context)
 
     async def folder() -> Path:
-        name, notice = state.manager.ensure_active(place_of(update), topic=topic_title(update))
+        name, notice = state.manager.ensure_active(place_of(update), topic=place_title(update))
         if notice:
             await reply(update, context, f"ℹ️ {notice}")
         return state.manager.files_dir(name)
@@ -288,17 +293,14 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_raw_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Bot API 10.3 `stopped_message_generation` (the draft's Stop button) interrupts the turn."""
+    """Bot API 10.3 `stopped_message_generation` (the draft's Stop button) interrupts the turn that draft shows."""
     stopped = update.api_kwargs.get("stopped_message_generation") if update.api_kwargs else None
     if not isinstance(stopped, dict):
         return
-    chat_id, thread_id = (stopped.get("chat") or {}).get("id"), stopped.get("message_thread_id")
-    if not isinstance(chat_id, int):
-        return
-    manager = state_of(context).manager
-    name = manager.active_session(Place(chat_id, thread_id if isinstance(thread_id, int) else None))
-    if name is not None:
-        await manager.interrupt(name)
+    state = state_of(context)
+    delivery = state.drafts.get(stopped.get("draft_id") or 0)
+    if delivery is not None and delivery.chat_id == (stopped.get("chat") or {}).get("id"):
+        await state.manager.interrupt_turn(delivery)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
