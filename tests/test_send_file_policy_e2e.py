@@ -66,13 +66,13 @@ def press(bot: RunningBot, chat: int, message: BotMessage, label: str) -> None:
 @pytest.mark.parametrize("chat", PLACES)
 async def test_the_bots_env_its_state_and_claudes_login_are_never_sent(bot, tg, api, tmp_path, chat):
     (tmp_path / "claude-config/.credentials.json").write_text('{"claudeAiOauth": {}}')
+    tg.push_text(chat, "hello", user_id=OWNER)
+    await bot.reply_containing("echo: hello", chat_id=chat, timeout=60)
     cases = {
         "../../.env": "holds the bot's token",
         str(tmp_path / "claude-config/.credentials.json"): "is Claude's login",
-        "../.bot/sessions/default/metadata.json": "inside the bot's state folder",
+        f"../.bot/sessions/{bot.manager.active_session(chat)}/metadata.json": "inside the bot's state folder",
     }
-    tg.push_text(chat, "hello", user_id=OWNER)
-    await bot.reply_containing("echo: hello", chat_id=chat, timeout=60)
 
     for path, why in cases.items():
         api.enqueue(ScriptedTool(SEND_FILE, {"path": path}))
@@ -86,8 +86,9 @@ async def test_the_bots_env_its_state_and_claudes_login_are_never_sent(bot, tg, 
 async def test_a_copy_of_the_token_inside_the_session_folder_is_never_sent(bot, tg, api, tmp_path, chat):
     tg.push_text(chat, "hello", user_id=OWNER)
     await bot.reply_containing("echo: hello", chat_id=chat, timeout=60)
-    (tmp_path / "sessions/default/notes.txt").write_text(f"leaked: {tg.token}\n")
-    (tmp_path / "sessions/default/link.txt").symlink_to(tmp_path / ".env")
+    folder = tmp_path / "sessions" / str(bot.manager.active_session(chat))  # the group's own session's folder
+    (folder / "notes.txt").write_text(f"leaked: {tg.token}\n")
+    (folder / "link.txt").symlink_to(tmp_path / ".env")
 
     api.enqueue(ScriptedTool(SEND_FILE, {"path": "notes.txt"}))
     copied = await ask_claude(bot, chat, "send the notes")

@@ -12,7 +12,7 @@ from typing import Any
 
 from claude_bridge.commands import catalog
 from claude_bridge.commands.reply import Choice, Reply
-from claude_bridge.sessions.homes import is_private
+from claude_bridge.sessions.homes import in_private_chat
 from claude_bridge.sessions.manager import USER_MODES, SessionManager
 from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.prompts import Prompt, PromptKind
@@ -162,7 +162,7 @@ async def mode(manager: SessionManager, name: str, notice: str, args: list[str],
     confirmed = args[1:] == [CONFIRM]
     if len(args) > 2 or (len(args) == 2 and not confirmed):
         return Reply(catalog.usage("mode"))
-    private = is_private(Place.of(where))
+    private = in_private_chat(Place.of(where))
     if args:
         wanted = next((m for m in USER_MODES if m.lower() == args[0].lower()), args[0])
         if wanted == BYPASS and not private:

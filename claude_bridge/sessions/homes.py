@@ -23,6 +23,11 @@ def is_private(place: Place) -> bool:
     return place.chat_id >= 0 and place.thread_id is None
 
 
+def in_private_chat(place: Place) -> bool:
+    """A person's own chat or one of its topics: nobody else reads it (bypassPermissions may be set there)."""
+    return place.chat_id >= 0
+
+
 def belongs(home: Place | None, place: Place) -> bool:
     """Whether `place` may see and reach a session whose home is `home`.
 
