@@ -8,9 +8,11 @@ PY := $(VENV)/bin/python
 CLAUDE_CODE_VERSION := 2.1.332
 CLAUDE_CODE_OLDEST_TESTED := 2.1.197
 CLI_PREFIX := .tools/claude-code-$(CLAUDE_CODE_VERSION)
-CLI_BIN := $(CLI_PREFIX)/node_modules/@anthropic-ai/claude-code-linux-x64/claude
+CLI_PACKAGE := $(CLI_PREFIX)/node_modules/@anthropic-ai/claude-code/package.json
+# The binary npm installed for this machine (linux-x64, darwin-arm64, …), read from the packages' own manifests.
+CLI_FIND := $(PYTHON) tests/cli_install.py $(CLI_PREFIX)
 
-.PHONY: run test test-fast test-oldest faults bench lint doctor console cli install-service uninstall-service clean
+.PHONY: run reload test test-fast test-oldest test-oldest-cli faults bench lint doctor console cli install-service uninstall-service clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +27,11 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 run: $(VENV)/.installed
 	@$(PY) bot.py
 
+# SIGHUP to the bot `make run` started (the pid its instance lock records): it reloads its code, keeping every turn.
+reload:
+	@dir="$${SESSIONS_DIR:-$$(sed -n 's/^SESSIONS_DIR=//p' .env 2>/dev/null | tail -n1)}"; \
+	kill -HUP "$$(head -n1 "$${dir:-sessions}/.bot.lock")"
+
 doctor: $(VENV)/.installed
 	@$(PY) bot.py doctor
 
@@ -32,17 +39,16 @@ console: $(VENV)/.installed
 	@$(PY) bot.py console
 
 # The Claude Code CLI, pinned, installed into a git-ignored project-local directory per version for the tests.
-$(CLI_BIN):
+$(CLI_PACKAGE):
 	mkdir -p $(CLI_PREFIX)
 	npm install --prefix $(CLI_PREFIX) --no-save --no-audit --no-fund --loglevel=error \
 		@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
-	@test -x $@ || { echo "npm did not install the CLI binary at $@" >&2; exit 1; }
-	$@ --version
+	bin=$$($(CLI_FIND)) && "$$bin" --version
 
-cli: $(CLI_BIN)
+cli: $(CLI_PACKAGE)
 
-test: $(VENV)/.installed-test $(CLI_BIN)
-	CLAUDE_TEST_BIN=$(abspath $(CLI_BIN)) $(PY) -m pytest -q $(PYTEST_ARGS)
+test: $(VENV)/.installed-test $(CLI_PACKAGE)
+	bin=$$($(CLI_FIND)) && CLAUDE_TEST_BIN=$$bin $(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The fast tier: every test marked `fast` (in-process: commands, sessions with a fake process and clock, the outbox and
 # the turn view with a fake clock and bot, the console, rendering, parsing, the layers), about 300 tests in seconds.
@@ -53,13 +59,21 @@ test-fast: $(VENV)/.installed-test
 test-oldest:
 	$(MAKE) test CLAUDE_CODE_VERSION=$(CLAUDE_CODE_OLDEST_TESTED)
 
+# CI's share of that: the real-CLI tests of what depends on the CLI's version (its process and protocol, sessions,
+# prompts, Claude's own turns, doctor); the Telegram side is the same on every version. Its time is in the README.
+OLDEST_CLI_TESTS := tests/test_claude_subprocess_real.py tests/test_session_manager_real.py \
+	tests/test_walking_skeleton.py tests/test_asks_e2e.py tests/test_bot_claude_turns.py tests/test_doctor.py
+
+test-oldest-cli:
+	$(MAKE) test CLAUDE_CODE_VERSION=$(CLAUDE_CODE_OLDEST_TESTED) PYTEST_ARGS="-m real_cli $(OLDEST_CLI_TESTS) $(PYTEST_ARGS)"
+
 # Speed and memory figures (real CLI, fake Messages API, fake Bot API with a flood limit) → docs/benchmarks.md.
-bench: $(VENV)/.installed-test $(CLI_BIN)
-	CLAUDE_TEST_BIN=$(abspath $(CLI_BIN)) $(PY) bench/benchmark.py docs/benchmarks.md
+bench: $(VENV)/.installed-test $(CLI_PACKAGE)
+	bin=$$($(CLI_FIND)) && CLAUDE_TEST_BIN=$$bin $(PY) bench/benchmark.py docs/benchmarks.md
 
 # The fault & abuse suite (tests/faults/, marker `faults`, left out of `make test`); writes docs/reliability.md.
-faults: $(VENV)/.installed-test $(CLI_BIN)
-	CLAUDE_TEST_BIN=$(abspath $(CLI_BIN)) $(PY) -m pytest -q -m faults tests/faults $(PYTEST_ARGS)
+faults: $(VENV)/.installed-test $(CLI_PACKAGE)
+	bin=$$($(CLI_FIND)) && CLAUDE_TEST_BIN=$$bin $(PY) -m pytest -q -m faults tests/faults $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

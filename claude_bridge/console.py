@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -24,13 +25,16 @@ from claude_bridge.commands.asks import prompt_reply
 from claude_bridge.commands.catalog import CommandSpec
 from claude_bridge.commands.core import Commands, parse
 from claude_bridge.commands.describe import tool_line
+from claude_bridge.commands.limit_wording import limit_message, queued_line, warning_text
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import claude_turn_title, queued_text, retry_text
 from claude_bridge.errors import BridgeError, ConfigError
 from claude_bridge.protocol import events
+from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.runtime import become_subreaper, protect_process, setup_logging, take_instance_lock
 from claude_bridge.sessions.factory import build_manager
 from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt, PromptKind
@@ -275,7 +279,9 @@ class Console:
     async def send(self, text: str) -> None:
         """Queue a message for the active session; its turn prints when the turns before it are done."""
         delivery = await self.manager.send(CHAT_ID, text)
-        if delivery.position:
+        if (hold := self.manager.limits.held()) is not None:  # it waits for the usage limit's reset
+            self.screen.info(queued_line(hold, time.time(), self.manager.limits.book.zone))
+        elif delivery.position:
             self.screen.info(queued_text(delivery.position))
         self.turns.put_nowait(delivery)
 
@@ -297,6 +303,14 @@ class Console:
 
     def show_prompt(self, prompt: Prompt) -> None:
         self.on_prompt(prompt)
+
+    async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
+        """The usage limit's message; a later state prints as a new one (a terminal edits nothing)."""
+        self.show(limit_message(hold, time.time(), self.manager.limits.book.zone))
+        return 1  # one message stands for the hold here: it is printed again when the hold changes
+
+    async def warn_limit(self, place: Place, limit: RateLimit) -> None:
+        self.screen.info(warning_text(limit, time.time(), self.manager.limits.book.zone))
 
 
 def read_lines(fd: int, loop: asyncio.AbstractEventLoop, inputs: asyncio.Queue[str | None]) -> None:

@@ -106,6 +106,7 @@ class Settings:
     project_roots: tuple[Path, ...] = ()  # folders under which /new <name> <folder> may point a session
     prompt_timeout_minutes: float | None = None  # deny a tool approval nobody answered after this long (off)
     prompt_reminder_minutes: float = 10.0
+    limit_margin_seconds: float = 30.0  # LIMIT_RESUME_MARGIN_SECONDS: wait this long past a usage limit's reset
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     time_zone: tzinfo = field(default_factory=tzlocal.get_localzone)  # TZ: schedules and reset times are in it
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -275,6 +276,7 @@ def load_settings(
         ),
         prompt_timeout_minutes=_number(merged, "PROMPT_TIMEOUT_MINUTES", 0, problems) or None,
         prompt_reminder_minutes=_number(merged, "PROMPT_REMINDER_MINUTES", 10, problems),
+        limit_margin_seconds=_number(merged, "LIMIT_RESUME_MARGIN_SECONDS", 30, problems),
         transcribe=_transcribe_settings(merged, problems),
         time_zone=_time_zone(merged.get("TZ", "").strip(), problems),
         env=dict(merged),

@@ -22,8 +22,9 @@ OWNER = 111
 STRANGER = 999
 
 
-def bot_env(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, **extra: str) -> dict[str, str]:
-    """Every setting the bot reads, pointed at the fakes and the test's own directories."""
+def bot_env(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, **extra: str | None) -> dict[str, str]:
+    """Every setting the bot reads, pointed at the fakes and the test's own directories (None in `extra` removes
+    one, e.g. ANTHROPIC_API_KEY for a subscription login)."""
     env = cli_env(tmp_path, api.url)
     env.update(
         TELEGRAM_BOT_TOKEN=tg.token,
@@ -33,7 +34,11 @@ def bot_env(tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, **extra: str) ->
         PERSONAS_DIR=str(ROOT / "personas"),
         CLAUDE_BIN=str(real_cli_path()),
     )
-    env.update(extra)
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
@@ -64,7 +69,7 @@ class RunningBot:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, claude_bin: Path | None = None, **extra: str
+    tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic, claude_bin: Path | None = None, **extra: str | None
 ) -> AsyncIterator[RunningBot]:
     """Start the bot the way run_polling does (post_init, polling …) and stop it the same way.
 

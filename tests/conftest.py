@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from cli_install import cli_binary
 from fake_anthropic import FakeAnthropic
 from fake_telegram import FakeBotAPI
 
@@ -26,8 +27,12 @@ def makefile_version(name: str) -> str:
 
 
 def installed_cli(version: str) -> Path:
-    """Where `make cli CLAUDE_CODE_VERSION=<version>` installs that version."""
-    return ROOT / f".tools/claude-code-{version}/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
+    """Where `make cli CLAUDE_CODE_VERSION=<version>` installed that version's binary for this machine."""
+    prefix = ROOT / f".tools/claude-code-{version}"
+    try:
+        return cli_binary(prefix)
+    except FileNotFoundError:
+        return prefix / "node_modules/.bin/claude"  # not installed: real_cli_path() says so with this path
 
 
 def real_cli_path() -> Path:

@@ -1,17 +1,21 @@
 """A fake Anthropic Messages API on loopback, so the real Claude Code CLI can run offline via ANTHROPIC_BASE_URL.
 
 It knows the Messages API's HTTP/SSE face and tells the CLI's main conversation from its side requests (session
-title); it is scripted (`enqueue`) and recording (`requests`, `side_requests`, `calls`). It knows nothing of our bot.
+title); it is scripted (`enqueue`) and recording (`requests`, `side_requests`, `calls`). Setting `usage` makes it a
+subscription account: a usage limit (429 until a reset time) or a warning (see protocol notes §17). It knows nothing
+of our bot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
+import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +79,33 @@ class HttpError:
 
 
 Reply = Text | ToolUse | MaxTokens | Hang | HttpError
+
+# The unified limiter's short window names in its per-window headers (`anthropic-ratelimit-unified-5h-utilization`).
+WINDOW_HEADER = {"five_hour": "5h", "seven_day": "7d", "seven_day_overage_included": "7d_oi", "overage": "overage"}
+
+
+@dataclass(frozen=True)
+class UsageLimit:
+    """A subscription account out of its plan until `resets_at` (epoch seconds): every request is refused with 429.
+
+    Afterwards requests are answered as usual, with `allowed` unified headers (what a subscription account sees).
+    """
+
+    resets_at: float
+    claim: str = "five_hour"  # anthropic-ratelimit-unified-representative-claim: which limit was hit
+
+
+@dataclass(frozen=True)
+class UsageWarning:
+    """A subscription account nearing its limit: answers carry the unified headers of a passed warning threshold."""
+
+    utilization: float  # fraction of the window used, 0..1
+    resets_at: float
+    claim: str = "five_hour"
+    threshold: float = 0.75  # the highest warning threshold passed
+
+
+Usage = UsageLimit | UsageWarning
 
 
 @dataclass(frozen=True)
@@ -172,7 +203,12 @@ class FakeAnthropic:
     requests: list[Request] = field(default_factory=list)
     side_requests: list[Request] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path with query) of everything seen
+    refused: list[Request] = field(default_factory=list)  # every request answered with a usage-limit 429
+    usage: Usage | None = None  # the account's plan state; None = an API-key account (no unified headers at all)
+    clock: Callable[[], float] = time.time  # what "now" is when comparing with UsageLimit.resets_at
     url: str = ""
+    answering: int = 0  # main-conversation requests being answered now
+    peak_answering: int = 0  # the most of them at once: how many CLIs worked at the same time
     _script: deque[Reply] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -181,6 +217,12 @@ class FakeAnthropic:
     def enqueue(self, *replies: Reply) -> None:
         """Script the next main-conversation replies, first in first out (each retry consumes one)."""
         self._script.extend(replies)
+
+    async def wait_for_refused(self, n: int, timeout: float = 30.0) -> list[Request]:
+        """Return the first `n` requests refused by the usage limit once they have arrived."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: len(self.refused) >= n)
+        return self.refused[:n]
 
     async def wait_for_requests(self, n: int, timeout: float = 30.0) -> list[Request]:
         """Return the first `n` main requests once they have arrived."""
@@ -227,9 +269,18 @@ class FakeAnthropic:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def limited(self) -> bool:
+        """Whether a request arriving now is refused by the usage limit."""
+        return isinstance(self.usage, UsageLimit) and self.clock() < self.usage.resets_at
+
     async def _messages(self, http: web.Request) -> web.StreamResponse:
         self.calls.append((http.method, http.path_qs))
         request = Request(await http.json(), {k.lower(): v for k, v in http.headers.items()})
+        if self.limited:  # refused before it counts: the script is kept for the answer after the reset
+            self.refused.append(request)
+            await self._notify()
+            return self._limit_response()
         if request.is_side:
             self.side_requests.append(request)
             reply: Reply = Text(SIDE_TITLE if request.is_title else "ok")
@@ -239,11 +290,15 @@ class FakeAnthropic:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        main = not request.is_side
+        self.answering += main
+        self.peak_answering = max(self.peak_answering, self.answering)
         await self._notify()
         try:
             return await self._answer(http, request, reply)
         finally:
             self._handlers.discard(task)
+            self.answering -= main
             await self._notify()
 
     async def _notify(self) -> None:
@@ -261,7 +316,7 @@ class FakeAnthropic:
             "content": content, "stop_reason": stop_reason, "stop_sequence": None,
             "usage": {"input_tokens": USAGE_IN, "output_tokens": USAGE_OUT},
         }
-        headers = {"request-id": f"req_fake_{uuid.uuid4().hex[:12]}"}
+        headers = {"request-id": f"req_fake_{uuid.uuid4().hex[:12]}", **self._usage_headers()}
         if not request.body.get("stream"):
             return web.json_response(message, headers=headers)
         chunk = reply.chunk_size if isinstance(reply, Text) and reply.chunk_size else CHUNK
@@ -275,6 +330,36 @@ class FakeAnthropic:
                 await asyncio.sleep(delay)
         await response.write_eof()
         return response
+
+    def _limit_response(self) -> web.Response:
+        assert isinstance(self.usage, UsageLimit)
+        wait = max(1, math.ceil(self.usage.resets_at - self.clock()))
+        body = {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limited"}}
+        return web.json_response(body, status=429, headers={**self._usage_headers(), "retry-after": str(wait)})
+
+    def _usage_headers(self) -> dict[str, str]:
+        """The `anthropic-ratelimit-unified-*` headers a subscription account's answers carry now."""
+        usage = self.usage
+        if usage is None:
+            return {}
+        reset = str(int(usage.resets_at))
+        if isinstance(usage, UsageLimit):
+            status = "rejected" if self.limited else "allowed"
+            return {
+                "anthropic-ratelimit-unified-status": status,
+                "anthropic-ratelimit-unified-reset": reset,
+                "anthropic-ratelimit-unified-representative-claim": usage.claim,
+            }
+        window = f"anthropic-ratelimit-unified-{WINDOW_HEADER[usage.claim]}"
+        return {
+            "anthropic-ratelimit-unified-status": "allowed_warning",
+            "anthropic-ratelimit-unified-reset": reset,
+            "anthropic-ratelimit-unified-representative-claim": usage.claim,
+            f"{window}-status": "allowed_warning",
+            f"{window}-utilization": str(usage.utilization),
+            f"{window}-reset": reset,
+            f"{window}-surpassed-threshold": str(usage.threshold),
+        }
 
     async def _count_tokens(self, http: web.Request) -> web.Response:
         self.calls.append((http.method, http.path_qs))

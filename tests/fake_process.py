@@ -24,6 +24,8 @@ from claude_bridge.protocol.events import (
     TaskInfo,
     TurnResult,
 )
+from claude_bridge.protocol.limits import RateLimit
+from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt
 from claude_bridge.sessions.tools import OutgoingFile
@@ -53,6 +55,7 @@ class FakeProcess:
         self.spawner = spawner
         self.session_id = options.resume_id or ""  # the CLI keeps the id it resumes
         self.last_timings = TurnTimings()
+        self.last_limit: RateLimit | None = None  # a scripted RateLimit event sets it, as the real process does
         self.started = False
         self.stopped = False
         self.failed = False
@@ -191,6 +194,8 @@ class FakeProcess:
                             break
                         continue
                     assert not isinstance(event, str)
+                    if isinstance(event, RateLimit):
+                        self.last_limit = event
                     turn.push(event)
                 if not turn.done.is_set():
                     turn.push(TurnResult("success", False, "ok", self.session_id, cost_usd=0.01))
@@ -206,6 +211,17 @@ class Shown:
         self.claude_turns: list[Delivery] = []
         self.files: list[OutgoingFile] = []
         self.prompts: asyncio.Queue[Prompt] = asyncio.Queue()
+        self.limits: list[tuple[Place, Hold, int | None]] = []  # (place, hold shown, the message it edited)
+        self.warnings: list[tuple[Place, RateLimit]] = []
+        self.limit_shown: asyncio.Queue[tuple[Place, Hold, int | None]] = asyncio.Queue()  # to await each one
+
+    async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
+        self.limits.append((place, hold, message_id))
+        self.limit_shown.put_nowait((place, hold, message_id))
+        return message_id if message_id is not None else 500 + len(self.limits)
+
+    async def warn_limit(self, place: Place, limit: RateLimit) -> None:
+        self.warnings.append((place, limit))
 
     async def notify(self, place: Place, text: str) -> None:
         self.told.append((place, text))
@@ -269,4 +285,3 @@ def result_of(events: list[object]) -> TurnResult:
     last = events[-1]
     assert isinstance(last, TurnResult)
     return last
-

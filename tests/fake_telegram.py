@@ -14,7 +14,7 @@ import json
 import math
 import re
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +30,11 @@ NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
 )
-FLOOD_METHODS = frozenset({"sendMessage", "editMessageText", "sendDocument", "sendPhoto", "sendMessageDraft"})
-# Telegram documents no limit for drafts; the Telegram-like rule counts only what lands in the chat.
-BUCKET_METHODS = FLOOD_METHODS - {"sendMessageDraft"}
+# What Telegram's flood limits count: messages that land in a chat and edits of them ("edits count toward flood
+# limits"). Drafts (no documented limit), chat actions, deletions and callback answers are not messages.
+COUNTED_METHODS = frozenset(
+    {"sendMessage", "sendDocument", "sendPhoto", "editMessageText", "editMessageReplyMarkup"}
+)
 # Form values are raw strings for these; every other value is JSON (PTB json.dumps non-str values).
 STRING_PARAMS = frozenset(
     {"text", "caption", "parse_mode", "action", "callback_query_id", "file_id", "url", "emoji", "data",
@@ -52,6 +54,21 @@ HTML_ENTITY_TYPES = {
 }
 NAMED_CHARREFS = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}  # the only named entities Telegram knows
 TOKEN_RE = re.compile(r"\d+:.+")
+
+
+@dataclass(frozen=True)
+class TelegramLimits:
+    """Telegram's documented flood limits (Bot FAQ "My bot is hitting limits"), as the fake enforces them.
+
+    Per chat about one message a second, short bursts tolerated (a token bucket: `chat_burst` at once, then
+    `chat_per_second`; the burst size is not documented); in a group at most `group_per_minute` in any 60 s; at most
+    `overall_per_second` in any 1 s over all chats. Each counted call must pass all three; a 429 says how long to wait.
+    """
+
+    chat_burst: int = 3
+    chat_per_second: float = 1.0
+    group_per_minute: int = 20
+    overall_per_second: int = 30
 
 
 class ApiError(Exception):
@@ -366,12 +383,10 @@ class FakeBotAPI:
         self.topics: dict[tuple[int, int], str] = {}  # (chat id, message_thread_id) -> topic name
         self.topics_enabled = False  # getMe's has_topics_enabled: private chats with topics (Bot API 9.4)
         self._injected: defaultdict[str, deque[ApiError]] = defaultdict(deque)
-        self._flood_interval: float | None = None
-        self._flood_burst = 1
-        self._last_accepted: dict[object, float] = {}
-        self._bucket_rule: tuple[int, float, float] | None = None  # burst, private per second, group per second
+        self._limits: TelegramLimits | None = None
+        self.flood_by_rule: Counter[str] = Counter()  # 429s by the limit that drew them: chat, group, overall
         self._buckets: dict[object, tuple[float, float]] = {}  # chat_id -> (tokens, when)
-        self._flood_tokens: dict[object, float] = {}  # per chat, as of _last_accepted
+        self._counted: deque[tuple[float, object]] = deque()  # (when, chat_id) of counted calls in the last 60 s
         self._down_until = 0.0  # until then every method answers 502 Bad Gateway (see down())
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": lambda p: self._bot_user(), "deleteWebhook": self._delete_webhook,
@@ -435,15 +450,9 @@ class FakeBotAPI:
         error = ApiError(code, description or f"Error {code}", retry_after)
         self._injected[method.lower()].extend([error] * times)
 
-    def enforce_flood(self, per_chat_interval: float | None = 1.0, *, burst: int = 1) -> None:
-        """429 any send/edit/draft to a chat within `per_chat_interval` s of the last accepted one (None: off).
-
-        With `burst`, a token bucket per chat: `burst` calls at once, then one per `per_chat_interval` s."""
-        self._flood_interval, self._flood_burst = per_chat_interval, burst
-
-    def enforce_telegram_limits(self, *, burst: int = 3, per_second: float = 1.0, group_per_minute: float = 20) -> None:
-        """429 like Telegram: per chat a burst of `burst` messages/edits, then `per_second` (groups: 20 a minute)."""
-        self._bucket_rule = (burst, per_second, group_per_minute / 60)
+    def enforce_telegram_limits(self, limits: TelegramLimits | None = TelegramLimits()) -> None:
+        """429 what Telegram would (see TelegramLimits); None switches the limits off."""
+        self._limits = limits
 
     def down(self, seconds: float) -> None:
         """The Bot API is unreachable for `seconds` from now: every method answers 502 Bad Gateway (recorded)."""
@@ -603,15 +612,13 @@ class FakeBotAPI:
                 raise bad_request("method not found")  # real server: 404, which PTB reports as InvalidToken
             if self._injected[method.lower()]:
                 raise self._injected[method.lower()].popleft()
-            self._check_flood(method, params, arrived)
-            self._check_bucket(method, params, arrived)
+            tokens = self._check_limits(method, params, arrived)
             result = self._methods[method](params)
             if inspect.isawaitable(result):
                 result = await result
-            if method in FLOOD_METHODS:
-                chat = params.get("chat_id")
-                self._flood_tokens[chat] = self._tokens_left(chat, arrived) - 1
-                self._last_accepted[chat] = arrived
+            if tokens is not None:  # only what Telegram accepted counts
+                self._buckets[params.get("chat_id")] = (tokens - 1.0, arrived)
+                self._counted.append((arrived, params.get("chat_id")))
             call, response = Call(method, params, arrived), {"ok": True, "result": result}
         except (ValueError, TypeError, KeyError) as exc:  # malformed parameters, as Telegram answers them
             error = bad_request(f"invalid parameters: {exc}")
@@ -666,35 +673,31 @@ class FakeBotAPI:
             await asyncio.wait_for(self._changed.wait(), remaining)
         return True
 
-    def _check_flood(self, method: str, params: dict[str, Any], now: float) -> None:
-        if self._flood_interval is None or method not in FLOOD_METHODS:
-            return
-        tokens = self._tokens_left(params.get("chat_id"), now)
-        if tokens < 1:
+    def _check_limits(self, method: str, params: dict[str, Any], now: float) -> float | None:
+        """The chat's bucket before a counted call that every limit allows (None: not counted); else a 429 with
+        the wait the tightest limit needs."""
+        limits = self._limits
+        if limits is None or method not in COUNTED_METHODS:
+            return None
+        chat = params.get("chat_id")
+        while self._counted and self._counted[0][0] <= now - 60:
+            self._counted.popleft()
+        tokens, when = self._buckets.get(chat, (float(limits.chat_burst), now))
+        tokens = min(float(limits.chat_burst), tokens + (now - when) * limits.chat_per_second)
+        waits = {"chat": (1.0 - tokens) / limits.chat_per_second if tokens < 1.0 else 0.0}
+        in_group = [t for t, c in self._counted if c == chat] if int(str(chat)) < 0 else []
+        if len(in_group) >= limits.group_per_minute:
+            waits["group"] = in_group[-limits.group_per_minute] + 60 - now
+        last_second = [t for t, _ in self._counted if t > now - 1]
+        if len(last_second) >= limits.overall_per_second:
+            waits["overall"] = last_second[-limits.overall_per_second] + 1 - now
+        rule, wait = max(waits.items(), key=lambda item: item[1])
+        if wait > 0:
             self.flood_rejections += 1
-            wait = max(1, math.ceil((1 - tokens) * self._flood_interval))
-            raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
-
-    def _check_bucket(self, method: str, params: dict[str, Any], now: float) -> None:
-        if self._bucket_rule is None or method not in BUCKET_METHODS:
-            return
-        burst, private_rate, group_rate = self._bucket_rule
-        chat_id = params.get("chat_id")
-        rate = group_rate if int(str(chat_id)) < 0 else private_rate
-        tokens, when = self._buckets.get(chat_id, (float(burst), now))
-        tokens = min(float(burst), tokens + (now - when) * rate)
-        if tokens < 1.0:
-            self.flood_rejections += 1
-            wait = max(1, math.ceil((1.0 - tokens) / rate))
-            raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
-        self._buckets[chat_id] = (tokens - 1.0, now)
-    def _tokens_left(self, chat: object, now: float) -> float:
-        """The chat's flood bucket at `now`: full (burst) before its first call, refilled one per interval."""
-        last = self._last_accepted.get(chat)
-        if last is None or not self._flood_interval:
-            return float(self._flood_burst)
-        refill = (now - last) / self._flood_interval
-        return min(float(self._flood_burst), self._flood_tokens.get(chat, self._flood_burst - 1) + refill)
+            self.flood_by_rule[rule] += 1
+            seconds = max(1, math.ceil(wait))
+            raise ApiError(429, f"Too Many Requests: retry after {seconds}", retry_after=seconds)
+        return tokens
 
     async def _get_updates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         offset, limit, timeout = int(p.get("offset", 0)), int(p.get("limit", 100)), float(p.get("timeout", 0))

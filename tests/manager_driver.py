@@ -18,6 +18,8 @@ import logging
 import sys
 
 from claude_bridge.protocol.events import TurnResult
+from claude_bridge.protocol.limits import RateLimit
+from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt
 from claude_bridge.sessions.tools import OutgoingFile
@@ -47,6 +49,13 @@ class Printed:
 
     def show_prompt(self, prompt: Prompt) -> None:
         say("NOTICE", f"prompt {prompt.id}")
+
+    async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
+        say("NOTICE", f"usage limit {hold.state} until {hold.until}")
+        return None
+
+    async def warn_limit(self, place: Place, limit: RateLimit) -> None:
+        say("NOTICE", f"usage warning {limit.status}")
 
 
 async def drain(delivery: Delivery) -> None:

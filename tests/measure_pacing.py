@@ -38,7 +38,7 @@ async def answered(bot: RunningBot, text: str, needle: str, parts: int = 1) -> f
 
 async def measure(root: Path) -> None:
     async with FakeBotAPI() as tg, FakeAnthropic() as api:
-        tg.enforce_telegram_limits()  # burst 3, then 1/s per private chat
+        tg.enforce_telegram_limits()  # Telegram's documented limits (fake_telegram.TelegramLimits)
         async with running_bot(root, tg, api) as bot:
             await answered(bot, "warm up", "echo: warm up")  # spawns the CLI
             await asyncio.sleep(3)  # a full budget again

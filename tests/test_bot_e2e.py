@@ -18,7 +18,7 @@ import pytest_asyncio
 from bot_harness import OWNER, STRANGER, RunningBot, running_bot
 from fake_anthropic import FakeAnthropic, Hang, HttpError, Text
 from fake_anthropic import ToolUse as ScriptedTool
-from fake_telegram import FakeBotAPI, utf16_len
+from fake_telegram import FakeBotAPI, TelegramLimits, utf16_len
 from processes import eventually, transcript_text
 
 pytestmark = pytest.mark.real_cli
@@ -197,7 +197,7 @@ async def test_a_private_chat_sees_drafts_before_the_final_message(bot, tg, api)
 
 async def test_quick_follow_ups_and_a_three_part_answer_draw_no_429(bot, tg, api):
     await command(bot, "warm up", "echo: warm up")
-    tg.enforce_telegram_limits()  # burst 3, then 1/s per private chat
+    tg.enforce_telegram_limits()  # Telegram's documented limits (fake_telegram.TelegramLimits)
 
     for i in range(3):
         await command(bot, f"follow-up {i}", f"echo: follow-up {i}")
@@ -212,7 +212,7 @@ async def test_quick_follow_ups_and_a_three_part_answer_draw_no_429(bot, tg, api
 
 
 async def test_a_group_sees_an_edited_preview_and_flood_limits_never_lose_the_answer(bot, tg, api):
-    tg.enforce_flood(per_chat_interval=1.0)
+    tg.enforce_telegram_limits(TelegramLimits(chat_burst=1))  # stricter than Telegram: 429s happen
     words = " ".join(f"w{i}" for i in range(1500))
     api.enqueue(Text(words, chunk_size=30, delay=0.03))  # ~9 s: long enough for edits at 20/min
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 
 from conftest import cli_env, real_cli_version
-from fake_anthropic import FakeAnthropic, Hang, HttpError, MaxTokens, Text, ToolUse
+from fake_anthropic import FakeAnthropic, Hang, HttpError, MaxTokens, Text, ToolUse, UsageLimit, UsageWarning
+from fake_process import FakeClock
 
 LINE_LIMIT = 256 * 1024 * 1024  # a 20 MB reply makes two 20 MB stdout lines (assistant + result)
 
@@ -54,11 +55,14 @@ class Cli:
 
 
 @contextlib.asynccontextmanager
-async def claude(claude_bin: Path, tmp_path: Path, api_url: str, *args: str, **env: str) -> AsyncIterator[Cli]:
-    """Run the CLI in `tmp_path/work` against the fake; always reaped, killed if it will not exit."""
+async def claude(
+    claude_bin: Path, tmp_path: Path, api_url: str, *args: str, **env: str | None
+) -> AsyncIterator[Cli]:
+    """Run the CLI in `tmp_path/work` against the fake (a None in `env` unsets it); always reaped, killed if stuck."""
     workdir = tmp_path / "work"
     workdir.mkdir(exist_ok=True)
-    full_env = {**cli_env(tmp_path, api_url), **env}
+    merged = {**cli_env(tmp_path, api_url), **env}
+    full_env = {name: value for name, value in merged.items() if value is not None}
     argv = ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose",
             "--dangerously-skip-permissions", *args]
     with (tmp_path / "cli-stderr.txt").open("wb") as stderr:
@@ -274,3 +278,115 @@ async def test_twenty_megabyte_reply_arrives_intact(claude_bin: Path, tmp_path: 
     assert len(result["result"]) == len(big)
     assert result["result"] == big
     assert after["result"] == "echo: thanks"
+
+
+# A subscription login (§17): any OAuth token works against a loopback base URL; no API key, no onboarding.
+SUBSCRIPTION = {"ANTHROPIC_API_KEY": None, "CLAUDE_CODE_OAUTH_TOKEN": "fake-oauth-token"}
+HOUR = 3600
+
+
+def lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def rate_limits(cli: Cli) -> list[dict[str, Any]]:
+    return [e["rate_limit_info"] for e in cli.events if e["type"] == "rate_limit_event"]
+
+
+async def test_usage_limit_refuses_with_unified_headers_until_the_reset(api: FakeAnthropic) -> None:
+    clock = FakeClock(1_800_000_000.0)
+    api.clock, api.usage = clock, UsageLimit(resets_at=clock.now + 90, claim="seven_day")
+    api.enqueue(Text("kept for after the reset"))
+    body = {"tools": [{}], "stream": False, "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{api.url}/v1/messages", json=body) as response:
+            refused = (response.status, lower(response.headers), await response.json())
+        clock.advance(90)
+        async with http.post(f"{api.url}/v1/messages", json=body) as response:
+            answered = (response.status, lower(response.headers), await response.json())
+
+    status, headers, error = refused
+    assert (status, error["error"]["type"], headers["retry-after"]) == (429, "rate_limit_error", "90")
+    assert headers["anthropic-ratelimit-unified-status"] == "rejected"
+    assert headers["anthropic-ratelimit-unified-reset"] == "1800000090"
+    assert headers["anthropic-ratelimit-unified-representative-claim"] == "seven_day"
+    status, headers, message = answered
+    assert (status, headers["anthropic-ratelimit-unified-status"]) == (200, "allowed")
+    assert message["content"][0]["text"] == "kept for after the reset"
+    assert (len(api.refused), len(api.requests)) == (1, 1)
+
+
+async def test_usage_warning_headers_name_the_window_and_threshold(api: FakeAnthropic) -> None:
+    api.usage = UsageWarning(utilization=0.92, resets_at=1_800_000_000, claim="seven_day", threshold=0.9)
+    body = {"tools": [{}], "stream": False, "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as http, http.post(f"{api.url}/v1/messages", json=body) as response:
+        headers = lower(response.headers)
+
+    assert response.status == 200
+    assert headers["anthropic-ratelimit-unified-7d-surpassed-threshold"] == "0.9"
+    assert headers["anthropic-ratelimit-unified-7d-utilization"] == "0.92"
+    assert headers["anthropic-ratelimit-unified-7d-reset"] == "1800000000"
+
+
+async def test_api_key_account_answers_carry_no_unified_headers(api: FakeAnthropic) -> None:
+    body = {"tools": [{}], "stream": False, "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as http, http.post(f"{api.url}/v1/messages", json=body) as response:
+        assert not [name for name in response.headers if name.lower().startswith("anthropic-ratelimit")]
+
+
+async def test_subscription_cli_is_refused_at_once_then_answers_after_the_reset(
+    claude_bin: Path, tmp_path: Path, api: FakeAnthropic
+) -> None:
+    clock = FakeClock(time.time())
+    api.clock, api.usage = clock, UsageLimit(resets_at=int(clock.now) + HOUR)
+
+    async with claude(claude_bin, tmp_path, api.url, **SUBSCRIPTION) as cli:
+        refused = await cli.ask("first")
+        again = await cli.ask("second")
+        clock.advance(HOUR)
+        answered = await cli.ask("third")
+
+    limit = "5-hour limit" if real_cli_version() >= (2, 1, 332) else "session limit"
+    assert (refused["is_error"], refused["api_error_status"]) == (True, 429)
+    assert refused["result"].startswith(f"You've hit your {limit} · resets ")
+    assert (again["is_error"], again["api_error_status"]) == (True, 429)
+    synthetic = [e for e in cli.events if e["type"] == "assistant" and e["message"]["model"] == "<synthetic>"]
+    assert [e["error"] for e in synthetic] == ["rate_limit", "rate_limit"]
+    # One event per change of state, not one per refused turn.
+    assert [(i["status"], i.get("resetsAt"), i.get("rateLimitType")) for i in rate_limits(cli)] == [
+        ("rejected", int(clock.now), "five_hour"), ("allowed", int(clock.now), "five_hour")
+    ]
+    # The refused messages stayed in the CLI's history: the first answered request carries all three.
+    assert answered["result"] == "echo: first\n\nsecond\n\nthird"
+    assert (len(api.refused), len(api.requests)) == (2, 1)
+
+
+async def test_subscription_cli_reports_a_passed_warning_threshold(
+    claude_bin: Path, tmp_path: Path, api: FakeAnthropic
+) -> None:
+    api.usage = UsageWarning(utilization=0.9, resets_at=int(time.time()) + HOUR, threshold=0.75)
+
+    async with claude(claude_bin, tmp_path, api.url, **SUBSCRIPTION) as cli:
+        first = await cli.ask("hi")
+        await cli.ask("again")
+
+    assert first["is_error"] is False
+    (warning,) = rate_limits(cli)  # once, not once per answer
+    assert (warning["status"], warning["rateLimitType"]) == ("allowed_warning", "five_hour")
+    assert (warning["surpassedThreshold"], warning["utilization"]) == (0.75, 0.9)
+
+
+async def test_api_key_cli_retries_the_usage_429(claude_bin: Path, tmp_path: Path, api: FakeAnthropic) -> None:
+    clock = FakeClock(time.time())
+    api.clock, api.usage = clock, UsageLimit(resets_at=clock.now + 1)  # retry-after: 1
+
+    async with claude(claude_bin, tmp_path, api.url) as cli:
+        await cli.send("hi")
+        await api.wait_for_refused(1)
+        clock.advance(1)
+        result = await cli.result()
+
+    assert result["result"] == "echo: hi"
+    retries = [e for e in cli.events if e["type"] == "system" and e.get("subtype") == "api_retry"]
+    assert [(r["error_status"], r["error"]) for r in retries] == [(429, "rate_limit")]
+    assert rate_limits(cli) == []  # an API-key session never reports the unified limiter

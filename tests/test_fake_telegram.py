@@ -26,7 +26,7 @@ from telegram.ext import (
     filters,
 )
 
-from fake_telegram import FakeBotAPI
+from fake_telegram import FakeBotAPI, TelegramLimits
 
 CHAT = 1001
 OTHER_CHAT = 1002
@@ -339,40 +339,51 @@ async def test_a_stopped_generation_update_reaches_a_type_handler() -> None:
     assert stopped == [{"chat": {"id": CHAT, "type": "private"}, "draft_id": 7}]
 
 
-async def test_the_flood_rule_rejects_a_second_send_within_the_interval() -> None:
+async def test_a_chat_may_send_a_short_burst_then_one_message_a_second() -> None:
     clock = FakeClock()
     async with FakeBotAPI(clock=clock) as api, connected(api) as bot:
-        api.enforce_flood(per_chat_interval=1.0)
-        await bot.send_message(CHAT, "first")
-
-        with pytest.raises(RetryAfter):
-            await bot.send_message(CHAT, "second")
-        await bot.send_message(OTHER_CHAT, "another chat is not limited")
-        clock.advance(1.0)
-        await bot.edit_message_text("first, edited", CHAT, 1)
-
-    assert api.flood_rejections == 1
-    assert api.calls_to("sendMessage")[1].error == "Too Many Requests: retry after 1"
-
-
-async def test_a_flood_burst_allows_three_at_once_then_one_per_interval() -> None:
-    clock = FakeClock()
-    async with FakeBotAPI(clock=clock) as api, connected(api) as bot:
-        api.enforce_flood(per_chat_interval=1.0, burst=3)
+        api.enforce_telegram_limits()
         for n in range(3):
             await bot.send_message(CHAT, f"burst {n}")
         with pytest.raises(RetryAfter):
             await bot.send_message(CHAT, "fourth at once")
+        await bot.send_message(OTHER_CHAT, "another chat has its own budget")
+        await bot.send_message_draft(CHAT, 1, "a draft is not counted")
         clock.advance(1.0)
-        await bot.send_message(CHAT, "one more a second later")
+        await bot.edit_message_text("an edit counts", CHAT, 1)
         with pytest.raises(RetryAfter):
             await bot.send_message(CHAT, "and another at once")
-        clock.advance(3.0)
-        for n in range(3):
-            await bot.send_message(CHAT, f"bucket full again {n}")
 
-    assert api.flood_rejections == 2
-    assert [m.text for m in api.messages(CHAT)][-3:] == [f"bucket full again {n}" for n in range(3)]
+    assert api.flood_rejections == 2 and api.flood_by_rule == {"chat": 2}
+    assert api.calls_to("sendMessage")[3].error == "Too Many Requests: retry after 1"
+
+
+async def test_a_group_gets_20_messages_a_minute() -> None:
+    clock = FakeClock()
+    async with FakeBotAPI(clock=clock) as api, connected(api) as bot:
+        api.enforce_telegram_limits(TelegramLimits(chat_burst=100))  # only the group rule binds
+        for n in range(20):
+            await bot.send_message(GROUP, f"group {n}")
+        with pytest.raises(RetryAfter) as refused:
+            await bot.send_message(GROUP, "the 21st within a minute")
+        clock.advance(60.0)
+        await bot.send_message(GROUP, "a minute later")
+
+    assert refused.value.retry_after in (60, timedelta(seconds=60)) and api.flood_by_rule == {"group": 1}
+
+
+async def test_all_chats_together_get_30_messages_a_second() -> None:
+    clock = FakeClock()
+    async with FakeBotAPI(clock=clock) as api, connected(api) as bot:
+        api.enforce_telegram_limits()
+        for chat in range(1, 31):
+            await bot.send_message(chat, "one each")
+        with pytest.raises(RetryAfter):
+            await bot.send_message(31, "the 31st in one second")
+        clock.advance(1.0)
+        await bot.send_message(31, "a second later")
+
+    assert api.flood_by_rule == {"overall": 1}
 
 
 async def test_down_answers_502_to_everything_until_the_time_is_up() -> None:

@@ -527,7 +527,6 @@ def test_control_response_error():
         {"type": "system", "subtype": "compact_boundary", "compact_metadata": {"trigger": "manual"}},
         {"type": "system", "subtype": "session_state_changed", "state": "idle"},
         {"type": "system", "subtype": "hook_started", "hook_name": "x"},
-        {"type": "rate_limit_event", "rate_limit_info": {"status": "allowed", "resetsAt": 1790000000}},
         {"type": "keep_alive"},
         {"type": "tool_progress", "tool_use_id": TOOL_ID},
         {"type": "some_future_type", "payload": [1, 2, 3]},

@@ -36,6 +36,21 @@ def test_the_token_is_blanked_in_messages_arguments_and_tracebacks() -> None:
     assert "bot<token>/getMe" in output and "Traceback" in output and "`<token>` was rejected" in output
 
 
+def test_the_url_encoded_token_is_blanked_too() -> None:
+    encoded = "123456%3AAAHsecret-token_value"  # the ':' as an HTTP client writes it in a URL path
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter("%(message)s", TOKEN))
+    log = logging.getLogger("test.redaction.encoded")
+    log.addHandler(handler)
+    try:
+        log.warning("HTTP Request: POST https://api.telegram.org/bot%s/getUpdates \"HTTP/1.1 409\"", encoded)
+    finally:
+        log.removeHandler(handler)
+
+    assert stream.getvalue() == 'HTTP Request: POST https://api.telegram.org/bot<token>/getUpdates "HTTP/1.1 409"\n'
+
+
 def test_the_bot_process_is_not_dumpable_and_writes_private_files(tmp_path) -> None:
     probe = (
         "import ctypes, os, pathlib, sys\n"

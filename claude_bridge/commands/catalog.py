@@ -42,6 +42,8 @@ SPECS = (
     CommandSpec("stop", "/stop [name]", "stop the running answer; the session lives on"),
     CommandSpec("status", "/status", "what the active session is doing"),
     CommandSpec("tasks", "/tasks [stop <id>]", "background tasks of the active session (stop one)"),
+    CommandSpec("usage", "/usage", "cost and tokens per session today, and the plan's usage limit"),
+    CommandSpec("limit", "/limit cancel", "do not continue by itself after the usage limit", in_menu=False),
     CommandSpec("resume", "/resume [id]", "continue an earlier conversation of the session's folder (no id: pick one)"),
     CommandSpec("delete", "/delete <name>", "delete a session (asks first)"),
     CommandSpec("cancel", "/cancel", "forget a pending question", in_help=False, in_menu=False),

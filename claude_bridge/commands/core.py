@@ -11,8 +11,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 from claude_bridge.commands import asks, catalog
+from claude_bridge.commands.limit_wording import usage_text
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import ago, conversation_line, session_line, status_text, task_line
+from claude_bridge.sessions.limits import HoldState
 from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
 from claude_bridge.sessions.place import Where
 from claude_bridge.sessions.projects import looks_like_folder
@@ -60,6 +62,8 @@ class Commands:
             "cancel": self.cancel,
             "answer": lambda chat_id, args: asks.answer(self.manager, args, chat_id),
             "mode": self.mode,
+            "usage": self.usage,
+            "limit": self.limit,
         }
 
     def knows(self, name: str) -> bool:
@@ -186,6 +190,20 @@ class Commands:
         """/status: what the active session is doing."""
         name, notice = self._active(chat_id)
         return Reply(notice + status_text(self.manager.status(name), self._clock()))
+
+    async def usage(self, chat_id: Where, args: list[str]) -> Reply:
+        """/usage: each session's last turn and today's total, and the plan's last known limit state."""
+        limits = self.manager.limits
+        return Reply(usage_text(limits.book, self._clock(), limits.book.zone))
+
+    async def limit(self, chat_id: Where, args: list[str]) -> Reply:
+        """/limit cancel (the limit message's button): nothing is resent by itself after the reset."""
+        if args != ["cancel"]:
+            return Reply(catalog.usage("limit"))
+        if self.manager.limits.hold.state is not HoldState.HELD:
+            return Reply("Nothing is waiting for the usage limit.")
+        await self.manager.limits.cancel()
+        return Reply("Cancelled: nothing is sent by itself. Your waiting messages go to Claude when you write again.")
 
     async def tasks(self, chat_id: Where, args: list[str]) -> Reply:
         """/tasks: the active session's running background tasks, a Stop choice each; /tasks stop <id> stops one."""

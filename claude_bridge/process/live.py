@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from claude_bridge.errors import BridgeError, ClaudeNoAnswer, ClaudeNotFound, ClaudeStartError
 from claude_bridge.process import pidfile
@@ -38,12 +38,28 @@ EventSink = Callable[["LiveProcess", Event], None]
 ExitSink = Callable[["LiveProcess"], None]
 
 
+class OsProcess(Protocol):
+    """What LiveProcess needs of an OS process: asyncio's own, or one adopted across a reload (handover.py)."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    @property
+    def stdin(self) -> asyncio.StreamWriter | None: ...
+    @property
+    def stdout(self) -> asyncio.StreamReader | None: ...
+    @property
+    def stderr(self) -> asyncio.StreamReader | None: ...
+    async def wait(self) -> int: ...
+
+
 class LiveProcess:
     """A spawned CLI: `spawn()`, `write()`, `request()`; `shutdown()` to end it, `close()` once it has exited."""
 
     def __init__(
         self,
-        proc: asyncio.subprocess.Process,
+        proc: OsProcess,
         marker: str,
         label: str,
         on_event: EventSink,
@@ -66,6 +82,8 @@ class LiveProcess:
         self._on_control_request = on_control_request
         self._pending: dict[str, tuple[str, asyncio.Future[ControlResponse]]] = {}
         self._serving: dict[str, asyncio.Task[None]] = {}
+        self._open_requests: dict[str, ControlRequest] = {}
+        self._stdout_buffer = bytearray()  # read but not yet framed: a reload hands it over (handover.py)
         self._readers: list[asyncio.Task[None]] = []
         self._write_lock = asyncio.Lock()
         self._seq = 0
@@ -122,8 +140,15 @@ class LiveProcess:
     def stderr_tail(self) -> str:
         return self.stderr.decode("utf-8", "replace")
 
-    def start_reading(self) -> None:
-        """Start draining stdout (framed into events) and stderr (into a bounded buffer)."""
+    def start_reading(self, pending: bytes = b"", reopen: tuple[ControlRequest, ...] = ()) -> None:
+        """Start draining stdout (framed into events) and stderr (into a bounded buffer).
+
+        An adopted process (handover.py) starts with the bytes its previous reader had not framed yet and serves
+        again the CLI's requests that were still unanswered.
+        """
+        self._stdout_buffer[:0] = pending
+        for request in reopen:
+            self._serve(request)
         self._readers = [
             asyncio.create_task(self._read_stdout(), name=f"{self.label}-stdout"),
             asyncio.create_task(self._read_stderr(), name=f"{self.label}-stderr"),
@@ -200,6 +225,36 @@ class LiveProcess:
         """Kill tool processes this CLI left behind (they carry its marker in their environment)."""
         await asyncio.to_thread(kill_marked_processes, self.marker)
 
+    async def release(self, timeout: float) -> tuple[bytes, tuple[ControlRequest, ...]]:
+        """Stop reading and serving without ending the process, so a reload can hand it over.
+
+        Waits up to `timeout` for our own control requests to be answered (their answer would reach the next
+        image, which has no future for it); BridgeError if they are not, or if the process is ending. Returns the
+        stdout bytes read but not framed yet and the CLI's requests still unanswered (no answer is written).
+        """
+        waiting = [future for _, future in self._pending.values()]
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout)
+        if self._pending:
+            raise BridgeError(f"{self.label}: Claude has not answered {len(self._pending)} control request(s)")
+        if self.exited.is_set() or any(task.done() for task in self._readers):
+            raise BridgeError(f"{self.label}: the Claude process is ending")
+        async with self._write_lock:
+            # Under the lock no answer is half written: each open request was answered in full or not at all.
+            tasks = [*self._readers, *self._serving.values()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            requests = tuple(self._open_requests.values())
+            if self.proc.stdin is not None:
+                # What is still in the transport's buffer would die with this image: flush it to the pipe.
+                self.proc.stdin.transport.set_write_buffer_limits(high=0)
+                await self.proc.stdin.drain()
+        self._readers = []
+        pending = bytes(self._stdout_buffer)
+        self._stdout_buffer.clear()
+        return pending, requests
+
     async def close(self) -> None:
         """After the process ended: let the readers finish briefly, then cancel and await every task we own."""
         for task in self._readers:
@@ -216,6 +271,7 @@ class LiveProcess:
     def _serve(self, request: ControlRequest) -> None:
         task = asyncio.create_task(self._answer(request), name=f"{self.label}-control-{request.subtype}")
         self._serving[request.request_id] = task
+        self._open_requests[request.request_id] = request
         task.add_done_callback(lambda _: self._serving.pop(request.request_id, None))
 
     async def _answer(self, request: ControlRequest) -> None:
@@ -232,13 +288,14 @@ class LiveProcess:
             reply = messages.control_error(request.request_id, str(exc) or type(exc).__name__)
         with contextlib.suppress(BridgeError):
             await self.write(reply)
+        self._open_requests.pop(request.request_id, None)
 
     # -- reading --
 
     async def _read_stdout(self) -> None:
         stream = self.proc.stdout
         assert stream is not None
-        buffer = bytearray()
+        buffer = self._stdout_buffer
         scan_from = 0
         discarding = False
         while chunk := await stream.read(READ_CHUNK):
@@ -309,6 +366,7 @@ class LiveProcess:
             elif isinstance(event, ControlRequest):
                 self._serve(event)
             elif isinstance(event, ControlCancel):
+                self._open_requests.pop(event.request_id, None)
                 task = self._serving.get(event.request_id)
                 if task is not None:
                     task.cancel()

@@ -3,14 +3,16 @@
 It owns the lifecycle (one State, transitions in one table), writes one message at a time, attributes the CLI's
 output to turns by the CLI's own markers (`init`, `result.origin`), and restarts the CLI after a crash. Launching is
 argv.py, framing and control requests live.py, the state table state.py, cleanup reaping.py; it knows nothing of
-session names or Telegram. It stays one module of ~530 lines on purpose: the pump, crash recovery and the watchdog
-all move the one State, and splitting them would spread its transitions over several files.
+session names or Telegram. It stays one module of ~590 lines on purpose: the pump, crash recovery and the watchdog
+all move the one State (and so does a reload's hand-over), and splitting them would spread its transitions over
+several files.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
 import time
@@ -28,6 +30,7 @@ from claude_bridge.process.argv import (
     build_env,
     explain_start_failure,
 )
+from claude_bridge.process.handover import HandoverError, SubprocessHandover, adopt, detach
 from claude_bridge.process.live import ControlHandler, LiveProcess
 from claude_bridge.process.reaping import has_descendants, kill_tree
 from claude_bridge.process.state import TRANSITIONS, IllegalTransition, State
@@ -36,6 +39,7 @@ from claude_bridge.protocol import messages
 from claude_bridge.protocol.events import (
     CANCELLED,
     EXITED,
+    HANDED_OVER,
     START_FAILED,
     WATCHDOG,
     BackgroundTasksChanged,
@@ -49,6 +53,7 @@ from claude_bridge.protocol.events import (
     TaskUpdated,
     TurnResult,
 )
+from claude_bridge.protocol.limits import RateLimit
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +80,9 @@ class ClaudeSubprocess:
         self.model = options.model
         self.session_id = ""
         self.last_timings = TurnTimings()
+        # The account's usage-limit state as this process last heard it: the CLI says it once per change (§17),
+        # so whether a turn was refused is read against it (2.1.197 may even send it before `init`, outside a turn).
+        self.last_limit: RateLimit | None = None
         self._on_status = on_status
         self._on_claude_turn = on_claude_turn
         self._on_control_request = on_control_request
@@ -199,6 +207,81 @@ class ClaudeSubprocess:
         self._to(State.STOPPED)
         self._stopped.set()
 
+    # -- a reload: the CLI crosses the bot's exec --
+
+    def restart_key(self) -> str:
+        """A digest of the settings only a new CLI takes (its path, its environment): a reload compares them."""
+        key = repr((str(self.options.claude_bin), sorted(self.options.env.items())))
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    async def hand_over(self) -> SubprocessHandover:
+        """Stop serving the CLI in this image without ending it, and describe it for the next image.
+
+        The turn in flight gets a `handed_over` status as its last event here; afterwards this object is inert.
+        HandoverError if the process is not running or cannot be detached (then it goes on being served here).
+        """
+        live = self._live
+        if live is None or not self.alive:
+            raise HandoverError(f"{self.options.label}: no running Claude process to hand over")
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()  # the pump and the watchdog: nothing is written to the CLI from here on
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            record = await detach(live)
+        except HandoverError:
+            self._own(self._pump(), "pump")
+            self._own(self._watchdog(), "watchdog")
+            raise
+        self._live = None
+        turn = self._current
+        if turn is not None:
+            turn.push(ProcessStatus(HANDED_OVER, "The bot is reloading; the answer goes on."))
+        return SubprocessHandover(
+            process=record,
+            session_id=self.session_id,
+            turn_header=None if turn is None or turn.done.is_set() else turn.header if turn.started_by_claude else "",
+            running_tasks=self.running_tasks,
+            notices=tuple(self._notices),
+            cumulative_cost=self._cumulative_cost,
+            model=self.model,
+            restart_key=self.restart_key(),
+        )
+
+    async def adopt(self, record: SubprocessHandover) -> Turn | None:
+        """Serve the CLI a previous image handed over (instead of start()); returns the turn still in flight.
+
+        Claude's own turn in flight goes to `on_claude_turn` like a new one. HandoverError if it cannot be adopted.
+        """
+        self.session_id = record.session_id
+        self.model = record.model
+        self._cumulative_cost = record.cumulative_cost
+        self._has_conversation = True
+        self._running_tasks = {task.task_id: task for task in record.running_tasks}
+        self._notices = list(record.notices)
+        turn: Turn | None = None
+        if record.turn_header == "":
+            turn = Turn("")  # a message of ours, already written: only its answer is still to come
+            turn.start_clock()
+            turn.written.set()
+        elif record.turn_header is not None:
+            turn = Turn.by_claude(record.turn_header)
+        self._to(State.STARTING)
+        try:
+            self._live = await adopt(record.process, self._on_event, self._on_exit, self._on_control_request)
+        except HandoverError:
+            self._to(State.NEW)
+            raise
+        self._to(State.READY)
+        if turn is not None:
+            self._current = turn
+            self._to(State.BUSY)
+            if turn.started_by_claude and self._on_claude_turn is not None:
+                self._on_claude_turn(turn)
+        self._own(self._pump(), "pump")
+        self._own(self._watchdog(), "watchdog")
+        return turn
+
     # -- lifecycle --
 
     def _to(self, state: State) -> None:
@@ -307,6 +390,10 @@ class ClaudeSubprocess:
         if isinstance(event, (TaskStarted, TaskUpdated, TaskNotification, BackgroundTasksChanged)):
             self._track_task(event)
             return
+        if isinstance(event, RateLimit):
+            self.last_limit = event
+            if self._current is None:
+                return
         if isinstance(event, SessionStarted):
             if event.session_id:
                 self.session_id = event.session_id

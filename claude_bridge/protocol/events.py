@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from claude_bridge.protocol.limits import RateLimit, parse_rate_limit
+
 logger = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 300
@@ -32,6 +34,15 @@ class SessionStarted:
 @dataclass(frozen=True)
 class AssistantText:
     """A text block of Claude's answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class LimitText:
+    """The CLI's own words for a request the usage limit refused ("You've hit your 5-hour limit · resets …"): an
+    assistant message with `"model": "<synthetic>"` and `"error": "rate_limit"` (§17). Not Claude's answer, so front
+    ends do not show it; the turn's result carries the same text."""
 
     text: str
 
@@ -169,7 +180,8 @@ class BackgroundTasksChanged:
 
 
 # conversation_lost: the conversation to resume was not found, so Claude started a fresh one.
-StatusKind = Literal["crashed", "restarting", "recovered", "gave_up", "conversation_lost"]
+# "handed_over": the bot reloads; the turn goes on in its next image (the last event this image sees of it).
+StatusKind = Literal["crashed", "restarting", "recovered", "gave_up", "conversation_lost", "handed_over"]
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,8 @@ class ProcessStatus:
     exit_code: int | None = None
     attempt: int = 0
 
+
+HANDED_OVER: StatusKind = "handed_over"
 
 # Subtypes we add for turns the CLI could not finish itself.
 EXITED = "process_exited"
@@ -204,6 +218,7 @@ class TurnResult:
     num_turns: int = 0
     terminal_reason: str = ""
     errors: tuple[str, ...] = ()
+    api_error_status: int | None = None  # the HTTP status of an API error that ended the turn (429: see limits.py)
     # `origin.kind` of a turn Claude started itself ("task-notification", …); "" for a turn answering a user message.
     origin: str = ""
 
@@ -227,6 +242,7 @@ Event = (
     SessionStarted
     | TextDelta
     | AssistantText
+    | LimitText
     | ToolUse
     | ToolResult
     | ApiRetry
@@ -239,6 +255,7 @@ Event = (
     | BackgroundTasksChanged
     | ProcessStatus
     | TurnResult
+    | RateLimit
 )
 
 
@@ -293,9 +310,7 @@ def _flatten_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(
-            str(block.get("text", "")) for block in content if isinstance(block, dict) and "text" in block
-        )
+        return "\n".join(str(block.get("text", "")) for block in content if isinstance(block, dict) and "text" in block)
     return ""
 
 
@@ -316,6 +331,8 @@ def parse_event(raw: Mapping[str, Any]) -> tuple[Event, ...]:
             return _tool_results(raw)
         case "result", subtype:
             return (_turn_result(raw, str(subtype or "")),)
+        case "rate_limit_event", _:
+            return (parse_rate_limit(raw),)
         case "control_request", _:
             request = raw.get("request") or {}
             return (ControlRequest(str(raw.get("request_id", "")), str(request.get("subtype", "")), request),)
@@ -362,6 +379,8 @@ def _text_delta(raw: Mapping[str, Any]) -> tuple[Event, ...]:
 def _assistant(raw: Mapping[str, Any]) -> tuple[Event, ...]:
     if raw.get("parent_tool_use_id") is not None:
         return ()  # a subagent's inner conversation: its result comes back as the Task tool's result
+    if raw.get("error") == "rate_limit":
+        return (LimitText(_flatten_text((raw.get("message") or {}).get("content"))),)
     events: list[Event] = []
     for block in (raw.get("message") or {}).get("content") or []:
         if not isinstance(block, dict):
@@ -400,6 +419,7 @@ def _turn_result(raw: Mapping[str, Any], subtype: str) -> TurnResult:
         num_turns=_number(raw.get("num_turns")),
         terminal_reason=str(raw.get("terminal_reason") or ""),
         errors=tuple(str(e) for e in raw.get("errors") or ()),
+        api_error_status=raw["api_error_status"] if isinstance(raw.get("api_error_status"), int) else None,
         origin=_origin_kind(raw.get("origin")),
     )
 

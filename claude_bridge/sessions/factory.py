@@ -49,4 +49,6 @@ def build_manager(settings: Settings, claude_bin: Path, front_end: FrontEnd | No
         ),
         prompt_reminder=settings.prompt_reminder_minutes * 60,
         prompt_timeout=settings.prompt_timeout_minutes * 60 if settings.prompt_timeout_minutes else None,
+        time_zone=settings.time_zone,
+        limit_margin=settings.limit_margin_seconds,
     )

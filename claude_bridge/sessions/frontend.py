@@ -10,6 +10,8 @@ import logging
 from typing import Protocol
 
 from claude_bridge.errors import BridgeError
+from claude_bridge.protocol.limits import RateLimit
+from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt
 from claude_bridge.sessions.tools import OutgoingFile
@@ -33,6 +35,13 @@ class FrontEnd(Protocol):
     def show_prompt(self, prompt: Prompt) -> None:
         """A question of Claude's for the human (a permission, a question, a plan) opened or changed in its place."""
 
+    async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
+        """The place's one usage-limit message for `hold` (with a Cancel button while held): sent when `message_id`
+        is None, else that message edited to the hold's new state. Returns the message's id, if it has one."""
+
+    async def warn_limit(self, place: Place, limit: RateLimit) -> None:
+        """A usage warning (the plan is nearly used up), shown quietly; the sessions send it once per window."""
+
 
 class Unattended:
     """No front end (a script, a test): everything that would be shown is logged instead."""
@@ -48,3 +57,10 @@ class Unattended:
 
     def show_prompt(self, prompt: Prompt) -> None:
         logger.warning("no front end to show prompt %s of session %s", prompt.id, prompt.session)
+
+    async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
+        logger.warning("no front end to tell %s: usage limit %s until %s", place.key, hold.state, hold.until)
+        return None
+
+    async def warn_limit(self, place: Place, limit: RateLimit) -> None:
+        logger.warning("no front end to warn %s: usage %s", place.key, limit.status)

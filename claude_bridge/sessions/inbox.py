@@ -1,4 +1,4 @@
-"""A session's durable queue on disk: an append-only, fsynced log of add / sent / done records.
+"""A session's durable queue on disk: an append-only log of add / sent / done records, one fsync per message.
 
 Only the file: which process answers a message, and when, is the worker's business (worker.py, session.py).
 """
@@ -71,7 +71,12 @@ def _shape_problem(record: Any) -> str | None:
 
 
 class Inbox:
-    """Records are appended one at a time under one lock, so compacting can never drop a record added meanwhile."""
+    """Records are appended one at a time under one lock, so compacting can never drop a record added meanwhile.
+
+    Only an add is fsynced before it returns: the user is told the message is kept. A sent or done record is
+    written but not fsynced; a crash of the bot keeps it (it is in the OS), the next add's fsync makes it durable
+    too, and a power cut before that can only make a finished message replay as queued or cut off, never lose one.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -79,6 +84,14 @@ class Inbox:
         self._lock = asyncio.Lock()
 
     def _append(self, record: dict[str, Any]) -> None:
+        """Append and fsync (an add)."""
+        self._write(record, sync=True)
+
+    def _note(self, record: dict[str, Any]) -> None:
+        """Append without fsync (a sent or done record)."""
+        self._write(record, sync=False)
+
+    def _write(self, record: dict[str, Any], *, sync: bool) -> None:
         line = (json.dumps(record) + "\n").encode("utf-8")
         with open(self.path, "ab+") as handle:
             if handle.tell() > 0:
@@ -87,7 +100,8 @@ class Inbox:
                     line = b"\n" + line  # a crash left a torn last line: never glue a record onto it
             handle.write(line)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())  # also makes every earlier record of the file durable
 
     def read(self) -> list[InboxEntry]:
         """Entries in arrival order with their latest state; raises StateDamaged for a record of the wrong shape.
@@ -133,10 +147,19 @@ class Inbox:
             await asyncio.to_thread(self._append, record)
         return entry_id
 
+    async def requeue(self, entry_id: str, chat_id: int, content: Content, thread_id: int | None = None) -> None:
+        """Queue a sent message again, in its old place (the usage limit refused it): its `add` record once more,
+        which read() takes as the entry back in QUEUED state, so a restart re-delivers it."""
+        record: dict[str, Any] = {"op": InboxOp.ADD.value, "id": entry_id, "chat_id": chat_id, "content": content}
+        if thread_id is not None:
+            record["thread_id"] = thread_id
+        async with self._lock:
+            await asyncio.to_thread(self._append, record)
+
     async def mark(self, entry_id: str, op: InboxOp) -> None:
         """Record that a message was written to Claude (SENT) or is finished (DONE)."""
         async with self._lock:
-            await asyncio.to_thread(self._append, {"op": InboxOp(op).value, "id": entry_id})
+            await asyncio.to_thread(self._note, {"op": InboxOp(op).value, "id": entry_id})
 
     async def compact(self) -> None:
         """Drop the file once every entry is done, so it does not grow forever."""

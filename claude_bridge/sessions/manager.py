@@ -2,9 +2,9 @@
 
 store.py (sessions on disk, personas), inbox.py (the durable queue), routes.py (chat → active session),
 pool.py (the live-process cap, LRU and idle suspension), worker.py (the per-session queue, Delivery) and
-session.py (one session's process and books), info.py (what front ends read), factory.py (real processes).
-It knows sessions, not Telegram and not the CLI's JSON. At ~530 lines it is one method per thing a front end can
-ask (send, create, switch, /model, /mode, /resume, /tasks, delete, …), each delegating to the parts.
+session.py (one session's process and books), info.py (what front ends read), factory.py (real processes),
+handover.py (a reload). It knows sessions, not Telegram and not the CLI's JSON. At ~550 lines it is one method per
+thing a front end can ask (send, create, switch, /model, /mode, /resume, /tasks, delete, …), each delegating.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.handover import HandoverError
 from claude_bridge.process.reaping import reap_adopted, reap_leftover
 from claude_bridge.protocol.events import TaskInfo, TurnResult
 from claude_bridge.sessions.file_policy import Protected, bot_folder
 from claude_bridge.sessions.frontend import FrontEnd, Unattended
+from claude_bridge.sessions.handover import SessionHandover, adopt_session, hand_over_session
 from claude_bridge.sessions.homes import DEFAULT_SESSION, belongs, is_private, place_name
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.info import SessionInfo
+from claude_bridge.sessions.limit_keeper import LimitKeeper
+from claude_bridge.sessions.limits import RESUME_MARGIN
 from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
@@ -47,6 +52,7 @@ from claude_bridge.sessions.store import (
 )
 from claude_bridge.sessions.transcripts import Conversation, config_dir, list_conversations
 from claude_bridge.sessions.transcripts import find as find_transcript
+from claude_bridge.sessions.usage import UsageBook
 from claude_bridge.sessions.worker import Delivery
 
 logger = logging.getLogger(__name__)
@@ -77,6 +83,8 @@ class SessionManager:
         project_roots: tuple[Path, ...] = (),
         prompt_reminder: float = 600.0,
         prompt_timeout: float | None = None,
+        time_zone: tzinfo = UTC,
+        limit_margin: float = RESUME_MARGIN,
         protected: Protected | None = None,
     ) -> None:
         self.sessions_dir = sessions_dir
@@ -94,6 +102,8 @@ class SessionManager:
         self._pool = LivePool(
             lambda: list(self._sessions.values()), max_live=max_live, idle_after=idle_after, clock=clock
         )
+        # The account's usage limit (one plan for all sessions) and what /usage reports.
+        self.limits = LimitKeeper(sessions_dir, self.front_end, UsageBook(time_zone), clock, limit_margin)
         self._runtime = Runtime(
             self._store,
             self._pool,
@@ -104,6 +114,7 @@ class SessionManager:
             self.front_end,
             upload_limit=upload_limit,
             prompts=self.prompts,
+            limits=self.limits,
             protected=protected or Protected.of(sessions_dir=sessions_dir, env=base_options.env, secrets=()),
         )
         self._scheduler: Any = None
@@ -135,11 +146,14 @@ class SessionManager:
         await asyncio.to_thread(reap_adopted)
         return await self._pool.suspend_idle()
 
-    def reap_leftovers(self) -> list[int]:
-        """Stop CLI processes a previous run left behind (a pid file per live session); a reused pid is left alone."""
+    def reap_leftovers(self, keep: Collection[int] = ()) -> list[int]:
+        """Stop CLI processes a previous run left behind (a pid file per live session); a reused pid is left alone,
+        and so are the processes in `keep` (adopted by a reload)."""
         stopped = []
         for pid_file in self._store.sessions_state.glob(f"*/{PID_FILE}"):
             record = pidfile.read(pid_file)
+            if record is not None and record.pid in keep:
+                continue
             with contextlib.suppress(OSError):
                 if record is None:
                     pass
@@ -150,10 +164,45 @@ class SessionManager:
                 pid_file.unlink(missing_ok=True)
         return stopped
 
-    async def recover(self, allowed: Callable[[Place], bool] = lambda place: True) -> list[Delivery]:
+    async def hand_over(self) -> list[SessionHandover]:
+        """A reload: no more idle suspensions; every live session's process detached for the next image (each keeps
+        running). A session that cannot be detached is left out: the next image stops it as after a restart."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        records = []
+        for session in list(self._sessions.values()):
+            try:
+                record = await hand_over_session(session)
+            except HandoverError as exc:
+                logger.error("session %s cannot cross the reload: %s", session.name, exc)
+                continue
+            if record is not None:
+                records.append(record)
+        return records
+
+    async def adopt(self, records: Iterable[SessionHandover]) -> tuple[list[Delivery], set[int]]:
+        """After a reload, before recover(): each handed-over session goes on; the deliveries answering messages from
+        before it, and the pids adopted (they are no leftovers)."""
+        deliveries, pids = [], set()
+        for record in records:
+            try:
+                delivery = await adopt_session(self._get(record.name), record)
+            except (HandoverError, SessionError) as exc:
+                logger.error("session %s could not be adopted after the reload: %s", record.name, exc)
+                continue
+            pids.add(record.process.process.pid)
+            if delivery is not None:
+                deliveries.append(delivery)
+        return deliveries, pids
+
+    async def recover(
+        self, allowed: Callable[[Place], bool] = lambda place: True, *, announce: bool = True
+    ) -> list[Delivery]:
         """After a restart: re-deliver messages never sent, in order; report the ones a restart cut off.
 
         Only places `allowed` (the front end's gate as it is today) are answered; the rest are dropped.
+        After a reload (`announce` False) the re-delivered messages are not announced: their chats saw them queued.
         """
         deliveries: list[Delivery] = []
         for name in self._store.names():
@@ -169,7 +218,7 @@ class SessionManager:
                 else:
                     entries.append(entry)
             for entry in entries:
-                if entry.state == EntryState.SENT:
+                if entry.state == EntryState.SENT and entry.id not in session.resumed:
                     await self._tell(
                         Place(entry.chat_id, entry.thread_id),
                         f"⚠️ The bot restarted while Claude was working on your message “{_excerpt(entry.content)}” "
@@ -177,7 +226,7 @@ class SessionManager:
                     )
                     await session.inbox.mark(entry.id, InboxOp.DONE)
             pending = [entry for entry in entries if entry.state == EntryState.QUEUED]
-            for place in dict.fromkeys(Place(entry.chat_id, entry.thread_id) for entry in pending):
+            for place in dict.fromkeys(Place(entry.chat_id, entry.thread_id) for entry in pending if announce):
                 count = sum(1 for entry in pending if Place(entry.chat_id, entry.thread_id) == place)
                 await self._tell(
                     place, f"↻ Delivering {count} message(s) to session {name} that arrived before the restart."
@@ -190,11 +239,13 @@ class SessionManager:
                 deliveries.append(delivery)
             if not pending:
                 await session.inbox.compact()
+        self.limits.start()  # a usage-limit hold from before the restart: its held messages are among `pending`
         return deliveries
 
     async def close_all(self, timeout: float = 20.0) -> None:
         """End every delivery with a result, stop every live session in parallel (bounded), flush metadata."""
         self._closed = True
+        await self.limits.close()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
@@ -499,6 +550,7 @@ class SessionManager:
             finally:
                 self._sessions.pop(name, None)
             self._routes.forget(name)
+            self.limits.forget(name)
         logger.info("deleted session %s", name)
 
     async def send(self, where: Where, content: Content, *, topic: str = "") -> Delivery:
@@ -528,6 +580,7 @@ class SessionManager:
                 )
             session.last_place = place
             session.meta.last_active = self._clock()
+            self.limits.user_wrote(name)  # after a usage-limit Cancel, this session's held messages go on now
             try:
                 entry_id = await session.inbox.add(place.chat_id, content, place.thread_id)
             except OSError as exc:
@@ -540,6 +593,7 @@ class SessionManager:
             if notice:
                 delivery.notice(notice)
             session.worker.accept(delivery)
+        await self.limits.accepted(name, place)  # a hold: this place is told too
         return delivery
 
     # -- notices outside a delivery --

@@ -197,6 +197,8 @@ class PromptBoard:
         self._prompts: dict[str, Prompt] = {}
         self._tool_uses: dict[str, ToolUse] = {}
         self._seen = asyncio.Condition()
+        self._frozen = False  # a reload hands the waiting prompts over: a cancel then is not the prompt's end
+        self._reattach: dict[str, str] = {}  # after a reload: the CLI's request id → the id its prompt had
 
     # -- what Claude asked: the plan text lives in the assistant's tool_use block (§16.3) --
 
@@ -220,7 +222,8 @@ class PromptBoard:
         place = Place.of(where)
 
         def prompt(kind: PromptKind, **fields: Any) -> Prompt:
-            return Prompt(self._new_id(), session, place.chat_id, kind, request, thread_id=place.thread_id, **fields)
+            prompt_id = self._reattach.pop(request.request_id, None) or self._new_id()
+            return Prompt(prompt_id, session, place.chat_id, kind, request, thread_id=place.thread_id, **fields)
 
         if request.tool_name == ASK_TOOL:
             questions = tuple(Question.of(q) for q in request.input.get("questions") or [] if isinstance(q, Mapping))
@@ -249,7 +252,7 @@ class PromptBoard:
         try:
             return await self._wait(prompt)
         except asyncio.CancelledError:
-            if prompt.cancel("Claude no longer waits for it"):
+            if not self._frozen and prompt.cancel("Claude no longer waits for it"):
                 self.changed(prompt)
             raise
         finally:
@@ -279,6 +282,17 @@ class PromptBoard:
             self.listener(prompt)
         except Exception:
             logger.exception("showing prompt %s failed", prompt.id)
+
+    # -- a reload --
+
+    def freeze(self) -> list[Prompt]:
+        """The bot reloads: the waiting prompts stay open (the next image serves their requests again)."""
+        self._frozen = True
+        return [prompt for prompt in self._prompts.values() if prompt.waiting]
+
+    def reattach(self, request_id: str, prompt_id: str) -> None:
+        """After a reload: the CLI's request `request_id`, served again, is the prompt `prompt_id` (its buttons)."""
+        self._reattach[request_id] = prompt_id
 
     # -- what the front end and the manager ask --
 

@@ -33,12 +33,14 @@ from claude_bridge.protocol.events import (
     ToolUse,
     TurnResult,
 )
+from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import deny
 from claude_bridge.sessions.file_policy import Protected
 from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.homes import TaskOrigins
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
+from claude_bridge.sessions.limit_keeper import LimitKeeper
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.prompts import PromptBoard, PromptKind
@@ -76,6 +78,7 @@ class ProcessLike(Protocol):
 
     session_id: str
     last_timings: TurnTimings
+    last_limit: RateLimit | None  # the usage limit as the process last heard of it (protocol/limits.py)
 
     @property
     def alive(self) -> bool: ...
@@ -121,6 +124,7 @@ class Runtime:
     clock: Callable[[], float]
     tell: Callable[[Place, str], None]  # a notice for a chat (topic) outside any delivery (fire and forget)
     front_end: FrontEnd  # shows Claude's own turns, delivers the files Claude sends
+    limits: LimitKeeper  # the account's usage limit: every send asks it first, every turn's end tells it
     upload_limit: int = 50 * 1024 * 1024
     prompts: PromptBoard = field(default_factory=PromptBoard)  # Claude's questions waiting for the human
     protected: Protected = field(default_factory=Protected)  # what no tool may send (file_policy)
@@ -145,6 +149,8 @@ class Session:
         self._claude_turn: Turn | None = None
         if meta.home_chat_id is None and meta.last_chat_id is not None:  # from before homes: the last user's place
             meta.home_chat_id, meta.home_thread_id = meta.last_chat_id, meta.last_thread_id
+        # A reload's turns still in flight, by inbox entry: their delivery relays them instead of sending anew.
+        self.resumed: dict[str, tuple[ProcessLike, Turn]] = {}
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
@@ -302,8 +308,7 @@ class Session:
         max_live = self._rt.pool.max_live
         waiting = f"All {max_live} live sessions are busy; your message starts as soon as one finishes."
         async with self._rt.pool.slot(self, lambda: delivery.notice(waiting)):
-            hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.tools, self._ask_human)
-            process = self._rt.spawn(self._options(), hooks)
+            process = self.new_process()
             # Set before start(): a shutdown during the start still finds and stops it.
             self.process = process
             self.restart_pending = False
@@ -322,6 +327,11 @@ class Session:
                     logger.warning("session %s: cleaning up a failed start failed too", self.name, exc_info=True)
                 raise
         return process
+
+    def new_process(self) -> ProcessLike:
+        """A process for this session with today's settings, not started (a reload adopts into it instead)."""
+        hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.tools, self._ask_human)
+        return self._rt.spawn(self._options(), hooks)
 
     def _options(self) -> ProcessOptions:
         persona = self.persona()
@@ -430,8 +440,9 @@ class Session:
             except OSError as exc:
                 logger.error("session %s: could not save metadata: %s", self.name, exc)
         current, place = self.worker.current, self._turn_place()
-        # A crash mid-turn is already told by that turn's own error; say it here only for an idle session.
-        told_by_turn = status.kind == "crashed" and (current is not None or self.claude_busy)
+        # The process hands every status to the turn waiting on it too (a crash as that turn's own error), and that
+        # turn's view shows it in order with the turn's other lines; a notice from here would repeat it, out of order.
+        told_by_turn = current is not None or self.claude_busy
         if status.kind not in ("crashed", "gave_up", "recovered", "conversation_lost") or told_by_turn:
             return
         if place is None:
@@ -446,22 +457,31 @@ class Session:
         sent = False
         stage = "start Claude"
         try:
+            resumed = self.resumed.get(delivery.entry_id)  # the answer to a message from before a reload
+            if resumed is None:
+                await self._rt.limits.clear_to_send(self.name, delivery.place)  # usage limit: hold the line
             try:
-                process = await self._ensure_live(delivery)
+                process = await self._ensure_live(delivery) if resumed is None else resumed[0]
             except (BridgeError, OSError, ValueError) as exc:
                 logger.error("session %s: could not start Claude: %s", self.name, exc)
                 self.meta.status = MetaStatus.FAILED
                 result = TurnResult(subtype=START_FAILED, is_error=True, text=start_error(exc))
             else:
-                stage = "send the message to Claude"
-                turn = process.submit(delivery.content)
-                sent = await _written(turn)
-                if sent:
-                    stage = "record the message as sent"
-                    await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
-                stage = "pass on Claude's answer"
-                result = await _relay(turn, delivery, self._rt.prompts, self.origins)
-                self._book(process, turn, result)
+                while True:  # more than once only when the usage limit refused it: then again after the reset
+                    stage = "send the message to Claude"
+                    turn = process.submit(delivery.content) if resumed is None else resumed[1]
+                    resumed = None  # a retry after the usage limit's reset is a turn of its own
+                    sent = await _written(turn)
+                    if sent:
+                        stage = "record the message as sent"
+                        await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
+                    stage = "pass on Claude's answer"
+                    result = await _relay(turn, delivery, self._rt.prompts, self.origins)
+                    self._book(process, turn, result)
+                    if not await self._refused_by_limit(process, delivery, result):
+                        break
+                    sent = False
+                    await self._rt.limits.clear_to_send(self.name, delivery.place)
             stage = "save the session's state"
             await self._finish(delivery)
         except asyncio.CancelledError:
@@ -473,7 +493,17 @@ class Session:
             result = failure(f"Could not {stage}: {exc}. Your next message will try again.")
             with contextlib.suppress(OSError):
                 await self.inbox.mark(delivery.entry_id, InboxOp.DONE)
+        self.resumed.pop(delivery.entry_id, None)
         delivery.finish(result)
+
+    async def _refused_by_limit(self, process: ProcessLike, delivery: Delivery, result: TurnResult) -> bool:
+        """Tell the limit keeper the turn ended; True if the usage limit refused it (it is then resent later)."""
+        limits, place, last = self._rt.limits, delivery.place, process.last_limit
+        refused = limits.refused(result, last)
+        if refused:  # back in the inbox's queue first: a restart during the wait sends it again
+            await self.inbox.requeue(delivery.entry_id, place.chat_id, delivery.content, place.thread_id)
+        await limits.after_turn(self.name, delivery.entry_id, place, result, last)
+        return refused
 
     async def _finish(self, delivery: Delivery) -> None:
         self.save()

@@ -108,19 +108,24 @@ def load_personas(directory: Path) -> tuple[dict[str, Persona], list[str]]:
 # ---- on-disk state -------------------------------------------------------------------------------
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so a crash leaves either the old or the new file: temp file, fsync, rename, fsync dir."""
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
+    """Write JSON so a crash leaves either the old or the new file: temp file, fsync, rename, fsync dir.
+
+    `durable=False` skips both fsyncs: still atomic for a crash of the bot, not proof against a power cut."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, sort_keys=True)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -229,6 +234,11 @@ def new_instance() -> str:
     return secrets.token_hex(4)
 
 
+# What every turn updates: counters and times whose newest values a power cut may cost, so they need no fsync of
+# their own (the bridge's cost per message is one fsync: the inbox's add).
+TURN_STATISTICS = frozenset({"turns", "total_cost_usd", "last_active", "last_timings"})
+
+
 class SessionStore:
     """The bot's own state lives in SESSIONS_DIR/.bot/ (sessions/<name>/ and chats.json), apart from workspaces.
 
@@ -246,6 +256,7 @@ class SessionStore:
         first_start = not self.state_root.exists() and not self.state_root.is_symlink()
         self.sessions_state.mkdir(parents=True, exist_ok=True)
         self.personas = personas
+        self._durable: dict[str, dict[str, Any]] = {}  # per session: what its last fsynced metadata said
         if first_start:
             self._migrate()
 
@@ -339,7 +350,11 @@ class SessionStore:
         return meta
 
     def save(self, meta: Metadata) -> None:
-        write_json_atomic(self.state_dir(meta.name) / META_FILE, asdict(meta))
+        """Write metadata.json; fsynced unless only a turn's statistics changed since the last fsynced write."""
+        data = asdict(meta)
+        kept = {key: value for key, value in data.items() if key not in TURN_STATISTICS}
+        write_json_atomic(self.state_dir(meta.name) / META_FILE, data, durable=self._durable.get(meta.name) != kept)
+        self._durable[meta.name] = kept
 
     def remove(self, name: str, meta: Metadata | None) -> None:
         """Remove the session's state; its workspace only if the bot created it (else it is left as it is)."""
@@ -350,6 +365,7 @@ class SessionStore:
             else:
                 logger.warning("session %s: workspace %s is not where the bot made it; left alone", name, workspace)
         shutil.rmtree(self.state_dir(name))
+        self._durable.pop(name, None)  # a new session of this name starts with a fsynced write
 
     # -- older installs kept the state inside each session folder --
 

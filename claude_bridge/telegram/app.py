@@ -9,7 +9,9 @@ import asyncio
 import base64
 import contextlib
 import logging
+import time
 from collections.abc import Callable
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,13 @@ from telegram.ext import (
 
 from claude_bridge.commands.catalog import SPECS, menu
 from claude_bridge.commands.core import Commands
+from claude_bridge.commands.limit_wording import queued_line
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import claude_turn_title, queued_text
 from claude_bridge.errors import BridgeError, TranscriptionError
+from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt
@@ -48,8 +53,10 @@ from claude_bridge.settings import Settings
 from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.gate import make_gate, place_allowed
 from claude_bridge.telegram.intake import InOrder
+from claude_bridge.telegram.limits import LimitMessages
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
+from claude_bridge.telegram.reloading import Reloader, resume, take_handover
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
 from claude_bridge.telegram.topics import open_topic, place_of, place_title, topic_opened
 from claude_bridge.telegram.uploads import Attachment, attachment_of, download, image_type
@@ -57,6 +64,10 @@ from claude_bridge.telegram.voice import claude_message, not_transcribed, quoted
 
 logger = logging.getLogger(__name__)
 
+# After a reload, what a chat already shows of a delivery: its view's snapshot, or True for a message seen queued.
+Resumed = dict[str, Any] | bool | None
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # where bot.py is: a reload checks and runs the code there
 BUTTONS_PER_ROW = 4
 SHORT_LABEL = 12  # characters; longer labels get a row each so Telegram does not cut them
 
@@ -71,6 +82,8 @@ class BotState:
         self.outboxes = outboxes or Outboxes()
         self.prefs: dict[int, ChatPrefs] = {}
         self.views: set[asyncio.Task[None]] = set()
+        self.turn_views: dict[str, TurnView] = {}  # running views by inbox entry (a reload hands them over)
+        self.front_end: TelegramFrontEnd | None = None
         self.download_limit = int(settings.max_download_mb * 1024 * 1024)
         self.intake = InOrder()  # a text sent after a voice note waits for the note's transcription
         self.drafts: dict[int, Delivery] = {}  # the turn each live draft shows (its Stop button stops that turn)
@@ -104,26 +117,39 @@ async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, *
 # ---- messages to Claude ---------------------------------------------------------------------------
 
 
-async def run_delivery(state: BotState, bot: Any, delivery: Delivery, reply_to: int | None) -> None:
-    """Show one delivery's turn in its chat (and forum topic)."""
+async def run_delivery(
+    state: BotState, bot: Any, delivery: Delivery, reply_to: int | None, resumed: Resumed = None
+) -> None:
+    """Show one delivery's turn in its chat (and forum topic); after a reload, go on with what the previous image
+    showed (`resumed`: its view's snapshot; `True`: a message the chat already saw queued)."""
     chat_id = delivery.chat_id
     sender = Sender(bot, state.outboxes(chat_id), delivery.thread_id)
     if delivery.by_claude:
         # Claude's own turn: a message of its own (so the phone notifies) saying what started it.
         sender.answer(claude_turn_title(delivery, state.manager.active_session(delivery.place)))
-    if delivery.position > 0:
+    if resumed is not None:
+        pass  # after a reload: the chat already saw this message queued (or its answer begin)
+    elif (hold := state.manager.limits.held()) is not None:  # it waits for the usage limit's reset
+        sender.text(queued_line(hold, time.time(), state.settings.time_zone), reply_to=reply_to)
+    elif delivery.position > 0:
         sender.text(f"⏳ {queued_text(delivery.position)}", reply_to=reply_to)
     prefs = state.prefs.setdefault(chat_id, ChatPrefs())
-    view = TurnView(sender, prefs, reply_to=reply_to, queued=delivery.position > 0)
+    if isinstance(resumed, dict) and resumed:
+        view = TurnView.resume(sender, prefs, resumed)
+    else:
+        view = TurnView(sender, prefs, reply_to=reply_to, queued=delivery.position > 0 or resumed is not None)
+    state.turn_views[delivery.entry_id] = view
     state.drafts[view.draft_id] = delivery
     try:
         await view.run(delivery.events())
     finally:
         state.drafts.pop(view.draft_id, None)
+        if not view.handed_over.is_set():
+            state.turn_views.pop(delivery.entry_id, None)
 
 
-def start_view(state: BotState, bot: Any, delivery: Delivery, reply_to: int | None) -> None:
-    task = asyncio.create_task(run_delivery(state, bot, delivery, reply_to), name=f"view-{delivery.entry_id}")
+def start_view(state: BotState, bot: Any, delivery: Delivery, reply_to: int | None, resumed: Resumed = None) -> None:
+    task = asyncio.create_task(run_delivery(state, bot, delivery, reply_to, resumed), name=f"view-{delivery.entry_id}")
     state.views.add(task)
     task.add_done_callback(_view_done(state))
 
@@ -324,11 +350,12 @@ class TelegramFrontEnd:
     """The sessions' FrontEnd port over this Application: notices, Claude's own turns, files and prompts, each in
     its place. Handed to the manager when it is built; its turn views share the handlers' state (bot_data)."""
 
-    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], outboxes: Outboxes) -> None:
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], outboxes: Outboxes, zone: tzinfo = UTC) -> None:
         self.app = app
         self.outboxes = outboxes
         self._files = file_sink(app.bot, outboxes)
-        self._prompts = PromptMessages(app.bot, outboxes)
+        self.prompt_messages = PromptMessages(app.bot, outboxes)
+        self._limits = LimitMessages(app.bot, outboxes, zone)
 
     async def notify(self, place: Place, text: str) -> None:
         await Sender(self.app.bot, self.outboxes(place.chat_id), place.thread_id).text(text)
@@ -340,7 +367,13 @@ class TelegramFrontEnd:
         await self._files(outgoing)
 
     def show_prompt(self, prompt: Prompt) -> None:
-        self._prompts(prompt)
+        self.prompt_messages(prompt)
+
+    async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
+        return await self._limits.show(place, hold, message_id)
+
+    async def warn_limit(self, place: Place, limit: RateLimit) -> None:
+        await self._limits.warn(place, limit)
 
 
 def build_application(
@@ -367,7 +400,9 @@ def build_application(
         .build()
     )
     outboxes = Outboxes()
-    state = BotState(settings, manager_for(TelegramFrontEnd(app, outboxes)), outboxes)
+    front_end = TelegramFrontEnd(app, outboxes, settings.time_zone)
+    state = BotState(settings, manager_for(front_end), outboxes)
+    state.front_end = front_end
     app.bot_data["state"] = state
 
     def notify_soon(chat_id: int, text: str) -> None:
@@ -391,13 +426,26 @@ async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Register commands, clean up after a crash, re-deliver queued messages, start the idle timer."""
     state: BotState = app.bot_data["state"]
     await app.bot.set_my_commands([BotCommand(name, text) for name, text in menu()])
-    reaped = state.manager.reap_leftovers()
+    # A reload's hand-over first: the processes it adopts are no leftovers, their turns no cut-off messages.
+    handover = take_handover(state.settings.sessions_dir)
+    resumed, adopted = await resume(app, handover) if handover else ([], set())
+    reaped = state.manager.reap_leftovers(keep=adopted)
     if reaped:
         logger.warning("stopped %d Claude process(es) left by a previous run: %s", len(reaped), reaped)
+    for delivery, snapshot in resumed:
+        start_view(state, app.bot, delivery, snapshot.get("reply_to"), snapshot)
     # A message saved before the restart is answered only where today's settings still let the bot talk.
-    for delivery in await state.manager.recover(lambda place: place_allowed(place.chat_id, state.settings)):
-        start_view(state, app.bot, delivery, None)
+    allowed = lambda place: place_allowed(place.chat_id, state.settings)  # noqa: E731
+    for delivery in await state.manager.recover(allowed, announce=handover is None):
+        seen = handover.queued if handover else {}
+        if delivery.entry_id in seen:
+            start_view(state, app.bot, delivery, seen[delivery.entry_id], True)
+        else:
+            start_view(state, app.bot, delivery, None)
     state.manager.start_scheduler()
+    Reloader(app, PROJECT_DIR).install()
+    if handover is not None:
+        logger.info("reloaded: %d session(s) adopted, %d turn(s) going on", len(adopted), len(resumed))
     logger.info("bot started as @%s; %d allowed user(s)", app.bot.username, len(state.settings.allowed_user_ids))
 
 

@@ -26,9 +26,7 @@ logger = logging.getLogger(__name__)
 # member updates … are left out on purpose: none of them should ever become a prompt.
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "stopped_message_generation"]
 REFUSAL = "⛔ This is a private bot. Your Telegram user id is {uid}; the owner can add it to ALLOWED_USER_IDS."
-GROUP_REFUSAL = (
-    "⛔ This bot answers in a group only when its owner lists the group: add {chat_id} to ALLOWED_CHAT_IDS."
-)
+GROUP_REFUSAL = "⛔ This bot answers in a group only when its owner lists the group: add {chat_id} to ALLOWED_CHAT_IDS."
 REFUSE_EVERY = 60.0
 MAX_REMEMBERED = 1024  # strangers' refusal times: bounded, so a flood of new ids cannot grow memory
 

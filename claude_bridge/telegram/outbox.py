@@ -332,6 +332,11 @@ class Outboxes:
     def __contains__(self, chat_id: object) -> bool:
         return chat_id in self._boxes
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waits to be sent in any chat (a reload waits for this before its exec)."""
+        return all(box.idle for box in self._boxes.values())
+
     def _trim(self, *, keep: int) -> None:
         idle = [c for c, box in self._boxes.items() if box.idle and c != keep]  # `keep` is the box being handed out
         for chat_id in idle[: max(0, len(self._boxes) - self._limit)]:

@@ -67,6 +67,16 @@ class PromptMessages:
             self._sent.pop(prompt.id, None)
             self._reminded.discard(prompt.id)
 
+    def sent(self, prompt_id: str) -> asyncio.Future[Any] | None:
+        """The message a waiting prompt is shown in (a reload hands it over)."""
+        return self._sent.get(prompt_id)
+
+    def reattach(self, prompt_id: str, message: Message) -> None:
+        """After a reload: the prompt `prompt_id` is shown in `message` (its changes edit it, nothing new is sent)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(message)
+        self._sent[prompt_id] = future
+
     def _edit(self, outbox: Outbox, sent: asyncio.Future[Any], text: str, markup: InlineKeyboardMarkup | None) -> None:
         async def edit() -> Any:
             message = await sent

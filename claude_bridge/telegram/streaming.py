@@ -12,7 +12,7 @@ import io
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from telegram.error import RetryAfter, TelegramError
 from claude_bridge.commands.describe import tool_line
 from claude_bridge.commands.wording import retry_text
 from claude_bridge.protocol.events import (
+    HANDED_OVER,
     ApiRetry,
     AssistantText,
     Event,
@@ -127,6 +128,28 @@ class Sender:
         return [self.chunk(chunk, reply_to=reply_to if i == 0 else None) for i, chunk in enumerate(chunks)]
 
 
+@dataclass(frozen=True)
+class SentMessage:
+    """A message an earlier image sent: only its id is known (edits and deletes need no more)."""
+
+    message_id: int
+
+
+def _message_id(sent: asyncio.Future[Any] | None) -> int | None:
+    if sent is None or not sent.done() or sent.cancelled() or sent.exception() is not None:
+        return None
+    message = sent.result()
+    return getattr(message, "message_id", None)
+
+
+def _sent(message_id: Any) -> asyncio.Future[Any] | None:
+    if message_id is None:
+        return None
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_result(SentMessage(int(message_id)))
+    return future
+
+
 def _reply(message_id: int | None) -> ReplyParameters | None:
     if message_id is None:
         return None
@@ -136,9 +159,7 @@ def _reply(message_id: int | None) -> ReplyParameters | None:
 class TurnView:
     """Renders one turn's events into the chat."""
 
-    def __init__(
-        self, sender: Sender, prefs: ChatPrefs, *, reply_to: int | None = None, queued: bool = False
-    ) -> None:
+    def __init__(self, sender: Sender, prefs: ChatPrefs, *, reply_to: int | None = None, queued: bool = False) -> None:
         self.sender = sender
         # A queued turn shows no "Thinking…" bubble up front: in a private chat a new draft id replaces the bubble
         # on screen, which would hide the running turn's live answer. Its drafts start with its own text.
@@ -156,6 +177,8 @@ class TurnView:
         self.progress = _Progress()
         self.preview_id: asyncio.Future[Any] | None = None
         self.result: TurnResult | None = None
+        self.handed_over = asyncio.Event()  # the bot reloads: this view stops here; the next image goes on with it
+        self.resumed = False  # it goes on from a previous image: its messages are already on screen
 
     @property
     def answer_text(self) -> str:
@@ -166,9 +189,12 @@ class TurnView:
         """Consume the stream to its TurnResult; Telegram failures are logged, never stop the stream."""
         typing = asyncio.create_task(self._keep_typing())
         try:
-            if self.use_drafts and not self.queued:
+            if self.use_drafts and not self.queued and not self.resumed:
                 self._draft()  # an empty draft shows Telegram's "Thinking…" bubble at once
             async for event in events:
+                if isinstance(event, ProcessStatus) and event.kind == HANDED_OVER:
+                    self.handed_over.set()
+                    return None  # no end here: the next image finishes the turn in the same messages
                 self._on_event(event)
             await self._finish()
         finally:
@@ -176,6 +202,39 @@ class TurnView:
             with contextlib.suppress(asyncio.CancelledError):
                 await typing
         return self.result
+
+    # -- a reload --
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the next image needs to go on showing this turn (after the outbox sent everything queued)."""
+        return {
+            "draft_id": self.draft_id,
+            "use_drafts": self.use_drafts,
+            "reply_to": self.reply_to,
+            "parts": list(self.parts),
+            "streaming": self.streaming,
+            "preview_id": _message_id(self.preview_id),
+            "progress_id": _message_id(self.progress.message_id),
+            "progress_lines": list(self.progress.lines),
+            "progress_index": dict(self.progress.index),
+        }
+
+    @classmethod
+    def resume(cls, sender: Sender, prefs: ChatPrefs, snapshot: Mapping[str, Any]) -> TurnView:
+        """The view a previous image handed over: the same draft, preview and progress messages, its text so far."""
+        view = cls(sender, prefs, reply_to=snapshot["reply_to"])
+        view.resumed = True
+        view.draft_id = int(snapshot["draft_id"])
+        view.use_drafts = bool(snapshot["use_drafts"])
+        view.parts = [str(part) for part in snapshot["parts"]]
+        view.streaming = str(snapshot["streaming"])
+        view.preview_id = _sent(snapshot["preview_id"])
+        view.progress = _Progress(
+            [str(line) for line in snapshot["progress_lines"]],
+            {str(k): int(v) for k, v in snapshot["progress_index"].items()},
+            _sent(snapshot["progress_id"]),
+        )
+        return view
 
     def _on_event(self, event: Event | Notice) -> None:
         match event:

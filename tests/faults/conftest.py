@@ -88,7 +88,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if session.config.getoption("markexpr") != "faults" or not CASES:
         return
     REPORT.parent.mkdir(exist_ok=True)
-    REPORT.write_text(render(CASES))
+    # A subset (-k, a file or a test id) re-writes only its own rows; a full run writes the whole table afresh.
+    subset = bool(session.config.getoption("keyword")) or any(
+        "::" in arg or arg.endswith(".py") for arg in session.config.args
+    )
+    kept = rows_of(REPORT.read_text()) if subset and REPORT.exists() else {}
+    REPORT.write_text(render(CASES, kept))
+
+
+ROW_NAME = re.compile(r"^\| .*?<br>`([^`]+)` \|", re.MULTILINE)
+
+
+def rows_of(report: str) -> dict[str, str]:
+    """The table rows of an earlier report, by test name."""
+    return {m[1]: line for line in report.splitlines() if (m := ROW_NAME.match(line))}
 
 
 def folded(texts: list[str]) -> list[str]:
@@ -103,8 +116,9 @@ def folded(texts: list[str]) -> list[str]:
     return [f"“{text}”" + (f" ×{count}" if count > 1 else "") for _, text, count in out]
 
 
-def render(cases: dict[str, Case]) -> str:
-    rows = []
+def render(cases: dict[str, Case], kept: dict[str, str] | None = None) -> str:
+    """The report: the rows of `cases`, in place of (or after) the `kept` rows of an earlier run."""
+    rows = dict(kept or {})
     for nodeid, c in cases.items():
         lines = folded(c.saw)
         saw = "<br>".join(lines[:SHOWN]) or "(nothing)"
@@ -117,7 +131,7 @@ def render(cases: dict[str, Case]) -> str:
         if c.outcome.startswith("XFAIL") and c.lost is not None and c.lost and not lost.startswith("LOST"):
             lost = "LOST: " + lost
         name = nodeid.split("::")[-1]
-        rows.append(f"| {c.title}<br>`{name}` | {c.how} | {c.outcome} ({c.seconds:.0f} s) | {saw} | {lost} |")
+        rows[name] = f"| {c.title}<br>`{name}` | {c.how} | {c.outcome} ({c.seconds:.0f} s) | {saw} | {lost} |"
     return "\n".join([
         "# Reliability: faults and abuse",
         "",
@@ -127,10 +141,11 @@ def render(cases: dict[str, Case]) -> str:
         "Each row is one test: it makes the fault, then measures what the user saw in the chat (the bot's messages,",
         "quoted briefly) and what was lost (a message neither answered nor named in a notice, a file written where",
         "it must not be, a stranger's words reaching Claude, …). The target is nothing lost and a clear message every",
-        "time; a case fails when it is not met. An `XFAIL` row is a known loss.",
+        "time; a case fails when it is not met. An `XFAIL` row is a known loss. A subset run (`-k`, one file or",
+        "test) rewrites only its own rows.",
         "",
         "| Case | How the fault is made | Outcome | What the user saw | What was lost |",
         "|---|---|---|---|---|",
-        *rows,
+        *rows.values(),
         "",
     ])

@@ -117,7 +117,7 @@ async def test_bot_kill_9_with_5_messages_queued(
 async def test_30_messages_in_3_s_under_flood_limits(
     tmp_path: Path, fakes: tuple[FakeBotAPI, FakeAnthropic], case: Case
 ) -> None:
-    """30 messages in 3 s while the fake Bot API enforces Telegram's flood limits (3 burst, 1/s per chat)."""
+    """30 messages in 3 s while the fake Bot API enforces Telegram's flood limits (TelegramLimits)."""
     tg, api = fakes
     prompts = [f"flood {n:02d}" for n in range(30)]
     tg.enforce_telegram_limits()
@@ -125,10 +125,14 @@ async def test_30_messages_in_3_s_under_flood_limits(
         for prompt in prompts:
             tg.push_text(OWNER, prompt)
             await asyncio.sleep(0.1)  # the pace of the scenario, not a wait for the bot
-        await eventually(lambda: not unanswered(bot.texts(), prompts), timeout=200)
+        with contextlib.suppress(AssertionError):  # what is still unanswered then is what was lost
+            await eventually(lambda: not unanswered(bot.texts(), prompts), timeout=120)
         case.seen(bot.texts())
     lost = unanswered(bot.texts(), prompts)
-    case.measured(lost, f"enforce_telegram_limits(); 30 texts 0.1 s apart; {tg.flood_rejections} 429s drawn")
+    twice = [p for p in prompts if sum(p in t for t in bot.texts() if t.startswith("echo:")) > 1]
+    lost += [f"'{p}' answered twice" for p in twice]
+    case.measured(lost, f"enforce_telegram_limits(); 30 texts 0.1 s apart; {tg.flood_rejections} 429s drawn "
+                  f"({dict(tg.flood_by_rule) or 'none'})")
 
 
 async def test_5_busy_sessions_with_2_live_slots(
@@ -138,14 +142,20 @@ async def test_5_busy_sessions_with_2_live_slots(
     tg, api = fakes
     names = [f"s{n}" for n in range(5)]
     async with running_bot(tmp_path, tg, api, MAX_LIVE_SESSIONS="2") as bot:
-        api.enqueue(*[Text("busy " * 30 + "done", chunk_size=15, delay=0.3) for _ in names])
+        # The k-th answer the API gives ends "done k": which session got it is in the k-th request.
+        api.enqueue(*[Text("busy " * 30 + f"done {k}", chunk_size=15, delay=0.3) for k in range(len(names))])
         for name in names:
             await say(bot, f"/new {name}", name)
             tg.push_text(OWNER, f"work for {name}")
             await eventually(lambda name=name: any(f"work for {name}" in r.user_texts for r in api.requests))
-        await eventually(lambda: sum(t.rstrip().endswith("done") for t in bot.texts()) >= 5, timeout=120)
+        with contextlib.suppress(AssertionError):  # what is still missing then is what was lost
+            await eventually(lambda: sum("done" in t for t in bot.texts()) >= len(names), timeout=120)
         live = sum(bot.manager.status(n).pid is not None for n in names)
         case.seen(bot.texts())
-    answers = sum(t.rstrip().endswith("done") for t in bot.texts())
-    lost = [f"{5 - answers} of 5 answers"] if answers < 5 else []
-    case.measured(lost, f"MAX_LIVE_SESSIONS=2; 5 × /new + a 3 s answer each; {live} live at the end")
+    asked = {k: next(n for n in names if f"work for {n}" in r.user_texts) for k, r in enumerate(api.requests[:5])}
+    shown = [t.rstrip() for t in bot.texts()]
+    lost = [f"the answer for {asked[k]}" for k in asked if not any(t.endswith(f"done {k}") for t in shown)]
+    if api.peak_answering > 2 or live > 2:
+        lost.append(f"the cap: {api.peak_answering} sessions answered at once, {live} live at the end (cap 2)")
+    case.measured(lost, f"MAX_LIVE_SESSIONS=2; 5 × /new + a 3 s answer each; at most {api.peak_answering} answering "
+                  f"at once, {live} live at the end")

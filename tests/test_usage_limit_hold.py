@@ -1,0 +1,161 @@
+"""The usage limit through the SessionManager with fake processes and a fake clock: said once per place, the line
+held, the refused message resent after the reset, Cancel, a restart in the middle, and API-key 429s untouched."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from claude_bridge.commands.core import Commands
+from claude_bridge.protocol.events import AssistantText, LimitText, TurnResult, parse_event
+from claude_bridge.protocol.limits import RateLimit
+from claude_bridge.sessions.limits import HoldState
+from claude_bridge.sessions.manager import SessionManager
+from claude_bridge.sessions.place import Place
+from fake_process import FakeClock, FakeSpawner, Shown, base_options, drain, result_of
+
+pytestmark = pytest.mark.fast
+
+PRIVATE, GROUP = Place(1), Place(-100, 7)
+HOUR = 3600.0
+
+
+def make(tmp_path: Path, clock: FakeClock, shown: Shown, spawner: FakeSpawner | None = None) -> SessionManager:
+    return SessionManager(
+        tmp_path / "sessions", spawn=spawner or FakeSpawner(), base_options=base_options(tmp_path),
+        clock=clock, front_end=shown, limit_margin=30,
+    )  # fmt: skip
+
+
+def refused(clock: FakeClock, after: float = HOUR, event: bool = True) -> list[object]:
+    """One turn the limit refuses, as the CLI ends it (§17); the rejected event only marks a change."""
+    text = "You've hit your 5-hour limit · resets 11:36pm (UTC)"
+    limit = [RateLimit("rejected", resets_at=clock.now + after, limit_type="five_hour")] if event else []
+    return [*limit, LimitText(text), TurnResult("success", True, text, api_error_status=429)]
+
+
+def test_the_clis_refusal_text_is_never_read_as_claudes_answer():
+    synthetic = {"type": "assistant", "error": "rate_limit", "parent_tool_use_id": None, "message": {
+        "model": "<synthetic>", "content": [{"type": "text", "text": "You've hit your 5-hour limit"}]}}
+
+    assert parse_event(synthetic) == (LimitText("You've hit your 5-hour limit"),)
+
+
+async def test_a_refused_message_is_said_once_held_and_answered_after_the_reset_with_the_other_places(tmp_path):
+    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
+    manager = make(tmp_path, clock, shown, spawner)
+    spawner.enqueue(refused(clock))
+    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
+    place, hold, edited = await shown.limit_shown.get()
+    assert (place, hold.state, hold.until, edited) == (PRIVATE, HoldState.HELD, clock.now + HOUR, None)
+
+    second = asyncio.create_task(drain(await manager.send(GROUP, "second")))
+    place, _, _ = await shown.limit_shown.get()  # the group holds a message too: it gets its own limit message
+    assert place == GROUP and manager.limits.held() is not None
+    assert [p.received for p in spawner.started] == [["first"]]  # "second" was not sent to be refused
+
+    clock.advance(HOUR + 30)
+    await manager.limits.resume_held(clock.now)
+    first_events, second_events = await first, await second
+
+    assert AssistantText("echo: first") in first_events and not result_of(first_events).is_error
+    assert not any(isinstance(e, AssistantText) and "hit your" in e.text for e in first_events)  # not an answer
+    assert AssistantText("echo: second") in second_events
+    assert spawner.started[0].received == ["first", "first"]  # the refused message, sent again
+    edits = [(p, h.state) for p, h, message_id in shown.limits if message_id is not None]
+    assert sorted(edits, key=str) == sorted([(PRIVATE, HoldState.NONE), (GROUP, HoldState.NONE)], key=str)
+    assert manager.limits.hold.state is HoldState.NONE
+    await manager.close_all()
+
+
+async def test_refused_again_after_the_reset_waits_for_the_new_time_editing_the_same_message(tmp_path):
+    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
+    manager = make(tmp_path, clock, shown, spawner)
+    spawner.enqueue(refused(clock))
+    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
+    await shown.limit_shown.get()
+
+    clock.advance(HOUR + 30)
+    spawner.enqueue(refused(clock, after=2 * HOUR))
+    await manager.limits.resume_held(clock.now)
+    await shown.limit_shown.get()  # "carrying on"
+    _, hold, message_id = await shown.limit_shown.get()  # refused again: the same message, the new time
+    assert (hold.state, hold.until, message_id) == (HoldState.HELD, clock.now + 2 * HOUR, 501)
+    assert not first.done()
+
+    clock.advance(2 * HOUR + 30)
+    await manager.limits.resume_held(clock.now)
+    assert AssistantText("echo: first") in await first
+    await manager.close_all()
+
+
+async def test_cancel_resends_nothing_by_itself_and_the_next_message_releases_the_held_ones(tmp_path):
+    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
+    manager = make(tmp_path, clock, shown, spawner)
+    spawner.enqueue(refused(clock))
+    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
+    await shown.limit_shown.get()
+
+    reply = await Commands(manager).run(PRIVATE, "/limit cancel")
+    _, hold, message_id = await shown.limit_shown.get()
+    assert "Cancelled" in reply.text and (hold.state, message_id) == (HoldState.CANCELLED, 501)
+    clock.advance(HOUR + 30)
+    await manager.limits.resume_held(clock.now)
+    other = await drain(await manager.send(GROUP, "elsewhere"))  # another session is not held by the Cancel
+    assert AssistantText("echo: elsewhere") in other
+    assert not first.done() and spawner.started[0].received == ["first"]
+
+    later = await manager.send(PRIVATE, "later")
+    assert AssistantText("echo: first") in await first
+    assert AssistantText("echo: later") in await drain(later)
+    await manager.close_all()
+
+
+async def test_the_hold_and_the_refused_message_survive_a_restart(tmp_path):
+    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
+    manager = make(tmp_path, clock, shown, spawner)
+    spawner.enqueue(refused(clock))
+    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
+    await shown.limit_shown.get()
+    await manager.close_all()
+    await first
+
+    again, spawner2 = Shown(), FakeSpawner()
+    restarted = make(tmp_path, clock, again, spawner2)
+    (redelivered,) = await restarted.recover()
+    assert restarted.limits.held() is not None and spawner2.started == []  # still held: nothing sent yet
+
+    clock.advance(HOUR + 30)
+    await restarted.limits.resume_held(clock.now)
+    assert AssistantText("echo: first") in await drain(redelivered)
+    assert (PRIVATE, HoldState.NONE, 501) in [(p, h.state, m) for p, h, m in again.limits]  # the old message edited
+    await restarted.close_all()
+
+
+async def test_an_api_key_429_is_an_ordinary_error_and_holds_nothing(tmp_path):
+    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
+    manager = make(tmp_path, clock, shown, spawner)
+    spawner.enqueue(refused(clock, event=False))
+
+    result = result_of(await drain(await manager.send(PRIVATE, "first")))
+
+    assert result.is_error and result.api_error_status == 429
+    assert manager.limits.held() is None and shown.limits == []
+    await manager.close_all()
+
+
+async def test_a_warning_is_shown_once_per_window_and_usage_reports_it(tmp_path):
+    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
+    manager = make(tmp_path, clock, shown, spawner)
+    warning = RateLimit("allowed_warning", resets_at=clock.now + HOUR, limit_type="five_hour", utilization=0.9)
+    spawner.enqueue([warning, AssistantText("one")], [warning, AssistantText("two")])
+
+    await drain(await manager.send(PRIVATE, "a"))
+    await drain(await manager.send(GROUP, "b"))
+
+    assert [place for place, _ in shown.warnings] == [PRIVATE]
+    usage = (await Commands(manager, clock=clock).run(PRIVATE, "/usage")).text
+    assert "default: last turn $0.0100" in usage and "90% of its 5-hour limit" in usage
+    await manager.close_all()
