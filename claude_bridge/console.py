@@ -21,23 +21,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from claude_bridge.commands import menu
 from claude_bridge.commands.asks import prompt_reply
 from claude_bridge.commands.catalog import CommandSpec
 from claude_bridge.commands.core import Commands, parse
 from claude_bridge.commands.describe import tool_line
 from claude_bridge.commands.limit_wording import limit_message, queued_line, warning_text
 from claude_bridge.commands.reply import Choice, Reply
+from claude_bridge.commands.schedules import Runner
 from claude_bridge.commands.wording import claude_turn_title, queued_text, retry_text
 from claude_bridge.errors import BridgeError, ConfigError
 from claude_bridge.protocol import events
 from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.runtime import become_subreaper, protect_process, setup_logging, take_instance_lock
 from claude_bridge.sessions.factory import build_manager
-from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
 from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt, PromptKind
+from claude_bridge.sessions.schedules import STORE_NAME, FireTarget, Schedules
+from claude_bridge.sessions.store import STATE_DIR
 from claude_bridge.sessions.tools import OutgoingFile
 from claude_bridge.sessions.worker import Delivery, Notice
 from claude_bridge.settings import Settings, find_claude, load_settings
@@ -158,7 +162,12 @@ class Console:
 
     It is the sessions' FrontEnd port too: `manager_for` builds the manager with it."""
 
-    def __init__(self, manager_for: Callable[[FrontEnd], SessionManager], screen: Screen) -> None:
+    def __init__(
+        self,
+        manager_for: Callable[[FrontEnd], SessionManager],
+        screen: Screen,
+        schedules_for: Callable[[FireTarget], Schedules] | None = None,
+    ) -> None:
         self.screen = screen
         self.inputs: asyncio.Queue[str | None] = asyncio.Queue()
         self.turns: asyncio.Queue[Delivery] = asyncio.Queue()
@@ -167,8 +176,10 @@ class Console:
         self.quitting = False
         self.choices: tuple[Choice, ...] = ()
         self._plans_shown: set[str] = set()
+        self._menu: tuple[tuple[str, str], ...] = ()
         self.manager = manager_for(self)
-        self.commands = Commands(self.manager, extra=(QUIT,))
+        self.schedules = schedules_for(Runner(self.manager, self._show_scheduled)) if schedules_for else None
+        self.commands = Commands(self.manager, extra=(QUIT,), schedules=self.schedules)
 
     # -- the loop --
 
@@ -251,6 +262,9 @@ class Console:
         if name in ("quit", "exit"):
             self.quitting = True
             return
+        if not self.commands.knows(name) and (claude := self.commands.claude_line(CHAT_ID, text)) is not None:
+            await self.send(claude)  # one of the session's Claude commands
+            return
         if name == "stop":
             self.stopping = self.showing
             if self.showing is not None and not args:
@@ -304,6 +318,20 @@ class Console:
     def show_prompt(self, prompt: Prompt) -> None:
         self.on_prompt(prompt)
 
+    def show_commands(self, place: Place, session: str, commands: ClaudeCommands) -> None:
+        """The session's Claude commands, printed once when they change (typing one runs it)."""
+        if self.manager.active_session(place.where) != session:
+            return
+        claude = menu.build(commands, own=()).commands
+        if claude and claude != self._menu:
+            self.screen.info(f"{session}: Claude's commands: " + " ".join(f"/{name}" for name, _ in claude))
+        self._menu = claude
+
+    def _show_scheduled(self, delivery: Delivery, heading: str) -> None:
+        """A scheduled prompt's turn prints in its turn, under its heading."""
+        self.screen.info(heading)
+        self.turns.put_nowait(delivery)
+
     async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
         """The usage limit's message; a later state prints as a new one (a terminal edits nothing)."""
         self.show(limit_message(hold, time.time(), self.manager.limits.book.zone))
@@ -348,12 +376,19 @@ def read_lines(fd: int, loop: asyncio.AbstractEventLoop, inputs: asyncio.Queue[s
 async def console_main(settings: Settings, claude_bin: Path) -> int:
     """Run the console on stdin / stdout until /quit or the end of input; every session is closed after."""
     screen = Screen(sys.stdout, interactive=sys.stdin.isatty())
-    console = Console(lambda front_end: build_manager(settings, claude_bin, front_end), screen)
+    store = settings.sessions_dir / STATE_DIR / STORE_NAME
+    console = Console(
+        lambda front_end: build_manager(settings, claude_bin, front_end),
+        screen,
+        lambda target: Schedules(store, target, settings.time_zone),
+    )
     manager = console.manager
     reaped = manager.reap_leftovers()
     if reaped:
         logger.warning("stopped %d Claude process(es) left by a previous run: %s", len(reaped), reaped)
     manager.start_scheduler()
+    if console.schedules is not None:
+        await console.schedules.start()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, console.on_interrupt)
     loop.add_signal_handler(signal.SIGTERM, console.inputs.put_nowait, "/quit")
@@ -361,6 +396,8 @@ async def console_main(settings: Settings, claude_bin: Path) -> int:
     try:
         await console.run()
     finally:
+        if console.schedules is not None:
+            await console.schedules.shutdown()
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
     return 0

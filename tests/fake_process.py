@@ -15,6 +15,7 @@ from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.requests import control_handler
 from claude_bridge.process.turns import Turn, TurnTimings
+from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import (
     AssistantText,
     ControlRequest,
@@ -25,6 +26,7 @@ from claude_bridge.protocol.events import (
     TurnResult,
 )
 from claude_bridge.protocol.limits import RateLimit
+from claude_bridge.sessions.frontend import ClaudeCommands
 from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt
@@ -69,6 +71,7 @@ class FakeProcess:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.tasks: dict[str, TaskInfo] = {}  # running background tasks; tests add them
+        self.schedules: dict[str, ClaudeSchedule] = {}  # Claude's own crons and wakeups; tests add them
         self.claude_turn_due = False  # a task ended by itself: Claude's turn reporting it is about to begin
         self.stopped_tasks: list[str] = []
 
@@ -91,6 +94,10 @@ class FakeProcess:
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]:
         return tuple(self.tasks.values())
+
+    @property
+    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]:
+        return tuple(self.schedules.values())
 
     async def stop_task(self, task_id: str) -> None:
         self.stopped_tasks.append(task_id)
@@ -211,6 +218,7 @@ class Shown:
         self.claude_turns: list[Delivery] = []
         self.files: list[OutgoingFile] = []
         self.prompts: asyncio.Queue[Prompt] = asyncio.Queue()
+        self.menus: list[tuple[Place, str, ClaudeCommands]] = []
         self.limits: list[tuple[Place, Hold, int | None]] = []  # (place, hold shown, the message it edited)
         self.warnings: list[tuple[Place, RateLimit]] = []
         self.limit_shown: asyncio.Queue[tuple[Place, Hold, int | None]] = asyncio.Queue()  # to await each one
@@ -234,6 +242,9 @@ class Shown:
 
     def show_prompt(self, prompt: Prompt) -> None:
         self.prompts.put_nowait(prompt)
+
+    def show_commands(self, place: Place, session: str, commands: ClaudeCommands) -> None:
+        self.menus.append((place, session, commands))
 
 
 class FakeSpawner:

@@ -363,6 +363,7 @@ class FakeBotAPI:
         self.file_size_limit = file_size_limit
         self.calls: list[Call] = []
         self.commands: list[dict[str, Any]] = []
+        self.chat_commands: dict[int, list[dict[str, Any]]] = {}  # setMyCommands with BotCommandScopeChat
         self.flood_rejections = 0
         self._clock = clock
         self._url: str | None = None
@@ -391,7 +392,7 @@ class FakeBotAPI:
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": lambda p: self._bot_user(), "deleteWebhook": self._delete_webhook,
             "getUpdates": self._get_updates, "setMyCommands": self._set_my_commands,
-            "getMyCommands": lambda p: self.commands, "sendMessage": self._send_message,
+            "getMyCommands": self._get_my_commands, "sendMessage": self._send_message,
             "editMessageText": self._edit_message_text, "sendMessageDraft": self._send_message_draft,
             "sendChatAction": self._send_chat_action, "getFile": self._get_file,
             "sendDocument": lambda p: self._send_media(p, "document"),
@@ -730,6 +731,11 @@ class FakeBotAPI:
             self._updates.clear()
         return True
 
+    def _get_my_commands(self, p: dict[str, Any]) -> list[dict[str, Any]]:
+        scope = p.get("scope") or {"type": "default"}
+        scope = json.loads(scope) if isinstance(scope, str) else scope
+        return self.chat_commands.get(self._chat_id(scope), []) if scope.get("type") == "chat" else self.commands
+
     def _set_my_commands(self, p: dict[str, Any]) -> bool:
         commands = p.get("commands") or []
         for command in commands:
@@ -737,7 +743,15 @@ class FakeBotAPI:
                 raise bad_request("BOT_COMMAND_INVALID")
             if not 1 <= len(str(command.get("description", ""))) <= 256:
                 raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
-        self.commands = list(commands)
+        scope = p.get("scope") or {"type": "default"}
+        if isinstance(scope, str):
+            scope = json.loads(scope)
+        if scope.get("type") == "chat":  # a chat's own menu (there is no per-topic scope in the Bot API)
+            self.chat_commands[self._chat_id(scope)] = list(commands)
+        elif scope.get("type") == "default":
+            self.commands = list(commands)
+        else:
+            raise bad_request("scope not supported by the fake")
         return True
 
     def _send_message(self, p: dict[str, Any]) -> dict[str, Any]:

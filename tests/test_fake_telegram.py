@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, Update
+from telegram import BotCommand, BotCommandScopeChat, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, Update
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import (
     Application,
@@ -459,6 +459,9 @@ async def test_commands_menu_round_trips_and_is_validated(api: FakeBotAPI, bot: 
     await bot.set_my_commands([BotCommand("new", "start a session"), BotCommand("switch", "switch session")])
 
     assert [c.command for c in await bot.get_my_commands()] == ["new", "switch"]
+    await bot.set_my_commands([BotCommand("hello_world", "a chat's own")], scope=BotCommandScopeChat(5))
+    assert [c.command for c in await bot.get_my_commands(scope=BotCommandScopeChat(5))] == ["hello_world"]
+    assert [c.command for c in await bot.get_my_commands()] == ["new", "switch"]  # the default menu is untouched
     with pytest.raises(BadRequest):
         await bot.set_my_commands([BotCommand("Bad-Name", "nope")])
 

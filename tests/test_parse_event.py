@@ -141,8 +141,24 @@ def test_init_becomes_session_started():
             cwd="/srv/sessions/work",
             permission_mode="bypassPermissions",
             version="2.1.197",
+            slash_commands=("clear", "compact"),
         ),
     )
+
+
+def test_init_lists_claudes_commands_skills_and_the_ones_that_need_a_terminal():
+    raw = {
+        "type": "system", "subtype": "init", "session_id": SESSION, "model": "claude-opus-5-5",
+        "slash_commands": ["hello-world", "loop", "doctor", "compact"], "skills": ["loop", "doctor"],
+        "terminal_slash_commands": ["doctor"], "claude_code_version": "2.1.332",
+    }
+
+    started = only(parse_event(raw))
+
+    assert started.slash_commands == ("hello-world", "loop", "doctor", "compact")
+    assert started.skills == ("loop", "doctor")
+    assert started.terminal_slash_commands == ("doctor",)
+    assert only(parse_event(raw | {"terminal_slash_commands": None})).terminal_slash_commands == ()  # 2.1.197
 
 
 def test_assistant_text_block():

@@ -46,6 +46,10 @@ SPECS = (
     CommandSpec("limit", "/limit cancel", "do not continue by itself after the usage limit", in_menu=False),
     CommandSpec("resume", "/resume [id]", "continue an earlier conversation of the session's folder (no id: pick one)"),
     CommandSpec("delete", "/delete <name>", "delete a session (asks first)"),
+    CommandSpec("every", "/every <interval> <prompt>", "run a prompt in the active session every 10m, 2h, 1d, …"),
+    CommandSpec("at", "/at <when> <prompt>", "run a prompt once, at +10m, 14:30 or 2026-12-24 09:00"),
+    CommandSpec("cron", '/cron "<min hour day month weekday>" <prompt>', "run a prompt on a cron line"),
+    CommandSpec("schedules", "/schedules", "this place's scheduled prompts (delete one)"),
     CommandSpec("cancel", "/cancel", "forget a pending question", in_help=False, in_menu=False),
     CommandSpec("answer", "/answer <id> <choice>", "a button of Claude's question", in_help=False, in_menu=False),
 )

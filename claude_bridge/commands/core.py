@@ -10,14 +10,24 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from claude_bridge.commands import asks, catalog
+from claude_bridge.commands import asks, catalog, menu
+from claude_bridge.commands import schedules as scheduled
 from claude_bridge.commands.limit_wording import usage_text
 from claude_bridge.commands.reply import Choice, Reply
-from claude_bridge.commands.wording import ago, conversation_line, session_line, status_text, task_line
+from claude_bridge.commands.wording import (
+    ago,
+    claude_schedule_line,
+    conversation_line,
+    session_line,
+    status_text,
+    task_line,
+)
 from claude_bridge.sessions.limits import HoldState
 from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
-from claude_bridge.sessions.place import Where
+from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.projects import looks_like_folder
+from claude_bridge.sessions.schedules import Schedules
+from claude_bridge.sessions.when import ScheduleError
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +35,7 @@ Handler = Callable[[Where, list[str]], Awaitable[Reply]]
 MAX_CALLBACK_BYTES = 64  # Telegram's limit for a button's callback_data
 MAX_SESSION_CHOICES = 30  # a longer keyboard is unusable; /switch <name> still reaches the rest
 CONFIRM = "confirm"
+SCHEDULE_KINDS = ("every", "at", "cron")  # their args are the rest of the line as typed (quotes, line breaks)
 
 
 def parse(line: str) -> tuple[str, list[str]]:
@@ -42,8 +53,10 @@ class Commands:
         *,
         clock: Callable[[], float] = time.time,
         extra: tuple[catalog.CommandSpec, ...] = (),
+        schedules: Schedules | None = None,
     ) -> None:
         self.manager = manager
+        self.schedules = schedules
         self._clock = clock
         self._help = catalog.help_text(extra)
         self._handlers: dict[str, Handler] = {
@@ -62,6 +75,8 @@ class Commands:
             "cancel": self.cancel,
             "answer": lambda chat_id, args: asks.answer(self.manager, args, chat_id),
             "mode": self.mode,
+            **{kind: self._schedule_adder(kind) for kind in SCHEDULE_KINDS},
+            "schedules": self.listing,
             "usage": self.usage,
             "limit": self.limit,
         }
@@ -77,7 +92,20 @@ class Commands:
         if handler is None:
             return Reply(catalog.unknown(name))
         logger.debug("chat %s: /%s %s", chat_id, name, args)
+        if name in SCHEDULE_KINDS:
+            rest = line.strip().split(maxsplit=1)[1:]
+            args = [rest[0].strip()] if rest else []
         return await handler(chat_id, args)
+
+    def claude_line(self, where: Where, line: str) -> str | None:
+        """A typed `/name args` that is not ours, as the active session's Claude command (`/hello_world` →
+        `/hello-world`); None if that session does not offer it. Before its first `init` the list is not known
+        yet, so the line goes to Claude as typed (the CLI runs it or reads it as text)."""
+        name = self.manager.active_session(where)
+        known = self.manager.claude_commands(name) if name is not None else None
+        if known is None:
+            return line.strip() if line.strip().startswith("/") else None
+        return menu.build(known).claude_line(line)
 
     def _active(self, chat_id: Where) -> tuple[str, str]:
         """The active session (the default one on a fresh chat) and a line saying so if it was just made."""
@@ -213,10 +241,15 @@ class Commands:
         if args:
             task = await self.manager.stop_task(name, args[1])
             return Reply(f"{notice}⏹ Stopped background task {task_line(task)} in “{name}”.")
-        running = self.manager.status(name).tasks
-        if not running:
+        info = self.manager.status(name)
+        running, own = info.tasks, info.claude_schedules
+        if not running and not own:
             return Reply(f"{notice}No background tasks are running in “{name}”.")
-        lines = [f"{notice}Background tasks in “{name}”:", *(f"• {task_line(task)}" for task in running)]
+        lines = [notice.rstrip("\n")] if notice else []
+        if running:
+            lines += [f"Background tasks in “{name}”:", *(f"• {task_line(task)}" for task in running)]
+        if own:
+            lines += [f"Claude's own schedules in “{name}”:", *(f"• {claude_schedule_line(s)}" for s in own)]
         return Reply("\n".join(lines), tuple(_stop_choice(task.task_id, task.description) for task in running))
 
     async def delete(self, chat_id: Where, args: list[str]) -> Reply:
@@ -230,7 +263,8 @@ class Commands:
         name = self.manager.own(chat_id, args[0].lower())
         if len(args) == 3:
             await self.manager.delete(name, instance=args[2])
-            return Reply(f"🗑 Deleted session “{name}”.")
+            dropped = await self._drop_schedules(name, Place.of(chat_id))
+            return Reply(f"🗑 Deleted session “{name}”.{dropped}")
         info = self.manager.status(name)  # an unknown name raises SessionError, which the front end shows
         confirm = f"/delete {name} {CONFIRM} {info.instance}"  # ≤ 8 + 32 + 9 + 8 bytes: within callback_data's 64
         choices = (Choice(f"🗑 Delete {name}", confirm), Choice("Cancel", "/cancel"))
@@ -261,6 +295,45 @@ class Commands:
             label = f"{'▶️' if current else f'{number}.'} {conversation.title[:40]} · {ago(now - conversation.modified)}"
             choices.append(Choice(label, f"/resume {conversation.session_id}"))  # 8 + 36 bytes
         return Reply("\n".join(lines), tuple(choices))
+
+    # -- prompts on a schedule --
+
+    def _schedule_adder(self, kind: str) -> Handler:
+        async def add(chat_id: Where, args: list[str]) -> Reply:
+            """/every, /at, /cron: a prompt for the active session, on a schedule kept across restarts."""
+            if self.schedules is None:
+                return Reply(scheduled.UNAVAILABLE)
+            typed = args[0] if args else ""
+            try:
+                self.schedules.parse(kind, typed)  # bad input makes nothing, not even the chat's first session
+            except ScheduleError as exc:
+                return Reply(f"⚠️ {exc}")
+            name, notice = self._active(chat_id)
+            made = scheduled.add(self.schedules, Place.of(chat_id), name, kind, typed, None)
+            return Reply(notice + made.text, made.choices)
+
+        return add
+
+    async def listing(self, chat_id: Where, args: list[str]) -> Reply:
+        """/schedules: this place's scheduled prompts, a Delete button each; /schedules delete <id> deletes one."""
+        if self.schedules is None:
+            return Reply(scheduled.UNAVAILABLE)
+        if args and (len(args) != 2 or args[0] != "delete"):
+            return Reply(catalog.usage("schedules"))
+        if args:
+            return scheduled.delete(self.schedules, Place.of(chat_id), args[1])
+        return scheduled.listing(self.schedules, Place.of(chat_id))
+
+    async def _drop_schedules(self, name: str, here: Place) -> str:
+        """A deleted session's schedules go too; other places that had one are told, this one reads it here."""
+        if self.schedules is None:
+            return ""
+        dropped = self.schedules.drop_session(name)
+        for place in dict.fromkeys(s.place for s in dropped if s.place != here):
+            theirs = [s for s in dropped if s.place == place]
+            await self.manager.front_end.notify(place, scheduled.dropped_text(name, theirs))
+        mine = [s for s in dropped if s.place == here]
+        return "\n" + scheduled.dropped_text(name, mine) if mine else ""
 
     async def cancel(self, chat_id: Where, args: list[str]) -> Reply:
         """/cancel: the answer to a question's Cancel choice."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import ApiRetry, TaskInfo
 from claude_bridge.sessions.info import SessionInfo
 from claude_bridge.sessions.transcripts import Conversation
@@ -60,6 +61,15 @@ def task_line(task: TaskInfo) -> str:
     """One running background task: what it is, and its id."""
     kind = f", {task.task_type}" if task.task_type else ""
     return f"{task.description or 'a task'} ({task.task_id}{kind})"
+
+
+def claude_schedule_line(schedule: ClaudeSchedule) -> str:
+    """One of Claude's own crons or wakeups: when, how often, and its prompt."""
+    when = f"wakeup {schedule.spec}" if schedule.wakeup else f"cron {schedule.spec}"
+    often = "recurring" if schedule.recurring else "once"
+    prompt = " ".join(schedule.prompt.split())
+    prompt = prompt if len(prompt) <= 60 else prompt[:59] + "…"
+    return f"⏰ {when} ({often}, {schedule.id}): {prompt}"
 
 
 def claude_turn_title(delivery: Delivery, active: str | None) -> str:

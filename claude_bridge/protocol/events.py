@@ -29,6 +29,11 @@ class SessionStarted:
     cwd: str = ""
     permission_mode: str = ""
     version: str = ""
+    # What the session offers as /commands: `skills` are also in `slash_commands` (both versions); `terminal` (only
+    # 2.1.332 lists them) need a terminal. The bot's command menu is built from these.
+    slash_commands: tuple[str, ...] = ()
+    skills: tuple[str, ...] = ()
+    terminal_slash_commands: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -306,6 +311,11 @@ def _number(value: Any, kind: type[int] | type[float] = int) -> Any:
         return kind(0)
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    """A list of names from `init` (null on versions that lack the field; non-strings skipped)."""
+    return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+
+
 def _flatten_text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -352,6 +362,9 @@ def _session_started(raw: Mapping[str, Any]) -> SessionStarted:
         cwd=str(raw.get("cwd", "")),
         permission_mode=str(raw.get("permissionMode", "")),
         version=str(raw.get("claude_code_version", "")),
+        slash_commands=_names(raw.get("slash_commands")),
+        skills=_names(raw.get("skills")),
+        terminal_slash_commands=_names(raw.get("terminal_slash_commands")),
     )
 
 

@@ -7,6 +7,7 @@ Every call carries its Place (inside the delivery, the file or the prompt); the 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Protocol
 
 from claude_bridge.errors import BridgeError
@@ -18,6 +19,15 @@ from claude_bridge.sessions.tools import OutgoingFile
 from claude_bridge.sessions.worker import Delivery
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClaudeCommands:
+    """What a session's `init` lists: its slash commands, skills and the commands that need a terminal."""
+
+    slash_commands: tuple[str, ...] = ()
+    skills: tuple[str, ...] = ()
+    terminal: tuple[str, ...] = ()
 
 
 class FrontEnd(Protocol):
@@ -34,6 +44,10 @@ class FrontEnd(Protocol):
 
     def show_prompt(self, prompt: Prompt) -> None:
         """A question of Claude's for the human (a permission, a question, a plan) opened or changed in its place."""
+
+    def show_commands(self, place: Place, session: str, commands: ClaudeCommands) -> None:
+        """The commands `session` offers (its `init`, or a /switch to it) for the place's menu, if it is the
+        place's active session; called on every `init`, so an unchanged menu is the front end's to skip."""
 
     async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
         """The place's one usage-limit message for `hold` (with a Cancel button while held): sent when `message_id`
@@ -57,6 +71,9 @@ class Unattended:
 
     def show_prompt(self, prompt: Prompt) -> None:
         logger.warning("no front end to show prompt %s of session %s", prompt.id, prompt.session)
+
+    def show_commands(self, place: Place, session: str, commands: ClaudeCommands) -> None:
+        logger.debug("no front end to show the commands of session %s", session)
 
     async def show_limit(self, place: Place, hold: Hold, message_id: int | None) -> int | None:
         logger.warning("no front end to tell %s: usage limit %s until %s", place.key, hold.state, hold.until)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import TaskInfo
 from claude_bridge.sessions.session import SessionState
 
@@ -28,5 +29,6 @@ class SessionInfo:
     damage: str | None = None  # "damaged: <file>: <reason>" when its state cannot be read
     instance: str = ""  # tells this session apart from an earlier one of the same name
     tasks: tuple[TaskInfo, ...] = ()  # background tasks running now
+    claude_schedules: tuple[ClaudeSchedule, ...] = ()  # Claude's own crons and wakeups still to fire
     workspace: str = ""  # the folder Claude works in
     project: bool = False  # the workspace is the user's own folder (never removed), not one the bot made

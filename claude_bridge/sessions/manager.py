@@ -27,7 +27,7 @@ from claude_bridge.process.handover import HandoverError
 from claude_bridge.process.reaping import reap_adopted, reap_leftover
 from claude_bridge.protocol.events import TaskInfo, TurnResult
 from claude_bridge.sessions.file_policy import Protected, bot_folder
-from claude_bridge.sessions.frontend import FrontEnd, Unattended
+from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd, Unattended
 from claude_bridge.sessions.handover import SessionHandover, adopt_session, hand_over_session
 from claude_bridge.sessions.homes import DEFAULT_SESSION, belongs, is_private, place_name
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
@@ -337,10 +337,17 @@ class SessionManager:
                 logger.error("session %s: could not save its home: %s", name, cannot_write(exc))
 
     def switch(self, where: Where, name: str) -> SessionInfo:
-        """Make `name` the active session of the chat (or forum topic): only one of the place's own."""
+        """Make `name` the active session of the chat (or forum topic): only one of the place's own; the place's menu
+        becomes its commands."""
         self._take(self.own(where, name), Place.of(where))
+        session = self._get(name)
         self._routes.set(where, name)
+        self.front_end.show_commands(Place.of(where), name, session.claude_commands or ClaudeCommands())
         return self.status(name)
+
+    def claude_commands(self, name: str) -> ClaudeCommands | None:
+        """The commands and skills the session's last `init` listed; None before its first since the bot started."""
+        return self._get(name).claude_commands
 
     # -- sessions --
 
@@ -457,6 +464,7 @@ class SessionManager:
             damage=session.damage,
             instance=meta.instance,
             tasks=session.running_tasks,
+            claude_schedules=session.claude_schedules,
             workspace=str(session.directory),
             project=not session.meta.created_workspace and not session.damage,
         )
@@ -553,16 +561,18 @@ class SessionManager:
             self.limits.forget(name)
         logger.info("deleted session %s", name)
 
-    async def send(self, where: Where, content: Content, *, topic: str = "") -> Delivery:
-        """Accept a message for the chat's (or forum topic's) active session: durably queued before this returns."""
+    async def send(self, where: Where, content: Content, *, topic: str = "", session_name: str = "") -> Delivery:
+        """Accept a message for the chat's (or forum topic's) active session (or `session_name`'s, for a scheduled
+        prompt: it is never an answer to a waiting question): durably queued before this returns."""
         if self._closed:
             raise SessionError("The bot is shutting down; send your message again in a moment.")
         place = Place.of(where)
-        name, notice = self.ensure_active(place, topic=topic)
+        name, notice = (session_name, None) if session_name else self.ensure_active(place, topic=topic)
         session = self._repaired(name)
         if session.damage:
             raise SessionError(f"Session “{name}” is {session.damage}. Your message was not sent; fix or /delete it.")
-        if isinstance(content, str) and (prompt := self.prompts.typed(name, content, place)) is not None:
+        typed = isinstance(content, str) and not session_name
+        if typed and (prompt := self.prompts.typed(name, str(content), place)) is not None:
             return _answered_prompt(name, place, content, prompt.outcome or "✍️ Noted; answer the next question.")
         # One at a time per session: the inbox order is the delivery order, and delete cannot cut in.
         async with session.lock:

@@ -23,11 +23,13 @@ from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.requests import OnPermission
 from claude_bridge.process.turns import Turn, TurnTimings
+from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import (
     CANCELLED,
     START_FAILED,
     PermissionRequest,
     ProcessStatus,
+    SessionStarted,
     TaskInfo,
     TaskStarted,
     ToolUse,
@@ -37,7 +39,7 @@ from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import deny
 from claude_bridge.sessions.file_policy import Protected
-from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
 from claude_bridge.sessions.homes import TaskOrigins
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.limit_keeper import LimitKeeper
@@ -90,6 +92,8 @@ class ProcessLike(Protocol):
     def failed(self) -> bool: ...
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]: ...
+    @property
+    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]: ...
     async def start(self) -> None: ...
     def submit(self, content: Content) -> Turn: ...
     async def interrupt(self) -> bool: ...
@@ -149,6 +153,7 @@ class Session:
         self._claude_turn: Turn | None = None
         if meta.home_chat_id is None and meta.last_chat_id is not None:  # from before homes: the last user's place
             meta.home_chat_id, meta.home_thread_id = meta.last_chat_id, meta.last_thread_id
+        self.claude_commands: ClaudeCommands | None = None  # as the last `init` listed them; None before one
         # A reload's turns still in flight, by inbox entry: their delivery relays them instead of sending anew.
         self.resumed: dict[str, tuple[ProcessLike, Turn]] = {}
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
@@ -199,7 +204,8 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        """Working: a message is being answered or waits, Claude runs its own turn, or background tasks run.
+        """Working: a message is being answered or waits, Claude runs its own turn, background tasks run, or
+        Claude's own schedules wait to fire.
 
         The pool neither suspends nor evicts a busy session."""
         # A question waiting for the human is work in progress too.
@@ -209,6 +215,7 @@ class Session:
             or self.claude_busy
             or (self.process is not None and self.process.busy)
             or bool(self.running_tasks)
+            or bool(self.claude_schedules)  # Claude's own crons and wakeups fire only while its process lives
             or bool(self._rt.prompts.waiting(self.name))
         )
 
@@ -220,6 +227,10 @@ class Session:
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]:
         return self.process.running_tasks if self.process is not None else ()
+
+    @property
+    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]:
+        return self.process.claude_schedules if self.process is not None else ()
 
     def ahead(self) -> int:
         """How many turns a new message would wait behind: queued messages and a running Claude turn."""
@@ -410,7 +421,7 @@ class Session:
         """Pass Claude's own turn on and book it like any other (turns, cost, timings); it ends with one result."""
         result = failure("Claude's own turn ended without a result.")
         try:
-            result = await _relay(turn, delivery, self._rt.prompts, self.origins)
+            result = await _relay(turn, delivery, self._rt.prompts, self._saw_init, self.origins)
             if process is not None and not self.deleted:
                 status = self.meta.status
                 self._book(process, turn, result)
@@ -428,6 +439,11 @@ class Session:
             if turn is self._claude_turn:
                 self._claude_place = self._claude_turn = None
             await self._rt.pool.changed()
+
+    def _saw_init(self, started: SessionStarted, place: Place) -> None:
+        """Claude's commands and skills as this `init` lists them; the place's menu follows them."""
+        self.claude_commands = ClaudeCommands(started.slash_commands, started.skills, started.terminal_slash_commands)
+        self._rt.front_end.show_commands(place, self.name, self.claude_commands)
 
     def _on_status(self, status: ProcessStatus) -> None:
         logger.info("session %s: %s", self.name, status.message)
@@ -476,7 +492,7 @@ class Session:
                         stage = "record the message as sent"
                         await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
                     stage = "pass on Claude's answer"
-                    result = await _relay(turn, delivery, self._rt.prompts, self.origins)
+                    result = await _relay(turn, delivery, self._rt.prompts, self._saw_init, self.origins)
                     self._book(process, turn, result)
                     if not await self._refused_by_limit(process, delivery, result):
                         break
@@ -565,13 +581,21 @@ async def _written(turn: Turn) -> bool:
     return turn.written.is_set()
 
 
-async def _relay(turn: Turn, delivery: Delivery, prompts: PromptBoard, origins: TaskOrigins) -> TurnResult:
+async def _relay(
+    turn: Turn,
+    delivery: Delivery,
+    prompts: PromptBoard,
+    saw_init: Callable[[SessionStarted, Place], None],
+    origins: TaskOrigins,
+) -> TurnResult:
     """Pass the turn's events on to the delivery; return its TurnResult (which the caller passes on last)."""
     async for event in turn.events():
         if isinstance(event, TurnResult):
             return event
         if isinstance(event, TaskStarted):
             origins.started(event.task_id, delivery.place)  # Claude's turn about this task goes to this place
+        if isinstance(event, SessionStarted):
+            saw_init(event, delivery.place)
         if isinstance(event, ToolUse):
             await prompts.saw(event)  # ExitPlanMode's request may need the plan from this block
         delivery.put(event)

@@ -17,6 +17,7 @@ from typing import Any
 
 from telegram import (
     BotCommand,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -35,18 +36,22 @@ from telegram.ext import (
     filters,
 )
 
+from claude_bridge.commands import menu as claude_menu
 from claude_bridge.commands.catalog import SPECS, menu
-from claude_bridge.commands.core import Commands
+from claude_bridge.commands.core import Commands, parse
 from claude_bridge.commands.limit_wording import queued_line
 from claude_bridge.commands.reply import Choice, Reply
+from claude_bridge.commands.schedules import Runner
 from claude_bridge.commands.wording import claude_turn_title, queued_text
 from claude_bridge.errors import BridgeError, TranscriptionError
 from claude_bridge.protocol.limits import RateLimit
-from claude_bridge.sessions.frontend import FrontEnd
+from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
 from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt
+from claude_bridge.sessions.schedules import STORE_NAME, Schedules
+from claude_bridge.sessions.store import STATE_DIR
 from claude_bridge.sessions.tools import OutgoingFile
 from claude_bridge.sessions.worker import Delivery
 from claude_bridge.settings import Settings
@@ -75,10 +80,17 @@ SHORT_LABEL = 12  # characters; longer labels get a row each so Telegram does no
 class BotState:
     """What the handlers share; lives in `application.bot_data["state"]`."""
 
-    def __init__(self, settings: Settings, manager: SessionManager, outboxes: Outboxes | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        manager: SessionManager,
+        outboxes: Outboxes | None = None,
+        schedules: Schedules | None = None,
+    ) -> None:
         self.settings = settings
         self.manager = manager
-        self.commands = Commands(manager)
+        self.schedules = schedules
+        self.commands = Commands(manager, schedules=schedules)
         self.outboxes = outboxes or Outboxes()
         self.prefs: dict[int, ChatPrefs] = {}
         self.views: set[asyncio.Task[None]] = set()
@@ -118,12 +130,20 @@ async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, *
 
 
 async def run_delivery(
-    state: BotState, bot: Any, delivery: Delivery, reply_to: int | None, resumed: Resumed = None
+    state: BotState,
+    bot: Any,
+    delivery: Delivery,
+    reply_to: int | None,
+    resumed: Resumed = None,
+    heading: str = "",
 ) -> None:
     """Show one delivery's turn in its chat (and forum topic); after a reload, go on with what the previous image
-    showed (`resumed`: its view's snapshot; `True`: a message the chat already saw queued)."""
+    showed (`resumed`: its view's snapshot; `True`: a message the chat already saw queued); `heading` above it (a
+    scheduled prompt's)."""
     chat_id = delivery.chat_id
     sender = Sender(bot, state.outboxes(chat_id), delivery.thread_id)
+    if heading:
+        sender.text(heading)  # plain: a prompt's own * or _ are not Markdown
     if delivery.by_claude:
         # Claude's own turn: a message of its own (so the phone notifies) saying what started it.
         sender.answer(claude_turn_title(delivery, state.manager.active_session(delivery.place)))
@@ -148,8 +168,11 @@ async def run_delivery(
             state.turn_views.pop(delivery.entry_id, None)
 
 
-def start_view(state: BotState, bot: Any, delivery: Delivery, reply_to: int | None, resumed: Resumed = None) -> None:
-    task = asyncio.create_task(run_delivery(state, bot, delivery, reply_to, resumed), name=f"view-{delivery.entry_id}")
+def start_view(
+    state: BotState, bot: Any, delivery: Delivery, reply_to: int | None, resumed: Resumed = None, heading: str = ""
+) -> None:
+    view = run_delivery(state, bot, delivery, reply_to, resumed, heading)
+    task = asyncio.create_task(view, name=f"view-{delivery.entry_id}")
     state.views.add(task)
     task.add_done_callback(_view_done(state))
 
@@ -273,10 +296,15 @@ async def show(update: Update, context: ContextTypes.DEFAULT_TYPE, answer: Reply
 
 
 async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Any /command (known or not): the command layer answers it."""
+    """Any /command: the command layer answers its own; one of the session's Claude commands goes to Claude."""
     message = update.effective_message
     assert message is not None
     line = message.text or ""
+    claude_line = _claude_command(update, context, line)
+    if claude_line is not None:
+        async with in_line(update, context) as hand_over:
+            await hand_over(lambda: submit(update, context, claude_line))
+        return
     place = await _new_topic(update, context, line) or place_of(update)
     try:
         answer = await state_of(context).commands.run(place, line)
@@ -290,6 +318,15 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             await sender_for(context, place.chat_id, place.thread_id).text(answer.text)
         answer = Reply(topic_opened(line))
     await show(update, context, answer)
+
+
+def _claude_command(update: Update, context: ContextTypes.DEFAULT_TYPE, line: str) -> str | None:
+    """The line as the active session's Claude command, if it is one (not ours, not for another bot)."""
+    name, _ = parse(line)
+    addressed = line.strip().split(maxsplit=1)[0].partition("@")[2]
+    if state_of(context).commands.knows(name) or (addressed and addressed.lower() != context.bot.username.lower()):
+        return None
+    return state_of(context).commands.claude_line(place_of(update), line)
 
 
 async def _new_topic(update: Update, context: ContextTypes.DEFAULT_TYPE, line: str) -> Place | None:
@@ -356,6 +393,8 @@ class TelegramFrontEnd:
         self._files = file_sink(app.bot, outboxes)
         self.prompt_messages = PromptMessages(app.bot, outboxes)
         self._limits = LimitMessages(app.bot, outboxes, zone)
+        self._menus: dict[int, tuple[tuple[str, str], ...]] = {}  # what each chat's menu was last set to
+        self._menu_calls: set[asyncio.Task[None]] = set()
 
     async def notify(self, place: Place, text: str) -> None:
         await Sender(self.app.bot, self.outboxes(place.chat_id), place.thread_id).text(text)
@@ -374,6 +413,30 @@ class TelegramFrontEnd:
 
     async def warn_limit(self, place: Place, limit: RateLimit) -> None:
         await self._limits.warn(place, limit)
+
+    def show_commands(self, place: Place, session: str, commands: ClaudeCommands) -> None:
+        """The chat's menu (setMyCommands, chat scope): the bot's commands and the session's. Telegram has no
+        per-topic scope, so a forum's topics share the menu of whichever session spoke last; unchanged ones are
+        not sent again."""
+        if self.app.bot_data["state"].manager.active_session(place) != session:
+            return
+        entries = claude_menu.build(commands).commands
+        if self._menus.get(place.chat_id) == entries:
+            return
+        self._menus[place.chat_id] = entries
+        task = asyncio.get_running_loop().create_task(self._set_menu(place.chat_id, entries))
+        self._menu_calls.add(task)
+        task.add_done_callback(self._menu_calls.discard)
+
+    async def _set_menu(self, chat_id: int, entries: tuple[tuple[str, str], ...]) -> None:
+        try:
+            await self.app.bot.set_my_commands(
+                [BotCommand(name, text) for name, text in entries], scope=BotCommandScopeChat(chat_id)
+            )
+        except TelegramError as exc:  # the menu is a convenience: typed commands work without it
+            logger.warning("chat %s: could not set the command menu: %s", chat_id, exc)
+            if self._menus.get(chat_id) == entries:
+                del self._menus[chat_id]
 
 
 def build_application(
@@ -401,7 +464,10 @@ def build_application(
     )
     outboxes = Outboxes()
     front_end = TelegramFrontEnd(app, outboxes, settings.time_zone)
-    state = BotState(settings, manager_for(front_end), outboxes)
+    manager = manager_for(front_end)
+    runner = Runner(manager, lambda delivery, heading: start_view(state, app.bot, delivery, None, heading=heading))
+    path = settings.sessions_dir / STATE_DIR / STORE_NAME
+    state = BotState(settings, manager, outboxes, Schedules(path, runner, settings.time_zone))
     state.front_end = front_end
     app.bot_data["state"] = state
 
@@ -443,6 +509,8 @@ async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         else:
             start_view(state, app.bot, delivery, None)
     state.manager.start_scheduler()
+    if state.schedules is not None:  # after the recovered messages: a run missed while down queues behind them
+        await state.schedules.start()
     Reloader(app, PROJECT_DIR).install()
     if handover is not None:
         logger.info("reloaded: %d session(s) adopted, %d turn(s) going on", len(adopted), len(resumed))
@@ -453,6 +521,8 @@ async def post_stop(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Updates have stopped: end running turns and stop every Claude process while we can still send."""
     state: BotState = app.bot_data["state"]
     logger.info("shutting down: stopping Claude sessions")
+    if state.schedules is not None:
+        await state.schedules.shutdown()
     await state.manager.close_all()
     if state.views:
         await asyncio.wait(state.views, timeout=10)

@@ -136,6 +136,8 @@ class Reloader:
             logger.error("reload refused; the bot goes on with the code it runs:\n%s", check.reason)
             await self._tell_owner(f"⚠️ Reload refused; the bot goes on with the code it runs.\n{check.reason}")
             return
+        if state.schedules is not None:  # none fires into the hand-over; the next image catches up on a missed one
+            await state.schedules.shutdown()
         if self.app.updater is not None:
             await self.app.updater.stop()  # PTB confirms what it fetched: those updates must reach the inbox now
         await self._settle_updates()
