@@ -41,11 +41,14 @@ REMINDER_RE = re.compile(
 
 @dataclass(frozen=True)
 class Text:
-    """Stream `text` and end the turn; with `delay`, sleep that long between chunks (slow streaming)."""
+    """Stream `text` and end the turn; with `delay`, sleep that long between chunks (slow streaming); with `hold`,
+    stop after `hold_after` chunks until the test sets it (a turn surely still in flight at a moment of the test's)."""
 
     text: str
     chunk_size: int | None = None
     delay: float = 0.0
+    hold: asyncio.Event | None = None
+    hold_after: int = 0
 
 
 @dataclass(frozen=True)
@@ -324,9 +327,15 @@ class FakeAnthropic:
         headers.update({"content-type": "text/event-stream", "cache-control": "no-cache"})
         response = web.StreamResponse(headers=headers)
         await response.prepare(http)
+        deltas = 0
         for event in sse_events(message, chunk):
             await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
-            if delay and event["type"] == "content_block_delta":
+            if event["type"] != "content_block_delta":
+                continue
+            deltas += 1
+            if isinstance(reply, Text) and reply.hold is not None and deltas == reply.hold_after:
+                await reply.hold.wait()
+            if delay:
                 await asyncio.sleep(delay)
         await response.write_eof()
         return response

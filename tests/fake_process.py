@@ -283,7 +283,9 @@ class FakeSpawner:
 
 
 def base_options(tmp_path: Path) -> ProcessOptions:
-    return ProcessOptions(claude_bin=Path("/nonexistent/claude"), cwd=tmp_path, env={})
+    # The CLI's config under the test's folder: a session marks its folder trusted there before every spawn.
+    env = {"CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config"), "HOME": str(tmp_path)}
+    return ProcessOptions(claude_bin=Path("/nonexistent/claude"), cwd=tmp_path, env=env)
 
 
 async def drain(delivery: Any) -> list[object]:

@@ -90,13 +90,17 @@ async def test_deny_keeps_the_file_unwritten_and_claude_is_told(bot, tg, api):
     assert not (workspace / "b.txt").exists()
 
 
-async def test_always_allow_means_the_second_write_is_not_asked(bot, tg, api):
+async def test_allow_all_edits_means_the_second_write_is_not_asked_and_mode_says_so(bot, tg, api):
     workspace = await warm_up(bot)
     api.enqueue(write(workspace / "one.txt"))
     tg.push_text(OWNER, "write one")
-    await press(bot, await prompt(bot, "Claude wants to use Write"), "Always allow")
-    await edited_to(bot, "Always allowed")
+    message = await prompt(bot, "Claude wants to use Write")
+    assert not [label for label in buttons(message) if "Always" in label]  # a Write brings no rule to keep
+    await press(bot, message, "Allow all edits for this session")
+    await edited_to(bot, "file edits run unasked")
     await bot.reply_containing("tool said:", timeout=60)
+    tg.push_text(OWNER, "/mode")
+    await bot.reply_containing("Permission mode of “default”: acceptEdits.")
 
     api.enqueue(write(workspace / "two.txt", "second"))
     since = len(tg.calls)
@@ -244,7 +248,7 @@ async def test_mode_accept_edits_applies_live_and_bypass_restarts_keeping_the_hi
     await bot.reply_containing("tool said:", timeout=60)
     assert (workspace / "live.txt").exists() and bot.manager.status("default").pid == pid  # no prompt, no restart
 
-    caplog.set_level("INFO", logger="claude_bridge.sessions.manager")
+    caplog.set_level("INFO", logger="claude_bridge.sessions.session")
     tg.push_text(OWNER, "/mode bypassPermissions confirm")
     await bot.reply_containing("is now bypassPermissions")
     refusal = next(r.getMessage() for r in caplog.records if "set_permission_mode refused" in r.getMessage())

@@ -21,6 +21,7 @@ from claude_bridge.process.state import TRANSITIONS, State
 from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.process.turns import Turn
 from claude_bridge.protocol.events import AssistantText, ControlRequest, Event, TaskInfo, TurnResult
+from claude_bridge.protocol.messages import allow
 from fake_claude_helper import FakeCliScript, Step, make_fake_cli
 from processes import eventually
 
@@ -80,7 +81,7 @@ class Started:
             cwd=workdir,
             env=dict(os.environ),
             restart_delays=(0.05,),
-            watchdog_seconds=10.0,
+            watchdog_seconds=callbacks.pop("watchdog_seconds", 10.0),
             stop_timeout=0.3,
             control_timeout=callbacks.pop("control_timeout", 10.0),
         )
@@ -238,6 +239,28 @@ async def test_control_cancel_request_cancels_the_pending_handler(started, scrip
     async with asyncio.timeout(5):
         await handler.cancelled.wait()
     assert (await turn.wait()).stopped
+
+
+async def test_a_prompt_waiting_for_a_person_past_the_watchdog_is_answered_and_the_turn_finishes(started, script):
+    script.turn(Step.ask_permission("Bash", {"command": "make"}, result="made"), Step.text("built"))
+    decided, asked = asyncio.Event(), asyncio.Event()
+
+    async def person(request: ControlRequest) -> Mapping[str, Any]:
+        asked.set()
+        await decided.wait()
+        return allow(request.request["input"])
+
+    process = await started.start(on_control_request=person, watchdog_seconds=0.2)
+    turn = process.submit("build it")
+    async with asyncio.timeout(5):
+        await asked.wait()
+    await asyncio.sleep(1.0)  # five watchdog periods in which nobody answers: the time under test
+    decided.set()
+
+    events = await collect(turn)
+    assert not turn.watchdog_fired and not last(events).is_error and "built" in texts(events)
+    sent = [r["message"] for r in script.received() if r["message"]["type"] == "control_request"]
+    assert [m["request"]["subtype"] for m in sent] == ["initialize"]  # no interrupt: the watchdog never fired
 
 
 async def test_stop_cancels_a_handler_that_is_still_working(started, script):

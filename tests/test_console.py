@@ -235,7 +235,7 @@ async def test_a_tool_approval_shows_numbered_choices_and_typing_one_answers_cla
         await terminal.until("✅ Allowed")
         spawner.release.set()
 
-    assert "🔐 Claude wants to use Write in “default”:\n✏️ write a.txt" in terminal.text
+    assert "🔐 Claude wants to use Write in “default”:\n📝 write a.txt" in terminal.text
     assert "  1. ✅ Allow\n  2. 🚫 Deny\n" in terminal.text
 
 

@@ -21,12 +21,26 @@ pytestmark = pytest.mark.fast
 
 WRITE = {"file_path": "/w/a.txt", "content": "hi"}
 ACCEPT_EDITS = {"type": "setMode", "mode": "acceptEdits", "destination": "localSettings"}
+TOUCH = [  # measured: what 2.1.197 and 2.1.332 suggest for `touch notes.txt`
+    {
+        "type": "addRules",
+        "rules": [{"toolName": "Bash", "ruleContent": "touch notes.txt"}],
+        "behavior": "allow",
+        "destination": "localSettings",
+    },
+    {"type": "addDirectories", "directories": ["/w"], "destination": "session"},
+    {"type": "setMode", "mode": "acceptEdits", "destination": "session"},
+]
 COLOR = {"question": "Which?", "header": "", "options": [{"label": "Red"}, {"label": "Blue"}], "multiSelect": False}
 
 
 def can_use_tool(tool: str, tool_input: dict[str, Any], **extra: Any) -> ControlRequest:
     body = {"subtype": "can_use_tool", "tool_name": tool, "input": tool_input, "tool_use_id": "toolu_1", **extra}
     return ControlRequest("req-1", "can_use_tool", body)
+
+
+def touch_notes() -> ControlRequest:
+    return can_use_tool("Bash", {"command": "touch notes.txt"}, permission_suggestions=TOUCH)
 
 
 async def opened(board: PromptBoard, request: ControlRequest) -> tuple[Prompt, asyncio.Task[dict[str, Any]]]:
@@ -39,15 +53,36 @@ async def opened(board: PromptBoard, request: ControlRequest) -> tuple[Prompt, a
     return prompt, task
 
 
-async def test_always_allow_answers_with_the_suggestions_rewritten_to_this_session():
+async def test_always_allow_keeps_only_the_rule_for_the_tool_asked_in_the_project():
     board = PromptBoard()
-    prompt, task = await opened(board, can_use_tool("Write", WRITE, permission_suggestions=[ACCEPT_EDITS]))
+    prompt, task = await opened(board, touch_notes())
+    labels = [choice.label for choice in prompt_reply(prompt).choices]
+    assert labels[:3] == ["✅ Allow", "♾ Always allow Bash(touch notes.txt)", "✏️ Allow all edits for this session"]
     assert board.press(prompt.id, "always")
     answer = await task
-    assert answer["updatedInput"] == WRITE
-    assert answer["updatedPermissions"] == [{**ACCEPT_EDITS, "destination": "session"}]
+    assert answer["updatedPermissions"] == [TOUCH[0]]  # the rule, kept in the project; no setMode, no directories
     assert not board.press(prompt.id, "allow")  # answered: a second press is expired
-    assert "Always allowed" in prompt_reply(prompt).text and not prompt_reply(prompt).choices
+    assert "Always allowed Bash(touch notes.txt)" in prompt_reply(prompt).text and not prompt_reply(prompt).choices
+
+
+async def test_a_write_offers_no_always_and_all_edits_is_its_own_button():
+    board = PromptBoard()
+    prompt, task = await opened(board, can_use_tool("Write", WRITE, permission_suggestions=[ACCEPT_EDITS]))
+    assert [c.label for c in prompt_reply(prompt).choices] == [
+        "✅ Allow",
+        "✏️ Allow all edits for this session",
+        "🚫 Deny",
+    ]
+    assert not board.press(prompt.id, "always") and not board.press(prompt.id, "dirs")
+    assert board.press(prompt.id, "edits")
+    assert (await task)["updatedPermissions"] == [{"type": "setMode", "mode": "acceptEdits", "destination": "session"}]
+
+
+async def test_allow_sends_no_permission_update_at_all():
+    board = PromptBoard()
+    prompt, task = await opened(board, touch_notes())
+    assert board.press(prompt.id, "allow")
+    assert await task == {"behavior": "allow", "updatedInput": {"command": "touch notes.txt"}}
 
 
 async def test_every_button_fits_telegrams_64_bytes_and_a_stale_or_bogus_press_does_nothing():
@@ -86,6 +121,7 @@ async def test_a_long_wait_is_reminded_once_then_denied_after_the_timeout():
     answer = await task
     assert prompt.reminded and prompt.state == PromptState.TIMED_OUT
     assert answer["behavior"] == "deny" and "did not answer" in answer["message"]
+    assert answer["interrupt"] is True  # the CLI's turn ends here; the next message gets its own answer
 
 
 async def test_a_withdrawn_request_marks_the_prompt_cancelled():
@@ -129,7 +165,7 @@ async def test_a_waiting_prompt_keeps_the_session_awake_and_a_typed_message_deni
     handler = spawner.started[0].control_request
     asking = asyncio.create_task(handler(can_use_tool("Bash", {"command": "make deploy"})))
     prompt = await shown.get()
-    assert prompt.chat_id == 5 and "$ make deploy" in prompt_reply(prompt).text
+    assert prompt.chat_id == 5 and "Bash command:\nmake deploy" in prompt_reply(prompt).text
 
     clock.advance(3600)
     assert await manager.suspend_idle() == []
@@ -148,11 +184,42 @@ async def test_stop_cancels_waiting_prompts(tmp_path):
     await answered(manager, 5, "hello")
     shown: asyncio.Queue[Prompt] = asyncio.Queue()
     manager.prompts.listener = shown.put_nowait
+    spawner.enqueue(["hold"])  # the turn that asks runs until the CLI ends it
+    await manager.send(5, "write it")
     asking = asyncio.create_task(spawner.started[0].control_request(can_use_tool("Write", WRITE)))
     await shown.get()
-    assert await manager.interrupt("default")
+    assert spawner.started[0].busy and await manager.interrupt("default")
     answer = await asking
     assert answer["behavior"] == "deny" and "/stop" in answer["message"]
+    # The denial itself ends the CLI's turn; a separate interrupt would race it (measured on both CLIs).
+    assert answer["interrupt"] is True and spawner.interrupts == 0
+    spawner.release.set()
+    await manager.close_all()
+
+
+async def test_all_edits_becomes_the_sessions_mode_shown_by_status_and_kept_for_a_restart(tmp_path):
+    front_end = Shown()
+    manager, spawner, _ = make_manager(tmp_path, front_end)
+    await answered(manager, 5, "hello")
+    asking = asyncio.create_task(
+        spawner.started[0].control_request(can_use_tool("Write", WRITE, permission_suggestions=[ACCEPT_EDITS]))
+    )
+    prompt = await front_end.prompts.get()
+    assert manager.prompts.press(prompt.id, "edits")
+    assert (await asking)["behavior"] == "allow"
+    assert manager.status("default").permission_mode == "acceptEdits"
+    assert spawner.started[0].modes == ["acceptEdits"]  # also for the process's own restarts after a crash
+    await manager.close_all()
+
+
+async def test_always_allow_never_changes_the_sessions_mode(tmp_path):
+    front_end = Shown()
+    manager, spawner, _ = make_manager(tmp_path, front_end)
+    await answered(manager, 5, "hello")
+    asking = asyncio.create_task(spawner.started[0].control_request(touch_notes()))
+    assert manager.prompts.press((await front_end.prompts.get()).id, "always")
+    await asking
+    assert manager.status("default").permission_mode == "default" and spawner.started[0].modes == []
     await manager.close_all()
 
 

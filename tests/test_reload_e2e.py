@@ -1,7 +1,9 @@
 """`SIGHUP` reloads the real bot (`python bot.py` in a copy of the tree) mid-answer without cutting anything.
 
-The real CLI and the real PTB Application over the fake Bot API and the fake Messages API; two places at once: a
-private chat streams a slow answer and has a message queued behind it, a group has a permission prompt open.
+The real CLI and the real PTB Application over the fake Bot API and the fake Messages API; three places at once: a
+private chat streams an answer and has a message queued behind it, a group has a permission prompt open, another
+group streams an answer (a preview message edited, not a draft). The answers stop streaming at a part of theirs until
+the reload is done, so they surely cross it.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from processes import claude_processes, eventually
 pytestmark = pytest.mark.real_cli
 
 GROUP = -100777
+CHORUS = -100778  # the group whose answer streams across the reload
 PARTS = [f"part{n:02d} " for n in range(40)]
 ANSWER = "".join(PARTS).strip()
+SUNG = "".join(f"sung{n:02d} " for n in range(40)).strip()
 
 
 @pytest_asyncio.fixture
@@ -62,7 +66,7 @@ class Bot:
 
 
 async def start(tree: Path, tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic) -> Bot:
-    env = bot_env(tmp_path, tg, api, ALLOWED_CHAT_IDS=str(GROUP), LOG_LEVEL="INFO")
+    env = bot_env(tmp_path, tg, api, ALLOWED_CHAT_IDS=f"{GROUP},{CHORUS}", LOG_LEVEL="INFO")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(tree / "bot.py"),
@@ -78,10 +82,16 @@ def has_buttons(params: dict[str, Any]) -> bool:
     return "/answer" in str(params.get("reply_markup", ""))
 
 
+def held(text: str, until: asyncio.Event) -> Text:
+    """An answer that streams its first 10 parts, waits for `until` (the reload is done), then streams on."""
+    return Text(text, chunk_size=len("part00 "), delay=0.05, hold=until, hold_after=10)
+
+
 async def test_sighup_mid_answer_keeps_the_cli_the_message_the_queue_and_the_prompt(tmp_path, fakes):
     tg, api = fakes
     tree = tree_copy(tmp_path)
     bot = await start(tree, tmp_path, tg, api)
+    reloaded = asyncio.Event()
     try:
         await tg.wait_polling(timeout=60)
         # The group has a session of its own; Claude asks there to run a tool, and the prompt stays open.
@@ -93,20 +103,29 @@ async def test_sighup_mid_answer_keeps_the_cli_the_message_the_queue_and_the_pro
         # The private chat: a slow answer, and a message queued behind it.
         tg.push_text(OWNER, "/mode bypassPermissions")
         await tg.wait_for("sendMessage", lambda p: "is now bypassPermissions" in p.get("text", ""), timeout=30)
-        api.enqueue(Text("".join(PARTS), chunk_size=len(PARTS[0]), delay=0.25))
+        api.enqueue(held("".join(PARTS), reloaded))
         tg.push_text(OWNER, "stream slowly")
         first = await tg.wait_for("sendMessageDraft", lambda p: "part05" in p.get("text", ""), timeout=90)
         tg.push_text(OWNER, "queued during the reload")
         await tg.wait_for("sendMessage", lambda p: "⏳" in p.get("text", ""), timeout=30)
+        # Another group: an answer streaming into a preview message.
+        tg.push_text(CHORUS, "/new chorus", OWNER, "supergroup")
+        await tg.wait_for("sendMessage", lambda p: p["chat_id"] == CHORUS and "chorus" in p.get("text", ""))
+        api.enqueue(held(SUNG, reloaded))
+        tg.push_text(CHORUS, "sing slowly", OWNER, "supergroup")
+        await tg.wait_for(
+            "editMessageText", lambda p: p["chat_id"] == CHORUS and "sung05" in p.get("text", ""), timeout=90
+        )
         clis = sorted(p.pid for p in claude_processes(tmp_path / "sessions"))
-        assert len(clis) == 2
+        assert len(clis) == 3
 
         # The code changes (harmlessly) and the bot is told to reload, mid-answer.
         with (tree / "claude_bridge" / "telegram" / "app.py").open("a") as source:
             source.write("\n# a harmless change for the reload test\n")
         reload_at = len(tg.calls)
         bot.process.send_signal(signal.SIGHUP)
-        await eventually(lambda: "reloaded: 2 session(s) adopted, 2 turn(s) going on" in bot.log, timeout=60)
+        await eventually(lambda: "reloaded: 3 session(s) adopted, 3 turn(s) going on" in bot.log, timeout=60)
+        reloaded.set()
 
         answer = await tg.wait_for("sendMessage", lambda p: "part39" in p.get("text", ""), timeout=60)
         assert answer.params["text"].strip() == ANSWER  # every part, once
@@ -115,14 +134,31 @@ async def test_sighup_mid_answer_keeps_the_cli_the_message_the_queue_and_the_pro
         assert any(tg.calls.index(c) > reload_at for c in tg.calls_to("sendMessageDraft"))
         assert {d["draft_id"] for d in after} == {first.params["draft_id"]}  # the same live message goes on
         await tg.wait_for("sendMessage", lambda p: "echo: queued during the reload" in p.get("text", ""), timeout=60)
+        # The other group: its preview was edited on after the reload, then gave way to the whole answer, once.
+        sung = await tg.wait_for("sendMessage", lambda p: p["chat_id"] == CHORUS and "sung39" in p.get("text", ""))
+        assert sung.params["text"].strip() == SUNG
+        preview = next(m for m in tg.messages(CHORUS) if "sung00" in (m.text or ""))
+        await tg.wait_for("deleteMessage", lambda p: p["chat_id"] == CHORUS and p["message_id"] == preview.message_id)
+        assert any(
+            c.method == "editMessageText" and c.params.get("message_id") == preview.message_id
+            for c in tg.calls[reload_at:]
+        )
+        assert sum("sung00" in (m.text or "") for m in tg.messages(CHORUS) if not m.deleted) == 1
 
         markup = prompt.params["reply_markup"]
         allow = next(
             b["callback_data"] for row in markup["inline_keyboard"] for b in row if "allow" in b["callback_data"]
         )
         message_id = tg.messages(GROUP)[[m.text for m in tg.messages(GROUP)].index(prompt.params["text"])].message_id
+        # Scripted, not the fake's "tool said: <first 200 characters>": the CLI's shell may print warnings first
+        # (pyenv's rehash lock, when other shells run at once), which once hid the tool's own output.
+        api.enqueue(Text("the tool ran"))
         tg.push_callback(GROUP, OWNER, allow, message_id)
-        await tg.wait_for("sendMessage", lambda p: "tool said: crossed-the-exec" in p.get("text", ""), timeout=60)
+        await tg.wait_for(
+            "sendMessage", lambda p: p["chat_id"] == GROUP and "the tool ran" in p.get("text", ""), timeout=60
+        )
+        assert "crossed-the-exec" in str(api.requests[-1].tool_results)
+        assert (tmp_path / "sessions" / "teamwork" / "crossed").exists()
 
         assert bot.process.returncode is None  # the same bot process (its pid never changed: exec keeps it)
         assert sorted(p.pid for p in claude_processes(tmp_path / "sessions")) == clis
@@ -140,6 +176,7 @@ async def test_sighup_mid_answer_keeps_the_cli_the_message_the_queue_and_the_pro
         await tg.wait_for("sendMessage", lambda p: "echo: still there?" in p.get("text", ""), timeout=60)
         assert sorted(p.pid for p in claude_processes(tmp_path / "sessions")) == clis
     finally:
+        reloaded.set()
         code = await bot.stop()
         (tmp_path / "bot.log").write_text(bot.log)
         sent = [f"{c.params['chat_id']}: {c.params.get('text')}" for c in tg.calls_to("sendMessage")]

@@ -101,3 +101,14 @@ async def test_claudes_own_turn_goes_to_its_topic_in_a_private_chat_with_topics(
     drafts = tg.drafts(OWNER)
     assert drafts and {d.params.get("message_thread_id") for d in drafts} <= {notes, chatter}
     assert all(p.get("message_thread_id") in (notes, chatter) for p in sends_to(tg, OWNER))
+
+
+async def test_a_refused_new_in_the_general_topic_leaves_no_topic_behind(tmp_path, tg, api):
+    tg.make_forum(FORUM)
+    async with running_bot(tmp_path, tg, api, ALLOWED_CHAT_IDS=str(FORUM)) as bot:
+        unknown = await ask(bot, FORUM, None, "/new research nosuchpersona", "Unknown persona 'nosuchpersona'")
+        wrong = await ask(bot, FORUM, None, "/new a b c", "Usage:")
+
+        assert not tg.calls_to("createForumTopic") and not tg.topics
+        assert "message_thread_id" not in unknown and "message_thread_id" not in wrong
+        assert bot.manager.list_sessions() == []

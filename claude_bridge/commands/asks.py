@@ -6,19 +6,16 @@ as the prompt changes). Which tool is asked and what the answer does to the CLI 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any
-
 from claude_bridge.commands import catalog
+from claude_bridge.commands.preview import ToolPreview, tool_preview
 from claude_bridge.commands.reply import Choice, Reply
+from claude_bridge.sessions.approvals import Action, Offer
 from claude_bridge.sessions.homes import in_private_chat
 from claude_bridge.sessions.manager import USER_MODES, SessionManager
 from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.prompts import Prompt, PromptKind
 
-PREVIEW_LINES = 12
-PREVIEW_CHARS = 600
+RULE_LABEL = 48  # a button's text is cut past this; the prompt's own text says the whole command
 EXPIRED = "⌛ This question is no longer waiting (answered, stopped, or from before a restart)."
 NOT_AN_ANSWER = "That is not an answer this prompt takes; use its buttons or type a reply."
 ELSEWHERE = "⛔ This question was asked in another chat; it is answered only there."
@@ -40,25 +37,64 @@ MODE_WORDS = {
 }
 
 
-def prompt_reply(prompt: Prompt) -> Reply:
-    """What the prompt message says now, and its buttons while it waits."""
+def prompt_reply(prompt: Prompt, preview: ToolPreview | None = None) -> Reply:
+    """What the prompt message says now, and its buttons while it waits (`preview`: a tool's, computed once)."""
+    if prompt.kind == PromptKind.TOOL:
+        intro, preview, footer = tool_prompt(prompt, preview)
+        return Reply("\n".join((intro, preview.plain(), footer)), tool_choices(prompt))
     if prompt.kind == PromptKind.QUESTION:
         text, choices = _question(prompt)
-    elif prompt.kind == PromptKind.PLAN:
+    else:
         text = f"📋 Claude's plan in “{prompt.session}” is above. Start on it?"
         choices = (_choice(prompt, "✅ Approve", "allow"), _choice(prompt, "📝 Keep planning", "deny"))
         text += "\nOr type a reply: it goes back to Claude as feedback on the plan."
-    else:
-        text = f"🔐 Claude wants to use {_tool_title(prompt)} in “{prompt.session}”:\n{tool_summary(prompt)}"
-        # "Always" sends the CLI's own suggested rules; without any it would be a plain Allow.
-        always = (_choice(prompt, "♾ Always allow (this session)", "always"),) if prompt.suggestions else ()
-        choices = (_choice(prompt, "✅ Allow", "allow"), *always, _choice(prompt, "🚫 Deny", "deny"))
-        text += "\nOr type a reply: the tool is denied and Claude reads your reply as the reason."
     if prompt.waiting:
         if prompt.reminded:
             text = "⏰ Still waiting for you.\n" + text
         return Reply(text, choices)
     return Reply(f"{text}\n\n{prompt.outcome}")
+
+
+def tool_prompt(prompt: Prompt, preview: ToolPreview | None = None) -> tuple[str, ToolPreview, str]:
+    """A tool approval in three parts: the line above the preview, the preview, and the lines below it.
+
+    Compute the preview once, while the prompt waits: once allowed, the file it diffs against has changed."""
+    if preview is None:
+        preview = tool_preview(prompt.request.tool_name, prompt.request.input, reason=prompt.request.reason)
+    intro = f"🔐 Claude wants to use {_tool_title(prompt)} in “{prompt.session}”:"
+    if prompt.waiting and prompt.reminded:
+        intro = "⏰ Still waiting for you.\n" + intro
+    if prompt.waiting:
+        footer = "Or type a reply: the tool is denied and Claude reads your reply as the reason."
+    else:
+        footer = prompt.outcome
+    return intro, preview, footer
+
+
+def tool_choices(prompt: Prompt) -> tuple[Choice, ...]:
+    """A waiting tool approval's buttons."""
+    if not prompt.waiting:
+        return ()
+    return tuple(_choice(prompt, offer_label(offer), offer.action) for offer in prompt.offers)
+
+
+def offer_label(offer: Offer) -> str:
+    """A button says what it does: "Always allow Bash(npm test *)" names the rule it keeps."""
+    match offer.action:
+        case Action.ALLOW:
+            return "✅ Allow"
+        case Action.ALWAYS:
+            return "♾ Always allow " + _cut(", ".join(rule.text for rule in offer.rules))
+        case Action.EDITS:
+            return "✏️ Allow all edits for this session"
+        case Action.DIRECTORIES:
+            return "📁 Allow, and " + _cut(", ".join(offer.directories)) + " for this session"
+        case _:
+            return "🚫 Deny"
+
+
+def _cut(text: str, limit: int = RULE_LABEL) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _choice(prompt: Prompt, label: str, action: str) -> Choice:
@@ -71,46 +107,6 @@ def _tool_title(prompt: Prompt) -> str:
         _, server, tool = [*name.split("__", 2), "", ""][:3]
         return f"the tool {tool} of the MCP server {server}"
     return name
-
-
-def tool_summary(prompt: Prompt) -> str:
-    """A readable account of what the tool would do, plus Claude's reason when it gave one."""
-    name, data = prompt.request.tool_name, prompt.request.input
-    lines: list[str] = []
-    if name == "Bash":
-        lines.append(_preview(f"$ {data.get('command', '')}"))
-    elif name == "Write":
-        lines += [f"✏️ write {data.get('file_path', '')}", _preview(str(data.get("content", "")))]
-    elif name in ("Edit", "MultiEdit"):
-        lines.append(f"✏️ edit {data.get('file_path', '')}")
-        edits = data.get("edits") if name == "MultiEdit" else [data]
-        for edit in (e for e in edits or [] if isinstance(e, Mapping)):
-            lines += [_diff("- ", edit.get("old_string")), _diff("+ ", edit.get("new_string"))]
-    elif name == "NotebookEdit":
-        lines += [f"✏️ edit {data.get('notebook_path', '')}", _preview(str(data.get("new_source", "")))]
-    elif name == "WebFetch":
-        lines.append(f"🌐 {data.get('url', '')}")
-    elif name.startswith("mcp__"):
-        lines.append("arguments: " + _preview(_json(data)))
-    else:
-        lines.append(_preview(_json(data)))
-    stated = [str(data.get("description") or ""), prompt.request.reason]
-    lines += [f"Why: {why}" for why in dict.fromkeys(w for w in stated if w)]
-    return "\n".join(line for line in lines if line)
-
-
-def _preview(text: str) -> str:
-    lines = text.splitlines()
-    short = "\n".join(lines[:PREVIEW_LINES])[:PREVIEW_CHARS]
-    return short + ("\n…" if short != text else "")
-
-
-def _diff(mark: str, text: Any) -> str:
-    return "\n".join(mark + line for line in _preview(str(text or "")).splitlines())
-
-
-def _json(data: Mapping[str, Any]) -> str:
-    return json.dumps(dict(data), ensure_ascii=False, indent=1)
 
 
 def _question(prompt: Prompt) -> tuple[str, tuple[Choice, ...]]:

@@ -39,6 +39,11 @@ SPECS = (
         "/mode [default|acceptEdits|plan|bypassPermissions]",
         "show or change what Claude may do unasked (default: ask first)",
     ),
+    CommandSpec(
+        "permissions",
+        "/permissions",
+        "what Claude may do unasked in the session's project (“Always allow” rules), each with Remove",
+    ),
     CommandSpec("stop", "/stop [name]", "stop the running answer; the session lives on"),
     CommandSpec("status", "/status", "what the active session is doing"),
     CommandSpec("tasks", "/tasks [stop <id>]", "background tasks of the active session (stop one)"),

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from claude_bridge.commands import asks, catalog, menu
 from claude_bridge.commands import schedules as scheduled
 from claude_bridge.commands.limit_wording import usage_text
+from claude_bridge.commands.permissions import permissions
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.commands.wording import (
     ago,
@@ -75,6 +76,7 @@ class Commands:
             "cancel": self.cancel,
             "answer": lambda chat_id, args: asks.answer(self.manager, args, chat_id),
             "mode": self.mode,
+            "permissions": self.permissions,
             **{kind: self._schedule_adder(kind) for kind in SCHEDULE_KINDS},
             "schedules": self.listing,
             "usage": self.usage,
@@ -126,6 +128,29 @@ class Commands:
         A second word with '/', or starting with '~' or '.', is a folder (the words up to a persona name, so a
         folder may hold spaces); otherwise it is the persona, as before.
         """
+        planned = self._new_plan(args)
+        if isinstance(planned, Reply):
+            return planned
+        name, folder, persona = planned
+        self.manager.create(name, persona, folder, home=chat_id)
+        info = self.manager.switch(chat_id, name)
+        text = f"✨ New session “{name}” (persona {info.persona}) is now active."
+        if folder is not None:
+            text += f"\n📁 Claude works in {info.workspace}, in a new conversation; /resume lists the earlier ones."
+        return Reply(text)
+
+    def refusal(self, line: str) -> Reply | None:
+        """The answer a command line would get without doing anything (a /new with an unknown persona), else None.
+
+        Lets a front end check before its own side effects, e.g. opening a forum topic for the new session."""
+        name, args = parse(line)
+        if name != "new":
+            return None
+        planned = self._new_plan(args)
+        return planned if isinstance(planned, Reply) else None
+
+    def _new_plan(self, args: list[str]) -> tuple[str, str | None, str] | Reply:
+        """/new's arguments as (name, folder, persona), or the Reply refusing them."""
         name = args[0].lower() if args else self._free_name()
         rest, folder, persona = args[1:], None, "default"
         if rest and looks_like_folder(rest[0]):
@@ -139,12 +164,7 @@ class Commands:
                 return Reply(f"Unknown persona {rest[0]!r} (personas: {known}). {catalog.FOLDER_HINT}")
         elif rest:
             return Reply(catalog.usage("new"))
-        self.manager.create(name, persona, folder, home=chat_id)
-        info = self.manager.switch(chat_id, name)
-        text = f"✨ New session “{name}” (persona {info.persona}) is now active."
-        if folder is not None:
-            text += f"\n📁 Claude works in {info.workspace}, in a new conversation; /resume lists the earlier ones."
-        return Reply(text)
+        return name, folder, persona
 
     def _free_name(self) -> str:
         taken = {info.name for info in self.manager.list_sessions()}
@@ -204,6 +224,11 @@ class Commands:
         """/mode [mode]: the active session's permission mode (ask first, accept edits, plan, skip prompts)."""
         name, notice = self._active(chat_id)
         return await asks.mode(self.manager, name, notice, args, chat_id)
+
+    async def permissions(self, chat_id: Where, args: list[str]) -> Reply:
+        """/permissions: the rules kept for the active session's project, a Remove choice each."""
+        name, notice = self._active(chat_id)
+        return await permissions(self.manager, name, notice, args)
 
     async def stop(self, chat_id: Where, args: list[str]) -> Reply:
         """/stop [name]: interrupt the running answer of the active (or named) session; its queue lives on."""

@@ -266,6 +266,11 @@ class LiveProcess:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._serving.clear()
 
+    @property
+    def answering(self) -> bool:
+        """The CLI waits for our answer to one of its requests (a person deciding a prompt): not a hang."""
+        return bool(self._serving)
+
     # -- the CLI's requests to us --
 
     def _serve(self, request: ControlRequest) -> None:

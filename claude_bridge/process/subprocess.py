@@ -258,7 +258,8 @@ class ClaudeSubprocess:
     async def adopt(self, record: SubprocessHandover) -> Turn | None:
         """Serve the CLI a previous image handed over (instead of start()); returns the turn still in flight.
 
-        Claude's own turn in flight goes to `on_claude_turn` like a new one. HandoverError if it cannot be adopted.
+        The caller passes that turn on, Claude's own too: it goes on where the previous image showed it, so it is not
+        announced to `on_claude_turn` as a new one. HandoverError if it cannot be adopted.
         """
         self.session_id = record.session_id
         self.model = record.model
@@ -283,8 +284,6 @@ class ClaudeSubprocess:
         if turn is not None:
             self._current = turn
             self._to(State.BUSY)
-            if turn.started_by_claude and self._on_claude_turn is not None:
-                self._on_claude_turn(turn)
         self._own(self._pump(), "pump")
         self._own(self._watchdog(), "watchdog")
         return turn
@@ -616,6 +615,11 @@ class ClaudeSubprocess:
                 continue
             if turn.has_open_tools and has_descendants(live.pid):
                 # A tool is still running (a long build, a test suite): that is work, not a hang.
+                self._last_activity = time.monotonic()
+                continue
+            if live.answering:
+                # The CLI waits for us (a prompt waits for a person): that time is not silence, and the prompt's
+                # own reminder and timeout are its only clocks.
                 self._last_activity = time.monotonic()
                 continue
             if time.monotonic() - self._last_activity < limit:

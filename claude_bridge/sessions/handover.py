@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from claude_bridge.process.handover import HandoverError, SubprocessHandover
 from claude_bridge.process.turns import Turn
+from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.session import Session
 from claude_bridge.sessions.store import MetaStatus
 from claude_bridge.sessions.worker import Delivery
@@ -73,12 +74,17 @@ async def hand_over_session(session: Session) -> SessionHandover | None:
     current = session.worker.current
     if record.turn_header == "" and current is not None and not current.by_claude:
         return SessionHandover(session.name, record, current.entry_id, current.chat_id, current.thread_id)
+    # Claude's own turn in flight: the delivery that shows it (its relay has not finished; at most one runs).
+    shown = [delivery for delivery in session.claude_turns.values() if not delivery.done.is_set()]
+    if record.turn_header and shown and session.last_place is not None:
+        claude = shown[-1]
+        return SessionHandover(session.name, record, claude.entry_id, claude.chat_id, claude.thread_id)
     return SessionHandover(session.name, record)
 
 
 async def adopt_session(session: Session, record: SessionHandover) -> Delivery | None:
     """Serve the handed-over process in this image; the delivery that goes on answering its message (queued first
-    in the session's worker), or None. HandoverError if the process cannot be adopted."""
+    in the session's worker) or showing Claude's own turn, or None. HandoverError if the process cannot be adopted."""
     process = session.new_process()
     if not isinstance(process, Reloadable):
         raise HandoverError(f"session {session.name}: its process cannot be adopted")
@@ -93,9 +99,20 @@ async def adopt_session(session: Session, record: SessionHandover) -> Delivery |
         # New settings need a new CLI: the session restarts at its next message, never cutting this turn.
         logger.info("session %s: its CLI settings changed; it restarts at its next message", session.name)
         session.restart_pending = True
-    if turn is None or turn.started_by_claude or not record.entry_id:
+    if turn is not None and turn.started_by_claude:
+        return _go_on_with_claudes_turn(session, record, turn)
+    if turn is None or not record.entry_id:
         return None
     session.resumed[record.entry_id] = (process, turn)
     delivery = Delivery(session.name, record.chat_id, "", record.entry_id, 0, thread_id=record.thread_id)
     session.worker.accept(delivery)
     return delivery
+
+
+def _go_on_with_claudes_turn(session: Session, record: SessionHandover, turn: Turn) -> Delivery | None:
+    """Claude's own turn in flight goes on in the same place under the same entry (so the front end continues the
+    message it was shown in); one the previous image did not show goes to the last chat, as a new turn would."""
+    place = Place(record.chat_id, record.thread_id) if record.entry_id else session.last_place
+    delivery = session.claude_delivery(turn, place, record.entry_id)
+    session.relay_claude_turn(turn, delivery)
+    return delivery if place is not None else None

@@ -39,6 +39,7 @@ from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.routes import ChatRoutes
+from claude_bridge.sessions.rules import project_rules, remove_rule
 from claude_bridge.sessions.session import Runtime, Session, Spawner, cannot_write
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
@@ -502,15 +503,7 @@ class SessionManager:
         """Set and keep the session's permission mode: live if the CLI takes it, else by a restart keeping history."""
         if mode not in USER_MODES:
             raise SessionError(f"Unknown permission mode {mode!r}; one of {', '.join(USER_MODES)}.")
-        session = self._get(name)
-        session.meta.permission_mode = mode
-        session.save()
-        if session.live and session.process is not None:
-            try:
-                await session.process.set_permission_mode(mode)
-            except BridgeError as exc:
-                logger.info("session %s: set_permission_mode refused (%s); restarting before the next turn", name, exc)
-                session.restart_pending = True
+        await self._get(name).keep_mode(mode)
         return self.status(name)
 
     async def interrupt(self, name: str) -> bool:
@@ -519,10 +512,25 @@ class SessionManager:
         False if nothing was running.
         """
         session = self._get(name)
-        cancelled = self.prompts.cancel_session(name, "stopped with /stop")
+        # A waiting prompt is denied with interrupt: that alone ends the CLI's turn, and the next message is written
+        # only after that turn's result. A separate interrupt would race the denial (#21, measured on both CLIs).
+        if self.prompts.cancel_session(name, "stopped with /stop"):
+            return True
         if session.process is None or not session.process.busy:
-            return cancelled > 0
-        return await session.process.interrupt() or cancelled > 0
+            return False
+        return await session.process.interrupt()
+
+    def rules(self, name: str) -> tuple[str, ...]:
+        """The permission rules kept for the session's project folder (its `.claude/settings.local.json`)."""
+        return project_rules(self._get(name).directory)
+
+    async def remove_rule(self, name: str, rule: str) -> bool:
+        """Forget a kept rule; the session's process restarts with its history so the next call is asked again."""
+        session = self._get(name)
+        if not remove_rule(session.directory, rule):
+            return False
+        await session.reread_settings()
+        return True
 
     async def interrupt_turn(self, delivery: Delivery) -> bool:
         """Stop this very turn (a draft's Stop button) if it is the one running; a queued or finished one is left.

@@ -17,6 +17,8 @@ from typing import Any
 
 from claude_bridge.protocol.events import PermissionRequest, ToolUse
 from claude_bridge.protocol.messages import allow, deny
+from claude_bridge.protocol.permissions import parse_suggestions, update_json
+from claude_bridge.sessions.approvals import Action, Offer, offer_for, offers
 from claude_bridge.sessions.place import Place, Where
 
 logger = logging.getLogger(__name__)
@@ -72,7 +74,8 @@ class Prompt:
     chat_id: int
     kind: PromptKind
     request: PermissionRequest
-    suggestions: tuple[Mapping[str, Any], ...] = ()
+    offers: tuple[Offer, ...] = ()  # a tool approval's answers (Allow, Always <rule>, all edits, …, Deny)
+    chosen: Offer | None = None  # the offer taken, once answered
     plan: str = ""
     questions: tuple[Question, ...] = ()
     state: PromptState = PromptState.WAITING
@@ -105,16 +108,23 @@ class Prompt:
 
     # -- what the human can do; each returns False when the prompt no longer waits --
 
-    def allow(self, *, always: bool = False) -> bool:
+    def allow(self) -> bool:
         if not self.waiting:
             return False
-        if always:
-            rules: list[Mapping[str, Any]] = [{**rule, "destination": "session"} for rule in self.suggestions]
-            self._close(PromptState.ANSWERED, "✅ Always allowed (this session)", allow(self.request.input, rules))
-        elif self.kind == PromptKind.PLAN:
+        if self.kind == PromptKind.PLAN:
             self._close(PromptState.ANSWERED, "✅ Plan approved", allow(self.request.input))
         else:
             self._close(PromptState.ANSWERED, "✅ Allowed", allow(self.request.input))
+        return True
+
+    def take(self, action: str) -> bool:
+        """A tool approval's offer beyond Allow/Deny: it sends only the permission updates that offer names."""
+        offer = offer_for(action, self.offers) if self.waiting else None
+        if offer is None or offer.action in (Action.ALLOW, Action.DENY):
+            return False
+        self.chosen = offer
+        updates: list[Mapping[str, Any]] = [update_json(update) for update in offer.updates]
+        self._close(PromptState.ANSWERED, _outcome(offer), allow(self.request.input, updates))
         return True
 
     def deny(self, message: str = "") -> bool:
@@ -171,15 +181,27 @@ class Prompt:
         """Nobody waits for this any more (/stop, the CLI withdrew it): deny, in case the CLI still listens."""
         if not self.waiting:
             return False
-        self._close(PromptState.CANCELLED, f"⏹ Cancelled ({why})", deny(f"Cancelled: {why}"))
+        # With interrupt the CLI ends the turn at once; a plain denial would reach the model, whose answer to it
+        # would then be taken for the answer to the next message (measured on 2.1.197 and 2.1.332).
+        self._close(PromptState.CANCELLED, f"⏹ Cancelled ({why})", deny(f"Cancelled: {why}", interrupt=True))
         return True
 
     def time_out(self, minutes: float) -> bool:
         if not self.waiting:
             return False
         text = f"No answer within {minutes:g} minutes"
-        self._close(PromptState.TIMED_OUT, f"⌛ {text}: denied", deny(f"{text}; the user did not answer."))
+        answer = deny(f"{text}; the user did not answer.", interrupt=True)  # the turn ends here, as with /stop
+        self._close(PromptState.TIMED_OUT, f"⌛ {text}: denied, the turn stopped", answer)
         return True
+
+
+def _outcome(offer: Offer) -> str:
+    if offer.action == Action.ALWAYS:
+        rules = ", ".join(rule.text for rule in offer.rules)
+        return f"✅ Always allowed {rules} in this project (/permissions lists and removes rules)"
+    if offer.action == Action.EDITS:
+        return f"✅ Allowed; file edits run unasked in this session from now on (/mode: {offer.mode})"
+    return f"✅ Allowed, with {', '.join(offer.directories)} for this session"
 
 
 Listener = Callable[[Prompt], None]
@@ -234,7 +256,7 @@ class PromptBoard:
                 seen = await self.tool_use(request.tool_use_id)
                 plan = str(seen.input.get("plan") or "") if seen else ""
             return prompt(PromptKind.PLAN, plan=plan or "(no plan text)")
-        return prompt(PromptKind.TOOL, suggestions=request.suggestions)
+        return prompt(PromptKind.TOOL, offers=offers(request.tool_name, parse_suggestions(request.suggestions)))
 
     def _new_id(self) -> str:
         # Random, not counted: a button from before a restart must never hit a new prompt.
@@ -322,7 +344,7 @@ class PromptBoard:
         return len(cancelled)
 
     def press(self, prompt_id: str, action: str) -> bool:
-        """A button: `allow`, `always`, `deny`, `pick <q> <option>`, `done <q>`; False if it no longer waits."""
+        """A button (`allow`, `always`, `edits`, `dirs`, `deny`, `pick <q> <o>`, `done <q>`); False: no longer waits."""
         prompt = self.get(prompt_id)
         if prompt is None:
             return False
@@ -333,8 +355,8 @@ class PromptBoard:
             return False
         if verb == "allow":
             taken = prompt.allow()
-        elif verb == "always":
-            taken = prompt.allow(always=True)
+        elif verb in (Action.ALWAYS, Action.EDITS, Action.DIRECTORIES):
+            taken = prompt.take(verb)
         elif verb == "deny":
             taken = prompt.deny()
         elif verb == "pick" and len(args) == 2:

@@ -46,6 +46,7 @@ from claude_bridge.sessions.limit_keeper import LimitKeeper
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.prompts import PromptBoard, PromptKind
+from claude_bridge.sessions.rules import trust_before_start
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     INBOX_FILE,
@@ -147,7 +148,8 @@ class Session:
         self.process: ProcessLike | None = None
         self.restart_pending = False
         self.deleted = False
-        self.claude_turns: set[asyncio.Task[None]] = set()  # relaying Claude's own turns; each ends with its turn
+        # Relaying Claude's own turns, each with the delivery it shows (a reload hands the running one over).
+        self.claude_turns: dict[asyncio.Task[None], Delivery] = {}
         self.origins = TaskOrigins()  # where each background task was started: Claude's turn about it goes there
         self._claude_place: Place | None = None  # where Claude's own running turn (_claude_turn) is shown
         self._claude_turn: Turn | None = None
@@ -296,6 +298,16 @@ class Session:
             return
         self._rt.tell(self.home, text)
 
+    async def reread_settings(self) -> None:
+        """The project's settings changed: restart the process (keeping its conversation) now if it is idle, else
+        before its next message. Measured: 2.1.197 never re-reads a rule removed from settings.local.json."""
+        if self.process is None:
+            return
+        if self.busy:
+            self.restart_pending = True
+        else:
+            await self.suspend()
+
     async def stop_task(self, task_id: str) -> TaskInfo:
         """Stop one running background task by its id (or a unique prefix of it); SessionError if there is none."""
         matches = [task for task in self.running_tasks if task.task_id.startswith(task_id)] if task_id else []
@@ -319,6 +331,7 @@ class Session:
         max_live = self._rt.pool.max_live
         waiting = f"All {max_live} live sessions are busy; your message starts as soon as one finishes."
         async with self._rt.pool.slot(self, lambda: delivery.notice(waiting)):
+            trust_before_start(self._rt.base.env, self.directory)  # #21: so the project's kept rules hold
             process = self.new_process()
             # Set before start(): a shutdown during the start still finds and stops it.
             self.process = process
@@ -380,6 +393,8 @@ class Session:
             # The CLI leaves plan mode once its plan is approved (§16.3); a restart must not bring it back.
             self.meta.permission_mode = "default"
             self.save()
+        if prompt.chosen is not None and prompt.chosen.mode is not None:  # "Allow all edits for this session"
+            await self.keep_mode(prompt.chosen.mode)
         return answer
 
     async def _ask_for_tool(self, tool: str, tool_input: Mapping[str, Any], reason: str) -> bool:
@@ -387,6 +402,19 @@ class Session:
         request = PermissionRequest(f"bot-{secrets.token_hex(4)}", tool, tool_input, reason=reason)
         answer = await self._ask_human(request)
         return answer.get("behavior") == "allow"
+
+    async def keep_mode(self, mode: str) -> None:
+        """Make `mode` the session's permission mode: kept, shown by /mode and /status, set on a live process."""
+        self.meta.permission_mode = mode
+        self.save()
+        if self.live and self.process is not None:
+            try:
+                await self.process.set_permission_mode(mode)
+            except BridgeError as exc:
+                logger.info(
+                    "session %s: set_permission_mode refused (%s); restarting before the next turn", self.name, exc
+                )
+                self.restart_pending = True
 
     def _turn_place(self) -> Place | None:
         """Where the running turn's answer, prompts and files go: the message's place, else Claude's own turn's."""
@@ -398,24 +426,34 @@ class Session:
         home), and keep its books."""
         place = self.origins.place_of(turn.tasks) or self.home
         self._claude_place, self._claude_turn = place, turn
-        header = turn.header or "Claude continued on its own"
-        delivery = Delivery(
+        delivery = self.claude_delivery(turn, place)
+        if place is None:
+            logger.warning(
+                "session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, delivery.header
+            )
+        else:
+            self._rt.front_end.show_claude_turn(delivery)
+        self.relay_claude_turn(turn, delivery)
+
+    def claude_delivery(self, turn: Turn, place: Place | None, entry_id: str = "") -> Delivery:
+        """The delivery that shows Claude's own turn in `place` (None: nowhere, it runs unseen), under `entry_id` (a
+        reload keeps the one the previous image showed it under)."""
+        return Delivery(
             self.name,
             place.chat_id if place else 0,
             "",
-            f"claude-{id(turn):x}",
+            entry_id or f"claude-{id(turn):x}",
             0,
-            header=header,
+            header=turn.header or "Claude continued on its own",
             thread_id=place.thread_id if place else None,
         )
-        if place is None:
-            logger.warning("session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, header)
-        else:
-            self._rt.front_end.show_claude_turn(delivery)
+
+    def relay_claude_turn(self, turn: Turn, delivery: Delivery) -> None:
+        """Pass Claude's own turn on to `delivery` (shown, or running unseen) in a task this session owns."""
         relay = self._relay_claude_turn(self.process, turn, delivery)
         task = asyncio.get_running_loop().create_task(relay, name=f"claude-turn-{self.name}")
-        self.claude_turns.add(task)
-        task.add_done_callback(self.claude_turns.discard)
+        self.claude_turns[task] = delivery
+        task.add_done_callback(lambda done: self.claude_turns.pop(done, None))
 
     async def _relay_claude_turn(self, process: ProcessLike | None, turn: Turn, delivery: Delivery) -> None:
         """Pass Claude's own turn on and book it like any other (turns, cost, timings); it ends with one result."""

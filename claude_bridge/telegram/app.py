@@ -144,8 +144,9 @@ async def run_delivery(
     sender = Sender(bot, state.outboxes(chat_id), delivery.thread_id)
     if heading:
         sender.text(heading)  # plain: a prompt's own * or _ are not Markdown
-    if delivery.by_claude:
-        # Claude's own turn: a message of its own (so the phone notifies) saying what started it.
+    if delivery.by_claude and not resumed:
+        # Claude's own turn: a message of its own (so the phone notifies) saying what started it (after a reload the
+        # chat has it already).
         sender.answer(claude_turn_title(delivery, state.manager.active_session(delivery.place)))
     if resumed is not None:
         pass  # after a reload: the chat already saw this message queued (or its answer begin)
@@ -331,6 +332,8 @@ def _claude_command(update: Update, context: ContextTypes.DEFAULT_TYPE, line: st
 
 async def _new_topic(update: Update, context: ContextTypes.DEFAULT_TYPE, line: str) -> Place | None:
     """/new in a forum's General topic opens a topic for the new session; None where it cannot (and says why)."""
+    if state_of(context).commands.refusal(line) is not None:
+        return None  # refused /new: answered here, and no empty topic is left behind
     try:
         return await open_topic(context.bot, update, line)
     except TelegramError as exc:
