@@ -19,6 +19,7 @@ import sys
 
 from claude_bridge.protocol.events import TurnResult
 from claude_bridge.protocol.limits import RateLimit
+from claude_bridge.sessions.frontend import Unattended
 from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt
@@ -35,8 +36,8 @@ def say(kind: str, text: str = "") -> None:
     print(f"{kind} {' '.join(text.split())}".rstrip(), flush=True)
 
 
-class Printed:
-    """The front end: every notice is one NOTICE line (nothing else is shown by this driver)."""
+class Printed(Unattended):
+    """The front end: every notice is one NOTICE line (what else the port shows, e.g. a menu, only logged)."""
 
     async def notify(self, place: Place, text: str) -> None:
         say("NOTICE", text)

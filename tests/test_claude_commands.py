@@ -82,8 +82,8 @@ async def test_init_shows_its_commands_to_the_place_and_switch_shows_the_other_s
 
 
 async def test_a_typed_claude_command_is_mapped_back_and_ours_or_unknown_ones_are_not(world):
-    # Before the session's first `init` since the bot started, its list is unknown: the CLI gets the line as typed.
-    assert world.commands.claude_line(PRIVATE.where, "/hello-world x") == "/hello-world x"
+    # A session that never started has no known commands: a typo there is the bot's "unknown command".
+    assert world.commands.claude_line(PRIVATE.where, "/hello-world x") is None
     world.spawner.enqueue([INIT])
     await drain(await world.manager.send(PRIVATE.where, "hello"))
 
@@ -91,6 +91,16 @@ async def test_a_typed_claude_command_is_mapped_back_and_ours_or_unknown_ones_ar
     assert world.commands.claude_line(PRIVATE.where, "/code_review") == "/code-review"
     assert world.commands.claude_line(PRIVATE.where, "/clear") is None  # left out: it cannot work from a chat
     assert world.commands.claude_line(PRIVATE.where, "/nonsense") is None
+
+
+async def test_claudes_commands_are_known_after_a_restart_before_the_next_init(world, tmp_path):
+    world.spawner.enqueue([INIT])
+    await drain(await world.manager.send(PRIVATE.where, "hello"))
+    await world.manager.close_all()
+
+    again = World(tmp_path)
+    assert again.commands.claude_line(PRIVATE.where, "/hello_world x") == "/hello-world x"
+    await again.manager.close_all()
 
 
 # -- prompts on a schedule --

@@ -101,13 +101,10 @@ class Commands:
 
     def claude_line(self, where: Where, line: str) -> str | None:
         """A typed `/name args` that is not ours, as the active session's Claude command (`/hello_world` →
-        `/hello-world`); None if that session does not offer it. Before its first `init` the list is not known
-        yet, so the line goes to Claude as typed (the CLI runs it or reads it as text)."""
+        `/hello-world`); None if that session does not offer it, or never started (its commands are not known)."""
         name = self.manager.active_session(where)
         known = self.manager.claude_commands(name) if name is not None else None
-        if known is None:
-            return line.strip() if line.strip().startswith("/") else None
-        return menu.build(known).claude_line(line)
+        return menu.build(known).claude_line(line) if known is not None else None
 
     def _active(self, chat_id: Where) -> tuple[str, str]:
         """The active session (the default one on a fresh chat) and a line saying so if it was just made."""

@@ -38,6 +38,7 @@ from claude_bridge.protocol.events import (
 from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.protocol.messages import deny
+from claude_bridge.sessions import known_commands
 from claude_bridge.sessions.file_policy import Protected
 from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
 from claude_bridge.sessions.homes import TaskOrigins
@@ -155,7 +156,7 @@ class Session:
         self._claude_turn: Turn | None = None
         if meta.home_chat_id is None and meta.last_chat_id is not None:  # from before homes: the last user's place
             meta.home_chat_id, meta.home_thread_id = meta.last_chat_id, meta.last_thread_id
-        self.claude_commands: ClaudeCommands | None = None  # as the last `init` listed them; None before one
+        self.claude_commands = known_commands.load(self.state_dir)  # as the last `init` listed them; None before one
         # A reload's turns still in flight, by inbox entry: their delivery relays them instead of sending anew.
         self.resumed: dict[str, tuple[ProcessLike, Turn]] = {}
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
@@ -480,8 +481,11 @@ class Session:
 
     def _saw_init(self, started: SessionStarted, place: Place) -> None:
         """Claude's commands and skills as this `init` lists them; the place's menu follows them."""
-        self.claude_commands = ClaudeCommands(started.slash_commands, started.skills, started.terminal_slash_commands)
-        self._rt.front_end.show_commands(place, self.name, self.claude_commands)
+        commands = ClaudeCommands(started.slash_commands, started.skills, started.terminal_slash_commands)
+        if commands != self.claude_commands:
+            known_commands.save(self.state_dir, commands)
+        self.claude_commands = commands
+        self._rt.front_end.show_commands(place, self.name, commands)
 
     def _on_status(self, status: ProcessStatus) -> None:
         logger.info("session %s: %s", self.name, status.message)
@@ -494,9 +498,10 @@ class Session:
             except OSError as exc:
                 logger.error("session %s: could not save metadata: %s", self.name, exc)
         current, place = self.worker.current, self._turn_place()
-        # The process hands every status to the turn waiting on it too (a crash as that turn's own error), and that
-        # turn's view shows it in order with the turn's other lines; a notice from here would repeat it, out of order.
-        told_by_turn = current is not None or self.claude_busy
+        # A crash and the restart after it reach the turn they cut (its view shows them in order with its other lines);
+        # a notice from here would repeat them, out of order. A conversation lost at start, or giving up, happens
+        # before any turn of the process exists: only this notice tells it.
+        told_by_turn = status.kind in ("crashed", "recovered") and (current is not None or self.claude_busy)
         if status.kind not in ("crashed", "gave_up", "recovered", "conversation_lost") or told_by_turn:
             return
         if place is None:
