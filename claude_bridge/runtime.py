@@ -6,6 +6,7 @@ It knows the operating system and the logging module, nothing of sessions, Claud
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import logging
 import os
@@ -126,3 +127,13 @@ def take_instance_lock(sessions_dir: Path) -> IO[str] | None:
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
+
+
+def cannot_write(exc: OSError) -> str:
+    """Why the bot could not write its own files, in words: a full disk, a read-only or forbidden folder."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"the disk is full{where}"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"the bot cannot write its state{where}: {exc.strerror}"
+    return f"the bot could not write its state{where}: {exc.strerror or exc}"

@@ -12,11 +12,12 @@ from typing import Any
 
 from claude_bridge.errors import BridgeError, ClaudeStartError
 from claude_bridge.process import pidfile
-from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.argv import ProcessOptions, start_failure
 from claude_bridge.process.requests import control_handler
 from claude_bridge.process.turns import Turn, TurnTimings
 from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import (
+    EXITED,
     AssistantText,
     ControlRequest,
     Event,
@@ -135,7 +136,10 @@ class FakeProcess:
         self.started = True
         await self.spawner.start_gate.wait()
         if self.options.pid_file is not None:  # as the real process does on every spawn
-            pidfile.write(self.options.pid_file, self.pid or 0, "fake-marker")
+            try:
+                pidfile.write(self.options.pid_file, self.pid or 0, "fake-marker")
+            except OSError as exc:
+                raise start_failure(exc, self.options.claude_bin, launching=False) from exc
         self._task = asyncio.create_task(self._run())
 
     def submit(self, content: Any) -> Turn:
@@ -166,6 +170,8 @@ class FakeProcess:
 
     async def stop(self) -> None:
         self.stopped = True
+        if self._current is not None:  # as the real process: the running turn ends, cut off
+            self._current.push(TurnResult(EXITED, True, "The session was stopped while Claude was working."))
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from claude_bridge.errors import ClaudeNotFound, ClaudeStartError
+from claude_bridge.errors import BridgeError, ClaudeNotFound, ClaudeStartError
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.process.turns import Turn
@@ -162,8 +162,8 @@ async def test_interrupt_while_text_streams_stops_within_a_second(tmp_path, api,
     process = await running.start(options(tmp_path, api))
     api.enqueue(Text("tick " * 400, chunk_size=5, delay=0.05), Text("next answer"))
     turn = process.submit("stream slowly")
-    queued = process.submit("after the stop")
     await api.wait_for_requests(1)
+    queued = process.submit("after the stop")
     await asyncio.sleep(0.5)
 
     started = time.monotonic()
@@ -237,17 +237,19 @@ async def test_a_crash_while_a_tool_runs_leaves_no_orphan(tmp_path, api, running
     await eventually(lambda: not processes_matching(sleeping(300.375)))
 
 
-async def test_five_messages_sent_while_busy_get_five_results_in_order(tmp_path, api, running):
+async def test_a_message_sent_while_busy_waits_for_the_turn_and_one_more_is_refused(tmp_path, api, running):
     process = await running.start(options(tmp_path, api))
     api.enqueue(Text("slow " * 40, chunk_size=10, delay=0.05), *[Text(f"answer {n}") for n in range(5)])
     first = process.submit("keep busy")
     await api.wait_for_requests(1)
 
-    turns = [process.submit(f"message {n}") for n in range(5)]
-    assert process.queue_length == 5
+    second = process.submit("message 0")
+    assert process.waiting
+    with pytest.raises(BridgeError):
+        process.submit("one too many")  # the caller's queue holds the rest (a session's worker)
 
     await first.wait()
-    answers = [(await t.wait()).text for t in turns]
+    answers = [(await second.wait()).text] + [(await process.submit(f"message {n}").wait()).text for n in range(1, 5)]
     assert answers == [f"answer {n}" for n in range(5)]
     assert [r.last_user_text for r in api.requests[-5:]] == [f"message {n}" for n in range(5)]
 

@@ -291,6 +291,20 @@ async def test_a_cli_that_is_not_executable_is_a_start_error(running, tmp_path):
         await running.start(claude_bin=not_executable)
 
 
+@pytest.mark.parametrize(
+    ("prompt", "words"),
+    [
+        ("x" * 200_000, "the persona's prompt is too long to pass to the CLI"),
+        ("be\x00 nice", "the persona's prompt or a setting contains a NUL byte"),
+    ],
+)
+async def test_an_argument_the_os_refuses_is_a_start_error_worded_at_the_spawn(running, prompt, words):
+    with pytest.raises(ClaudeStartError) as caught:
+        await running.start(append_system_prompt=prompt)
+
+    assert str(caught.value).startswith(f"Could not start Claude: {words}") and "next message" in str(caught.value)
+
+
 async def test_a_missing_session_directory_is_not_reported_as_a_missing_cli(running, tmp_path):
     with pytest.raises(BridgeError) as caught:
         await running.start(cwd=tmp_path / "deleted-session")
@@ -305,6 +319,7 @@ async def test_a_crash_mid_turn_cuts_it_off_restarts_with_continue_and_answers_t
     script.turn(Step.text("after the crash"))
     process = await running.start()
     doomed = process.submit("doomed")
+    await doomed.written.wait()
     queued = process.submit("queued")
 
     cut = await doomed.wait()
@@ -353,6 +368,7 @@ async def test_after_three_failed_restarts_it_gives_up_and_a_later_message_start
     await process.submit("one").wait()
     script.on_start(exit=1, stderr="cannot start: disk full\n", times=4)  # start 1 is done: 2, 3, 4 fail
     doomed = process.submit("crash now")
+    await doomed.written.wait()
     queued = process.submit("waiting behind it")
 
     assert (await doomed.wait()).subtype == EXITED
@@ -447,25 +463,24 @@ async def test_a_long_tool_with_a_live_child_process_is_not_a_hang(running, scri
     assert control_requests(script, "interrupt") == []
 
 
-async def test_five_messages_sent_while_busy_are_answered_one_at_a_time_in_order(running, script):
+async def test_messages_sent_while_busy_are_written_one_at_a_time_in_order(running, script):
     script.turn(Step.text("busy", chunks=4, delay=0.1))
     process = await running.start()
     first = process.submit("keep busy")
     await first.written.wait()
 
-    turns = [process.submit(f"message {n}") for n in range(5)]
-    assert process.queue_length == 5
-
-    async def written_after_previous_result(previous: Turn, turn: Turn) -> bool:
+    turns, order = [], []
+    for n in range(5):
+        turn = process.submit(f"message {n}")  # the one message that waits: the session's worker queues the rest
+        with pytest.raises(BridgeError):
+            process.submit("one too many")
         await turn.written.wait()
-        return previous.done.is_set()
-
-    checks = [written_after_previous_result(p, t) for p, t in zip([first, *turns[:-1]], turns, strict=True)]
-    order = await asyncio.gather(*checks)
+        order.append((turns[-1] if turns else first).done.is_set())
+        turns.append(turn)
     answers = [(await t.wait()).text for t in turns]
 
     assert order == [True] * 5
-    assert process.queue_length == 0
+    assert not process.waiting
     # The stand-in merges messages that arrive while it is busy, so an unmerged echo each proves one at a time.
     assert answers == [f"echo: message {n}" for n in range(5)]
     assert [text for _, text in user_prompts(script)] == ["keep busy", *[f"message {n}" for n in range(5)]]
@@ -485,6 +500,7 @@ async def test_interrupt_stops_the_turn_within_a_second_and_the_queue_goes_on(ru
     script.turn(step)
     process = await running.start()
     turn = process.submit("work slowly")
+    await turn.written.wait()
     queued = process.submit("after the stop")
     await first_event(turn, working)
 
@@ -538,6 +554,7 @@ async def test_stop_kills_a_cli_deaf_to_interrupt_stdin_and_sigterm_and_its_tool
     script.turn(Step.spawn_child("sleep 300", pid_file, wait=False), Step.hang(ignore_interrupt=True))
     process = await running.start()
     turn = process.submit("wedge yourself")
+    await turn.written.wait()
     queued = process.submit("never sent")
     await first_event(turn, ToolResult)
     cli, child = process.pid, int(pid_file.read_text())

@@ -183,7 +183,7 @@ async def test_a_message_sent_while_claudes_own_turn_runs_waits_and_gets_its_own
 
     theirs = await claude.next()
     mine = process.submit("what is 2+2?")
-    assert process.busy and process.queue_length == 1
+    assert process.busy and process.waiting
     their_events, my_events = await asyncio.gather(collect(theirs), collect(mine))
 
     assert texts(their_events) == "follow-up about the tests"

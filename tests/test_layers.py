@@ -64,8 +64,6 @@ def test_an_import_against_the_layers_fails_the_lint(tmp_path: Path, module: str
 
 
 MAX_FUNCTION_LINES = 60
-# parse_event becomes one `match` in its own change (issue 19, item 6); drop it from here when that lands.
-LONG_FOR_NOW = {"claude_bridge/protocol/events.py:parse_event"}
 
 
 def long_functions(root: Path) -> list[str]:
@@ -83,7 +81,7 @@ def long_functions(root: Path) -> list[str]:
 
 
 def test_no_function_is_longer_than_sixty_lines() -> None:
-    assert [f for f in long_functions(ROOT) if f.split(" (")[0] not in LONG_FOR_NOW] == []
+    assert long_functions(ROOT) == []
 
 
 def test_the_length_check_finds_a_long_function(tmp_path: Path) -> None:

@@ -158,13 +158,12 @@ async def answered(manager: SessionManager, chat_id: int, text: str) -> None:
 
 
 async def test_a_waiting_prompt_keeps_the_session_awake_and_a_typed_message_denies_it(tmp_path):
-    manager, spawner, clock = make_manager(tmp_path)
+    shown = Shown()
+    manager, spawner, clock = make_manager(tmp_path, shown)
     await answered(manager, 5, "hello")
-    shown: asyncio.Queue[Prompt] = asyncio.Queue()
-    manager.prompts.listener = shown.put_nowait
     handler = spawner.started[0].control_request
     asking = asyncio.create_task(handler(can_use_tool("Bash", {"command": "make deploy"})))
-    prompt = await shown.get()
+    prompt = await shown.prompts.get()
     assert prompt.chat_id == 5 and "Bash command:\nmake deploy" in prompt_reply(prompt).text
 
     clock.advance(3600)
@@ -180,14 +179,13 @@ async def test_a_waiting_prompt_keeps_the_session_awake_and_a_typed_message_deni
 
 
 async def test_stop_cancels_waiting_prompts(tmp_path):
-    manager, spawner, _ = make_manager(tmp_path)
+    shown = Shown()
+    manager, spawner, _ = make_manager(tmp_path, shown)
     await answered(manager, 5, "hello")
-    shown: asyncio.Queue[Prompt] = asyncio.Queue()
-    manager.prompts.listener = shown.put_nowait
     spawner.enqueue(["hold"])  # the turn that asks runs until the CLI ends it
     await manager.send(5, "write it")
     asking = asyncio.create_task(spawner.started[0].control_request(can_use_tool("Write", WRITE)))
-    await shown.get()
+    await shown.prompts.get()
     assert spawner.started[0].busy and await manager.interrupt("default")
     answer = await asking
     assert answer["behavior"] == "deny" and "/stop" in answer["message"]

@@ -1,18 +1,21 @@
-"""How one CLI process is launched: its options, argv and environment, and what a failed start means.
+"""How one CLI process is launched: its options, argv and environment, and what a failed start means (the one
+wording of every start failure: the OS refusing to launch it, its pid file, or the CLI exiting at once).
 
 Pure functions of ProcessOptions; nothing here spawns or reads a process.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from claude_bridge.errors import BridgeError
+from claude_bridge.errors import BridgeError, ClaudeNotFound, ClaudeStartError
 from claude_bridge.protocol.events import PERMISSION_MODES
+from claude_bridge.runtime import cannot_write
 from claude_bridge.settings import usual_bin_dirs
 
 # --include-partial-messages: without it text arrives only when a whole block is done, so nothing streams.
@@ -119,3 +122,30 @@ def explain_start_failure(stderr: str, exit_code: int | None) -> str:
     if "unknown option" in stderr or "error: " in stderr.lower():
         return f"Claude Code rejected its command line (is the CLI too old or too new?): {tail}"
     return f"Claude Code exited at start (exit code {exit_code}): {tail or 'no error output'}"
+
+
+RETRY = "Your next message will try again once that is fixed."
+
+
+def start_failure(exc: OSError | ValueError, claude_bin: Path, *, launching: bool) -> BridgeError:
+    """What a start that failed before the CLI ran means: launching it (exec) or writing its pid file."""
+    # The folder was checked just before exec: a missing or forbidden file there is the CLI itself.
+    if launching and isinstance(exc, FileNotFoundError):
+        return ClaudeNotFound([str(claude_bin)])
+    if launching and isinstance(exc, PermissionError):
+        return ClaudeStartError(f"{claude_bin} is not executable: {exc}", None, "")
+    return ClaudeStartError(f"Could not start Claude: {_cause(exc)}. {RETRY}", None, "")
+
+
+def _cause(exc: OSError | ValueError) -> str:
+    if isinstance(exc, ValueError):
+        if "null byte" in str(exc):
+            return "the persona's prompt or a setting contains a NUL byte"
+        return str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM):
+        return cannot_write(exc)
+    if exc.errno == errno.E2BIG:
+        return f"the persona's prompt is too long to pass to the CLI ({exc.strerror})"
+    if exc.errno == errno.ENOENT:
+        return f"a folder or file is missing{f' ({exc.filename})' if exc.filename else ''}"
+    return str(exc)

@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from claude_bridge.errors import BridgeError, ClaudeNoAnswer, ClaudeNotFound, ClaudeStartError
+from claude_bridge.errors import BridgeError, ClaudeNoAnswer, ClaudeStartError
 from claude_bridge.process import pidfile
-from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.argv import ProcessOptions, start_failure
 from claude_bridge.process.reaping import SPAWNED, descendants, kill_marked_processes, kill_tree, stop_survivors
 from claude_bridge.protocol import messages
 from claude_bridge.protocol.events import ControlCancel, ControlRequest, ControlResponse, Event, parse_event
@@ -114,10 +114,8 @@ class LiveProcess:
                 # The CLI adopts what its tools detach, so a stop finds every process of the session in its tree.
                 preexec_fn=become_subreaper,
             )
-        except FileNotFoundError as exc:
-            raise ClaudeNotFound([str(options.claude_bin)]) from exc
-        except PermissionError as exc:
-            raise ClaudeStartError(f"{options.claude_bin} is not executable: {exc}", None, "") from exc
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
+            raise start_failure(exc, options.claude_bin, launching=True) from exc
         SPAWNED.add(proc.pid)
         live = cls(proc, marker, options.label, on_event, on_exit, on_control_request, options.pid_file)
         live.start_reading()
@@ -126,10 +124,10 @@ class LiveProcess:
             # reused pid is never taken for it (pidfile.still_ours).
             try:
                 pidfile.write(options.pid_file, proc.pid, marker)
-            except OSError:
-                # ENOSPC, a read-only folder: no CLI is left running; the caller words the cause for the user.
+            except OSError as exc:
+                # ENOSPC, a read-only folder: no CLI is left running.
                 await live.shutdown(graceful=False, timeout=options.stop_timeout)
-                raise
+                raise start_failure(exc, options.claude_bin, launching=False) from exc
         return live
 
     @property

@@ -9,10 +9,12 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import psutil
 
+from claude_bridge.process import pidfile
 from claude_bridge.process.argv import MARKER_ENV
 
 logger = logging.getLogger(__name__)
@@ -137,3 +139,24 @@ def reap_leftover(pid: int, claude_bin: Path | None = None) -> bool:
     if marker:
         kill_marked_processes(marker)
     return True
+
+
+def reap_leftovers(
+    pid_files: Iterable[Path], claude_bin: Path | None = None, keep: Collection[int] = ()
+) -> list[int]:
+    """Stop the CLIs a previous run left behind (a pid file per live session; each file goes); a reused pid is left
+    alone, and so are the processes in `keep` (adopted by a reload, their files stay). Returns the pids stopped."""
+    stopped = []
+    for pid_file in pid_files:
+        record = pidfile.read(pid_file)
+        if record is not None and record.pid in keep:
+            continue
+        with contextlib.suppress(OSError):
+            if record is None:
+                pass
+            elif not pidfile.still_ours(record):
+                logger.info("pid %s from %s is another process now; left alone", record.pid, pid_file)
+            elif reap_leftover(record.pid, claude_bin):
+                stopped.append(record.pid)
+            pid_file.unlink(missing_ok=True)
+    return stopped

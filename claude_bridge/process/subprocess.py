@@ -17,7 +17,6 @@ import logging
 import signal
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
@@ -34,7 +33,7 @@ from claude_bridge.process.handover import HandoverError, SubprocessHandover, ad
 from claude_bridge.process.live import ControlHandler, LiveProcess
 from claude_bridge.process.reaping import has_descendants, kill_tree
 from claude_bridge.process.state import TRANSITIONS, IllegalTransition, State
-from claude_bridge.process.turns import Turn, TurnTimings
+from claude_bridge.process.turns import CLAUDE_TURN_HEADER, Turn, TurnTimings
 from claude_bridge.protocol import messages
 from claude_bridge.protocol.claude_schedules import ClaudeSchedule, ClaudeScheduleBook
 from claude_bridge.protocol.events import (
@@ -59,7 +58,6 @@ from claude_bridge.protocol.limits import RateLimit
 logger = logging.getLogger(__name__)
 
 TASK_ENDED = ("completed", "failed", "killed", "stopped", "cancelled")
-CLAUDE_TURN_HEADER = "Claude continued on its own"
 
 
 class ClaudeSubprocess:
@@ -89,7 +87,7 @@ class ClaudeSubprocess:
         self._on_control_request = on_control_request
         self._state = State.NEW
         self._live: LiveProcess | None = None
-        self._pending: deque[Turn] = deque()
+        self._next: Turn | None = None  # the one message waiting to be written; the caller queues the rest
         self._current: Turn | None = None
         self._running_tasks: dict[str, TaskInfo] = {}
         self._claude_schedules = ClaudeScheduleBook()  # Claude's own crons and wakeups, which this process fires
@@ -124,9 +122,9 @@ class ClaudeSubprocess:
         return self._current is not None or self._expect_claude_until > time.monotonic()
 
     @property
-    def queue_length(self) -> int:
-        """Messages waiting behind the running turn."""
-        return len(self._pending)
+    def waiting(self) -> bool:
+        """A message waits to be written (behind the running turn, or for Claude's own turn that is due)."""
+        return self._next is not None
 
     @property
     def failed(self) -> bool:
@@ -154,11 +152,17 @@ class ClaudeSubprocess:
         self._own(self._watchdog(), "watchdog")
 
     def submit(self, content: str | list[dict[str, Any]]) -> Turn:
-        """Queue a message; it is written when no turn runs (neither ours nor Claude's)."""
+        """Hand over the next message; it is written when no turn runs (neither ours nor Claude's).
+
+        One message waits at a time: the caller keeps its own queue (a session's worker) and submits the next once
+        this one is written; a second one meanwhile is refused with BridgeError.
+        """
         if self._state in (State.STOPPING, State.STOPPED):
             raise BridgeError("this Claude process is stopping")
+        if self._next is not None:
+            raise BridgeError("a message is already waiting to be written to this Claude process")
         turn = Turn(content)
-        self._pending.append(turn)
+        self._next = turn
         self._wakeup.set()
         return turn
 
@@ -497,7 +501,7 @@ class ClaudeSubprocess:
                 async with asyncio.timeout(wait if wait > 0 else None):
                     await self._wakeup.wait()
             self._wakeup.clear()
-            if not self._pending or self._expect_claude_until > time.monotonic():
+            if self._next is None or self._expect_claude_until > time.monotonic():
                 continue
             if self._state is State.FAILED:
                 try:
@@ -511,7 +515,8 @@ class ClaudeSubprocess:
             self._wakeup.set()  # more may wait; the loop re-checks
 
     async def _write_next(self, live: LiveProcess) -> None:
-        turn = self._pending.popleft()
+        turn, self._next = self._next, None
+        assert turn is not None
         self._current = turn
         self._to(State.BUSY)
         turn.start_clock()
@@ -523,8 +528,9 @@ class ClaudeSubprocess:
         turn.written.set()
 
     def _fail_waiting(self, subtype: str, text: str) -> None:
-        while self._pending:
-            self._pending.popleft().push(TurnResult(subtype=subtype, is_error=True, text=text))
+        turn, self._next = self._next, None
+        if turn is not None:
+            turn.push(TurnResult(subtype=subtype, is_error=True, text=text))
 
     # -- crashes --
 
@@ -593,8 +599,8 @@ class ClaudeSubprocess:
         self._restarts = 0
 
     def _emit(self, status: ProcessStatus) -> None:
-        if self._pending:
-            self._pending[0].push(status)
+        if self._next is not None:
+            self._next.push(status)
         if self._on_status is not None:
             self._on_status(status)
 

@@ -1,17 +1,20 @@
 """One turn of the CLI's stream: started by a message we wrote or by Claude itself, ended by exactly one result.
 
-A Turn is a small ordered mailbox with timings; it does not know which process feeds it.
+A Turn is the turn's ordered event stream with timings: any number of readers see every event (the chat's view of
+it and the session keeping its books read the same stream, nobody copies it). It does not know which process feeds it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from claude_bridge.protocol.events import AssistantText, Event, TextDelta, ToolResult, ToolUse, TurnResult
+
+CLAUDE_TURN_HEADER = "Claude continued on its own"  # a turn of Claude's own whose cause the CLI did not say
 
 
 @dataclass
@@ -41,14 +44,16 @@ class Turn:
         self.result: TurnResult | None = None
         self.timings = TurnTimings()
         self.watchdog_fired = False
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._log: list[Event] = []  # kept for the turn's life: every reader reads it from the start
+        self._grew = asyncio.Event()  # replaced on every push, so each reader waits on its own generation
+        self._watchers: list[Callable[[], None]] = []
         self._sent_at = 0.0
         self._open_tools: set[str] = set()
 
     @classmethod
     def by_claude(cls, header: str, tasks: tuple[str, ...] = ()) -> Turn:
         """A turn no message of ours started (a background task ended, /loop, a cron): it is already running."""
-        turn = cls(None, header=header, tasks=tasks)
+        turn = cls(None, header=header or CLAUDE_TURN_HEADER, tasks=tasks)
         turn.start_clock()
         turn.written.set()
         return turn
@@ -82,15 +87,33 @@ class Turn:
                 self.timings.send_to_result = now - self._sent_at
             self.result = event
             self.done.set()
-        self._events.put_nowait(event)
+        self._log.append(event)
+        grew, self._grew = self._grew, asyncio.Event()
+        grew.set()
+        for wake in self._watchers:
+            wake()
+
+    @property
+    def history(self) -> Sequence[Event]:
+        """Every event so far, in order (the last one is the TurnResult once the turn is done)."""
+        return self._log
+
+    def watch(self, wake: Callable[[], None]) -> None:
+        """Call `wake` after every new event (a view that also waits on other things)."""
+        self._watchers.append(wake)
 
     async def events(self) -> AsyncIterator[Event]:
-        """Yield this turn's events up to and including its TurnResult."""
+        """Yield this turn's events from its first up to and including its TurnResult (each reader sees them all)."""
+        seen = 0
         while True:
-            event = await self._events.get()
-            yield event
-            if isinstance(event, TurnResult):
-                return
+            grew = self._grew
+            while seen < len(self._log):
+                event = self._log[seen]
+                seen += 1
+                yield event
+                if isinstance(event, TurnResult):
+                    return
+            await grew.wait()
 
     async def wait(self) -> TurnResult:
         """Wait for the turn's result without reading its events (the doctor's one turn)."""

@@ -15,7 +15,6 @@ from claude_bridge.process.handover import HandoverError, SubprocessHandover
 from claude_bridge.process.turns import Turn
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.session import Session
-from claude_bridge.sessions.store import MetaStatus
 from claude_bridge.sessions.worker import Delivery
 
 logger = logging.getLogger(__name__)
@@ -75,7 +74,7 @@ async def hand_over_session(session: Session) -> SessionHandover | None:
     if record.turn_header == "" and current is not None and not current.by_claude:
         return SessionHandover(session.name, record, current.entry_id, current.chat_id, current.thread_id)
     # Claude's own turn in flight: the delivery that shows it (its relay has not finished; at most one runs).
-    shown = [delivery for delivery in session.claude_turns.values() if not delivery.done.is_set()]
+    shown = session.claude_turns.in_flight
     if record.turn_header and shown and session.last_place is not None:
         claude = shown[-1]
         return SessionHandover(session.name, record, claude.entry_id, claude.chat_id, claude.thread_id)
@@ -94,11 +93,11 @@ async def adopt_session(session: Session, record: SessionHandover) -> Delivery |
     except HandoverError:
         session.process = None
         raise
-    session.meta.status = MetaStatus.LIVE
+    session.now_live()
     if process.restart_key() != record.process.restart_key:
         # New settings need a new CLI: the session restarts at its next message, never cutting this turn.
         logger.info("session %s: its CLI settings changed; it restarts at its next message", session.name)
-        session.restart_pending = True
+        session.restart_later()
     if turn is not None and turn.started_by_claude:
         return _go_on_with_claudes_turn(session, record, turn)
     if turn is None or not record.entry_id:

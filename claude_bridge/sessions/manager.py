@@ -1,10 +1,13 @@
-"""The sessions façade: SessionManager composes the parts, each owning one job and tested alone.
+"""The sessions façade: SessionManager routes messages to sessions and names topics' sessions, reaps leftover
+CLIs, replays the inbox after a restart and takes messages; the parts do the rest, each owning one job:
 
-store.py (sessions on disk, personas), inbox.py (the durable queue), routes.py (chat → active session),
-pool.py (the live-process cap, LRU and idle suspension), worker.py (the per-session queue, Delivery) and
-session.py (one session's process and books), info.py (what front ends read), factory.py (real processes),
-handover.py (a reload). It knows sessions, not Telegram and not the CLI's JSON. At ~550 lines it is one method per
-thing a front end can ask (send, create, switch, /model, /mode, /resume, /tasks, delete, …), each delegating.
+store.py (sessions on disk, personas), inbox.py (the durable queue), routes.py (chat → active session, topic names),
+pool.py (the live-process cap, LRU and idle suspension), worker.py (a session's one line of messages, Delivery),
+session.py (one session's process, notices and books; its one state in lifecycle.py), claude_requests.py (what the
+CLI asks of a session), claude_turns.py (Claude's own turns), info.py (what front ends read), factory.py (real
+processes), handover.py (a reload), limit_keeper.py (the usage limit). It knows sessions, not Telegram and not the
+CLI's JSON. It is over 500 lines because it has one method per thing a front end can ask (send, create, switch,
+/model, /mode, /resume, /tasks, delete, …), each a few lines delegating to the parts.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
@@ -21,17 +24,17 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from claude_bridge.errors import BridgeError, SessionError
-from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.handover import HandoverError
-from claude_bridge.process.reaping import reap_adopted, reap_leftover
+from claude_bridge.process.reaping import reap_adopted, reap_leftovers
 from claude_bridge.protocol.events import TaskInfo, TurnResult
+from claude_bridge.runtime import cannot_write
 from claude_bridge.sessions.file_policy import Protected, bot_folder
 from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd, Unattended
 from claude_bridge.sessions.handover import SessionHandover, adopt_session, hand_over_session
 from claude_bridge.sessions.homes import DEFAULT_SESSION, belongs, is_private, place_name
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
-from claude_bridge.sessions.info import SessionInfo
+from claude_bridge.sessions.info import SessionInfo, info_of
 from claude_bridge.sessions.limit_keeper import LimitKeeper
 from claude_bridge.sessions.limits import RESUME_MARGIN
 from claude_bridge.sessions.place import Place, Where
@@ -40,12 +43,11 @@ from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.rules import project_rules, remove_rule
-from claude_bridge.sessions.session import Runtime, Session, Spawner, cannot_write
+from claude_bridge.sessions.session import Runtime, Session, Spawner
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     PID_FILE,
     Metadata,
-    MetaStatus,
     Persona,
     SessionStore,
     StateDamaged,
@@ -150,20 +152,8 @@ class SessionManager:
     def reap_leftovers(self, keep: Collection[int] = ()) -> list[int]:
         """Stop CLI processes a previous run left behind (a pid file per live session); a reused pid is left alone,
         and so are the processes in `keep` (adopted by a reload)."""
-        stopped = []
-        for pid_file in self._store.sessions_state.glob(f"*/{PID_FILE}"):
-            record = pidfile.read(pid_file)
-            if record is not None and record.pid in keep:
-                continue
-            with contextlib.suppress(OSError):
-                if record is None:
-                    pass
-                elif not pidfile.still_ours(record):
-                    logger.info("pid %s from %s is another process now; left alone", record.pid, pid_file)
-                elif reap_leftover(record.pid, self._runtime.base.claude_bin):
-                    stopped.append(record.pid)
-                pid_file.unlink(missing_ok=True)
-        return stopped
+        pid_files = self._store.sessions_state.glob(f"*/{PID_FILE}")
+        return reap_leftovers(pid_files, self._runtime.base.claude_bin, keep)
 
     async def hand_over(self) -> list[SessionHandover]:
         """A reload: no more idle suspensions; every live session's process detached for the next image (each keeps
@@ -250,28 +240,12 @@ class SessionManager:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        sessions = list(self._sessions.values())
-        # Workers first: a worker left running would start the next queued message as its process stops.
-        await asyncio.gather(*(session.worker.close() for session in sessions))
-        stops = [asyncio.ensure_future(s.stop_process(MetaStatus.STOPPED)) for s in sessions if s.process]
-        if stops:
-            _, pending = await asyncio.wait(stops, timeout=timeout)
-            for task in pending:
-                logger.warning("a session did not stop within %.0f s", timeout)
-                task.cancel()
-            await asyncio.gather(*stops, return_exceptions=True)
-        # Claude's own turns ended with their processes; the notices (e.g. which tasks were stopped) still go out.
-        pending_work = [t for s in sessions for t in s.claude_turns] + list(self._notices)
-        if pending_work:
-            await asyncio.wait(pending_work, timeout=5.0)
-        for session in sessions:
-            if session.damage or session.deleted:
-                continue
-            try:
-                session.save()
-            except OSError as exc:
-                logger.error("session %s: could not save metadata at shutdown: %s", session.name, exc)
-        leftovers = list(self._notices) + [t for s in sessions for t in s.claude_turns]
+        # In parallel, each bounded: one session that does not stop must not hold the others.
+        await asyncio.gather(*(session.close(timeout) for session in self._sessions.values()))
+        # The notices (e.g. which background tasks were stopped) still go out.
+        if self._notices:
+            await asyncio.wait(list(self._notices), timeout=5.0)
+        leftovers = list(self._notices)
         for task in leftovers:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
@@ -446,29 +420,7 @@ class SessionManager:
         return path
 
     def status(self, name: str) -> SessionInfo:
-        session = self._get(name)
-        meta = session.meta
-        return SessionInfo(
-            name=name,
-            state=session.state,
-            queued=session.worker.queued,
-            persona=meta.persona,
-            model=session.effective_model() or "CLI default",
-            model_override=meta.model,
-            permission_mode=session.permission_mode(),
-            last_active=meta.last_active,
-            turns=meta.turns,
-            total_cost_usd=meta.total_cost_usd,
-            claude_session_id=meta.claude_session_id if meta.claude_session_id != "unknown" else "",
-            last_timings=dict(meta.last_timings),
-            pid=session.process.pid if session.process is not None and session.live else None,
-            damage=session.damage,
-            instance=meta.instance,
-            tasks=session.running_tasks,
-            claude_schedules=session.claude_schedules,
-            workspace=str(session.directory),
-            project=not session.meta.created_workspace and not session.damage,
-        )
+        return info_of(self._get(name))
 
     def effective_model(self, name: str) -> str | None:
         """Session override > persona > CLI default (None)."""
@@ -486,7 +438,7 @@ class SessionManager:
                 await session.process.set_model(session.effective_model())
             except BridgeError as exc:
                 logger.warning("session %s: set_model failed (%s); restarting before the next turn", name, exc)
-                session.restart_pending = True
+                session.restart_later()
         return self.status(name)
 
     async def set_persona(self, name: str, persona: str) -> SessionInfo:
@@ -495,8 +447,7 @@ class SessionManager:
         self._store.check_persona(persona)
         session.meta.persona = persona
         session.save()
-        if session.process is not None:
-            session.restart_pending = True
+        session.restart_later()
         return self.status(name)
 
     async def set_permission_mode(self, name: str, mode: str) -> SessionInfo:
@@ -558,20 +509,24 @@ class SessionManager:
                 raise SessionError(f"This button is for an earlier session named {name}; nothing was deleted.")
             if session.worker.busy or self.prompts.waiting(name):
                 raise SessionError(f"Session {name!r} is busy; /stop it first, then delete it.")
-            session.deleted = True
+            damaged = session.damage is not None
+            session.mark_deleted()
             try:
-                await session.stop_process(MetaStatus.STOPPED)
-                await session.worker.close()
-                self._store.remove(name, None if session.damage else session.meta)
+                await session.close()
+                self._store.remove(name, None if damaged else session.meta)
             finally:
                 self._sessions.pop(name, None)
             self._routes.forget(name)
             self.limits.forget(name)
         logger.info("deleted session %s", name)
 
-    async def send(self, where: Where, content: Content, *, topic: str = "", session_name: str = "") -> Delivery:
-        """Accept a message for the chat's (or forum topic's) active session (or `session_name`'s, for a scheduled
-        prompt: it is never an answer to a waiting question): durably queued before this returns."""
+    def reserve(self, where: Where, *, topic: str = "", session_name: str = "") -> Delivery:
+        """A message's place in its session's line (the chat's or forum topic's active session, or `session_name`'s),
+        taken as it arrives; its content follows (`accept`), after a download or a transcription, or the place is
+        given up (`withdraw`).
+
+        Synchronous on purpose: messages take their places in the order their handlers start.
+        """
         if self._closed:
             raise SessionError("The bot is shutting down; send your message again in a moment.")
         place = Place.of(where)
@@ -579,40 +534,86 @@ class SessionManager:
         session = self._repaired(name)
         if session.damage:
             raise SessionError(f"Session “{name}” is {session.damage}. Your message was not sent; fix or /delete it.")
-        typed = isinstance(content, str) and not session_name
-        if typed and (prompt := self.prompts.typed(name, str(content), place)) is not None:
-            return _answered_prompt(name, place, content, prompt.outcome or "✍️ Noted; answer the next question.")
-        # One at a time per session: the inbox order is the delivery order, and delete cannot cut in.
-        async with session.lock:
-            if session.deleted:
+        if session.worker.queued >= self.max_queued:
+            raise SessionError(
+                f"The queue of session “{name}” is full ({self.max_queued} messages waiting); this message was "
+                "not sent. Send it again once Claude has caught up, or /stop the running answer."
+            )
+        delivery = Delivery(name, place.chat_id, None, "", session.ahead(), thread_id=place.thread_id)
+        if notice:
+            delivery.notice(notice)
+        session.worker.accept(delivery)
+        return delivery
+
+    @contextlib.contextmanager
+    def in_line(self, where: Where, *, topic: str = "") -> Iterator[Delivery]:
+        """`reserve`, and give the place up on leaving unless the message was accepted."""
+        delivery = self.reserve(where, topic=topic)
+        try:
+            yield delivery
+        finally:
+            self.withdraw(delivery)
+
+    def withdraw(self, delivery: Delivery) -> None:
+        """Give up a reserved place whose message never came (nothing if it was accepted)."""
+        session = self._sessions.get(delivery.session)
+        if session is not None and not delivery.prepared:
+            session.worker.withdraw(delivery)
+
+    async def send(self, where: Where, content: Content, *, topic: str = "", session_name: str = "") -> Delivery:
+        """Accept a message for the chat's (or forum topic's) active session (or `session_name`'s, for a scheduled
+        prompt: it is never an answer to a waiting question): durably queued before this returns."""
+        delivery = self.reserve(where, topic=topic, session_name=session_name)
+        return await self.accept(delivery, content, typed=not session_name)
+
+    async def accept(self, delivery: Delivery, content: Content, *, typed: bool = True) -> Delivery:
+        """The content of a reserved message: durably queued before this returns, after the earlier messages of its
+        chat; `typed` while Claude asks something, it is the answer instead. Refused (SessionError): the place goes."""
+        session = self._sessions.get(delivery.session)
+        try:
+            if session is None or session.deleted:
                 raise SessionError(
-                    f"Session “{name}” was deleted while your message was on its way; it was not sent. "
+                    f"Session “{delivery.session}” was deleted while your message was on its way; it was not sent. "
                     "Send it again to use another session."
                 )
-            if self._closed:
-                raise SessionError("The bot is shutting down; send your message again in a moment.")
-            if session.worker.queued >= self.max_queued:
-                raise SessionError(
-                    f"The queue of session “{name}” is full ({self.max_queued} messages waiting); this message was "
-                    "not sent. Send it again once Claude has caught up, or /stop the running answer."
-                )
-            session.last_place = place
-            session.meta.last_active = self._clock()
-            self.limits.user_wrote(name)  # after a usage-limit Cancel, this session's held messages go on now
-            try:
-                entry_id = await session.inbox.add(place.chat_id, content, place.thread_id)
-            except OSError as exc:
-                # Nothing durable was written: say so, rather than an "internal error" the user cannot act on.
-                raise SessionError(
-                    f"Your message was not saved, so it was not sent to Claude: {cannot_write(exc)}. "
-                    "Send it again once that is fixed."
-                ) from exc
-            delivery = Delivery(name, place.chat_id, content, entry_id, session.ahead(), thread_id=place.thread_id)
-            if notice:
-                delivery.notice(notice)
-            session.worker.accept(delivery)
-        await self.limits.accepted(name, place)  # a hold: this place is told too
+            await session.worker.prepared_before(delivery)
+            # Only a prompt shown in this very place takes it as its answer; elsewhere it is an ordinary message.
+            text = content if typed and isinstance(content, str) else None
+            prompt = self.prompts.typed(session.name, text, delivery.place) if text is not None else None
+            if prompt is not None:
+                session.worker.withdraw(delivery)
+                return _answered_prompt(delivery, content, prompt.outcome or "✍️ Noted; answer the next question.")
+            # One at a time per session: the inbox order is the delivery order, and delete cannot cut in.
+            async with session.lock:
+                await self._queue_durably(session, delivery, content)
+        except BaseException:
+            if session is not None:
+                session.worker.withdraw(delivery)
+            raise
+        await self.limits.accepted(session.name, delivery.place)  # a hold: this place is told too
         return delivery
+
+    async def _queue_durably(self, session: Session, delivery: Delivery, content: Content) -> None:
+        if session.deleted:
+            raise SessionError(
+                f"Session “{session.name}” was deleted while your message was on its way; it was not sent. "
+                "Send it again to use another session."
+            )
+        if self._closed:
+            raise SessionError("The bot is shutting down; send your message again in a moment.")
+        place = delivery.place
+        session.last_place = place
+        session.meta.last_active = self._clock()
+        self.limits.user_wrote(session.name)  # after a usage-limit Cancel, this session's held messages go on now
+        try:
+            entry_id = await session.inbox.add(place.chat_id, content, place.thread_id)
+        except OSError as exc:
+            # Nothing durable was written: say so, rather than an "internal error" the user cannot act on.
+            raise SessionError(
+                f"Your message was not saved, so it was not sent to Claude: {cannot_write(exc)}. "
+                "Send it again once that is fixed."
+            ) from exc
+        session.worker.ready(delivery, content, entry_id)
 
     # -- notices outside a delivery --
 
@@ -628,9 +629,9 @@ class SessionManager:
             logger.exception("could not notify chat %s", Place.of(where).key)
 
 
-def _answered_prompt(name: str, place: Place, content: Content, outcome: str) -> Delivery:
-    """A typed message that answered a waiting prompt instead of becoming a turn: already finished."""
-    delivery = Delivery(name, place.chat_id, content, entry_id="", position=0, thread_id=place.thread_id)
+def _answered_prompt(delivery: Delivery, content: Content, outcome: str) -> Delivery:
+    """A typed message that answered a waiting prompt instead of becoming a turn: finished at once."""
+    delivery.content = content
     delivery.finish(
         TurnResult(subtype=PROMPT_ANSWER, is_error=False, text=f"↩️ Sent to Claude as your answer. {outcome}")
     )

@@ -1,7 +1,7 @@
 """Which session each chat (or forum topic) talks to: chats.json, a map of place → session name that survives
 restarts; keys are "<chat>" or, for a topic, "<chat>:<thread>".
 
-It knows names only; whether a session exists is asked of the caller's `exists` function.
+It knows names only (and how a forum topic's title becomes one); whether a session exists is asked of the caller.
 """
 
 from __future__ import annotations
@@ -60,3 +60,10 @@ class ChatRoutes:
         """No chat has `name` active any more (it was deleted)."""
         self._routes = {chat: active for chat, active in self._routes.items() if active != name}
         write_json_atomic(self.path, self._routes)
+
+
+def topic_name(topic: str, thread_id: int, taken: Callable[[str], bool], limit: int) -> str:
+    """A free session name from a topic's title ("Bug #12: login" → "bug-12-login"), else from its id."""
+    slug = "-".join(re.findall(r"[a-z0-9]+", topic.lower()))[:28].strip("-") or f"topic-{thread_id}"
+    candidates = [slug] + [f"{slug[: 28 - len(str(n))]}-{n}" for n in range(2, limit + 2)]
+    return next(name for name in candidates if not taken(name))

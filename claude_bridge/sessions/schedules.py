@@ -19,6 +19,8 @@ from typing import Any, Protocol
 from apscheduler.events import EVENT_JOB_MISSED
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import NullPool
 
 from claude_bridge.sessions import when
 from claude_bridge.sessions.place import Place
@@ -62,6 +64,12 @@ class FireTarget(Protocol):
         """Tell the schedule's place that a run due at `due` was too late to run and was skipped."""
 
 
+def _engine(path: Path) -> Engine:
+    """The job store's database, opened only while it is read or written (NullPool): the bot holds no file of
+    its state folder open between uses, so that folder can be remounted, backed up or moved at any time."""
+    return create_engine(f"sqlite:///{path}", poolclass=NullPool)
+
+
 async def run_schedule(store: str, record: Mapping[str, Any]) -> None:
     """The job function APScheduler stores by reference: hand the job to the Schedules running its store."""
     running = _RUNNING.get(store) or (next(iter(_RUNNING.values())) if len(_RUNNING) == 1 else None)
@@ -91,7 +99,7 @@ class Schedules:
         self._known: dict[str, Schedule] = {}  # for EVENT_JOB_MISSED, whose job may already be gone
         self._tasks: set[asyncio.Task[None]] = set()
         self._scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{self.path}")},
+            jobstores={"default": SQLAlchemyJobStore(engine=_engine(self.path))},
             job_defaults={"misfire_grace_time": int(GRACE.total_seconds()), "coalesce": True},
             timezone=tz,
         )

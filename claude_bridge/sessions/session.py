@@ -1,23 +1,24 @@
-"""One session at run time: its metadata, its inbox, its worker and the one Claude process it may hold.
+"""One session at run time: its metadata and one state (lifecycle.py), its inbox, its worker and the one Claude
+process it may hold.
 
-It turns a Delivery into a turn of that process (starting it through the pool when needed) and keeps the books
-(inbox marks, metadata); every failure becomes an error result for that message, never a dead worker.
-It is a little over 500 lines because a session's three ways of talking to its process (our messages, Claude's own
-turns, the CLI's requests) share its books and its process slot; the wording and the prompts live elsewhere.
+It turns a Delivery into a turn of that process (starting it through the pool when needed), sends its notices and
+keeps the books (inbox marks, metadata); every failure becomes an error result for that message, never a dead
+worker. What the CLI asks of it is claude_requests.py, the turns Claude starts by itself claude_turns.py.
+It is near 600 lines because the features that change how one message is sent (the usage limit's hold and resend, a
+reload's turn in flight, the project's kept rules and mode) all act on the one process slot and the same books; the
+types a session is built from (ProcessLike, ProcessHooks, Runtime) are at its top.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
@@ -27,7 +28,6 @@ from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import (
     CANCELLED,
     START_FAILED,
-    PermissionRequest,
     ProcessStatus,
     SessionStarted,
     TaskInfo,
@@ -37,27 +37,28 @@ from claude_bridge.protocol.events import (
 )
 from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.protocol.mcp import McpServer, mcp_config
-from claude_bridge.protocol.messages import deny
 from claude_bridge.sessions import known_commands
+from claude_bridge.sessions.claude_requests import ClaudeRequests
+from claude_bridge.sessions.claude_turns import ClaudeTurns
 from claude_bridge.sessions.file_policy import Protected
 from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
 from claude_bridge.sessions.homes import TaskOrigins
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
+from claude_bridge.sessions.lifecycle import Lifecycle, checked, from_disk, to_disk
 from claude_bridge.sessions.limit_keeper import LimitKeeper
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
-from claude_bridge.sessions.prompts import PromptBoard, PromptKind
+from claude_bridge.sessions.prompts import PromptBoard
 from claude_bridge.sessions.rules import trust_before_start
 from claude_bridge.sessions.store import (
     DEFAULT_PERSONA,
     INBOX_FILE,
     PID_FILE,
     Metadata,
-    MetaStatus,
     Persona,
     SessionStore,
 )
-from claude_bridge.sessions.tools import SKIPS_ASKING, ToolContext, session_tools
+from claude_bridge.sessions.tools import SKIPS_ASKING
 from claude_bridge.sessions.tools import SYSTEM_PROMPT as TOOLS_PROMPT
 from claude_bridge.sessions.transcripts import is_session_id
 from claude_bridge.sessions.worker import SHUTDOWN_UNSENT, Delivery, SessionWorker, failure
@@ -66,9 +67,11 @@ logger = logging.getLogger(__name__)
 
 SKIPPING = "⚠️ Session “{name}” runs in bypassPermissions: every tool runs unasked. /mode default asks again."
 
+CLAUDE_TURNS_GRACE = 5.0  # seconds Claude's own turns get to end once their process stopped
+
 
 class SessionState(StrEnum):
-    """What /sessions and /status say a session is doing."""
+    """What /sessions and /status say a session is doing (its Lifecycle, and whether it works right now)."""
 
     LIVE = "live"
     BUSY = "busy"
@@ -137,48 +140,57 @@ class Runtime:
 
 
 class Session:
-    """The process is started lazily by the first message and suspended by the pool."""
+    """The process is started lazily by the first message and suspended by the pool; `close()` ends it for good."""
 
     def __init__(self, meta: Metadata, runtime: Runtime, damage: str | None = None) -> None:
         self.meta = meta
         self._rt = runtime
-        self.damage = damage  # "damaged: <file>: <reason>": the session refuses messages until it is repaired
+        self._damage = damage  # "damaged: <file>: <reason>", said while the session is DAMAGED
+        self.lifecycle = Lifecycle.DAMAGED if damage else from_disk(meta.status)
         self.directory = Path(meta.workspace) if meta.workspace else runtime.store.directory(meta.name)
         self.state_dir = runtime.store.state_dir(meta.name)
         self.inbox = Inbox(self.state_dir / INBOX_FILE)
         self.process: ProcessLike | None = None
-        self.restart_pending = False
-        self.deleted = False
-        # Relaying Claude's own turns, each with the delivery it shows (a reload hands the running one over).
-        self.claude_turns: dict[asyncio.Task[None], Delivery] = {}
+        self.claude_commands = known_commands.load(self.state_dir)  # as the last `init` listed them; None before one
         self.origins = TaskOrigins()  # where each background task was started: Claude's turn about it goes there
         self._claude_place: Place | None = None  # where Claude's own running turn (_claude_turn) is shown
         self._claude_turn: Turn | None = None
         if meta.home_chat_id is None and meta.last_chat_id is not None:  # from before homes: the last user's place
             meta.home_chat_id, meta.home_thread_id = meta.last_chat_id, meta.last_thread_id
-        self.claude_commands = known_commands.load(self.state_dir)  # as the last `init` listed them; None before one
-        # A reload's turns still in flight, by inbox entry: their delivery relays them instead of sending anew.
+        # A reload's turns still in flight, by inbox entry: their delivery follows them instead of sending anew.
         self.resumed: dict[str, tuple[ProcessLike, Turn]] = {}
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
-        context = ToolContext(
+        self.requests = ClaudeRequests(
+            meta.name,
             self.directory,
             self._turn_place,
+            runtime.prompts,
             runtime.front_end.send_file,
             runtime.upload_limit,
+            self._left_plan_mode,
+            self.keep_mode,
             own=(self.directory, self.state_dir / "files"),
             protected=runtime.protected,
-            ask=self._ask_for_tool,
             mode=self.permission_mode,
         )
-        self.tools = McpServer(session_tools(context))
+        self.claude_turns = ClaudeTurns(meta.name, self._follow, runtime.pool.changed)
 
     # -- what the pool and the manager read --
 
     @property
     def name(self) -> str:
         return self.meta.name
+
+    @property
+    def damage(self) -> str | None:
+        """Why the session's state cannot be read ("damaged: <file>: <reason>"), while it is DAMAGED."""
+        return self._damage if self.lifecycle is Lifecycle.DAMAGED else None
+
+    @property
+    def deleted(self) -> bool:
+        return self.lifecycle is Lifecycle.DELETED
 
     @property
     def live(self) -> bool:
@@ -225,7 +237,7 @@ class Session:
     @property
     def claude_busy(self) -> bool:
         """A turn Claude started by itself is running."""
-        return any(not task.done() for task in self.claude_turns)
+        return self.claude_turns.running > 0
 
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]:
@@ -237,7 +249,7 @@ class Session:
 
     def ahead(self) -> int:
         """How many turns a new message would wait behind: queued messages and a running Claude turn."""
-        return self.worker.ahead() + sum(1 for task in self.claude_turns if not task.done())
+        return self.worker.ahead() + self.claude_turns.running
 
     @property
     def last_active(self) -> float:
@@ -245,13 +257,14 @@ class Session:
 
     @property
     def state(self) -> SessionState:
-        if self.damage:
+        """What /sessions shows, from the lifecycle and the work under way."""
+        if self.lifecycle is Lifecycle.DAMAGED:
             return SessionState.DAMAGED
         if self.worker.busy or self.claude_busy:
             return SessionState.BUSY
         if self.live:
             return SessionState.LIVE
-        return SessionState.FAILED if self.meta.status == MetaStatus.FAILED else SessionState.SUSPENDED
+        return SessionState.FAILED if self.lifecycle is Lifecycle.FAILED else SessionState.SUSPENDED
 
     def persona(self) -> Persona:
         return self._rt.store.personas.get(self.meta.persona) or self._rt.store.personas[DEFAULT_PERSONA]
@@ -264,33 +277,73 @@ class Session:
         return self.meta.permission_mode or self.persona().permission_mode or "default"
 
     def save(self) -> None:
-        if self.damage:  # never write the stand-in metadata over the file someone may still repair
-            raise SessionError(f"Session “{self.name}” is {self.damage}; fix or /delete it.")
+        """Write the metadata (its status from the lifecycle); a deleted session writes nothing."""
+        if self.lifecycle is Lifecycle.DAMAGED:  # never write the stand-in metadata over the file being repaired
+            raise SessionError(f"Session “{self.name}” is {self._damage}; fix or /delete it.")
+        if self.lifecycle is Lifecycle.DELETED:
+            return
+        self.meta.status = to_disk(self.lifecycle)
         self._rt.store.save(self.meta)
+
+    # -- its one state --
+
+    def _to(self, state: Lifecycle) -> None:
+        self.lifecycle = checked(self.lifecycle, state)
+
+    def restart_later(self) -> None:
+        """New settings the running process cannot take: it restarts before the next message (not mid-turn)."""
+        if self.process is not None and self.lifecycle in (Lifecycle.STARTING, Lifecycle.LIVE):
+            self._to(Lifecycle.RESTART_DUE)
+
+    def now_live(self) -> None:
+        """Its process runs: a reload adopted one that kept running across the bot's exec."""
+        self._to(Lifecycle.LIVE)
+
+    def mark_deleted(self) -> None:
+        """From now on nothing of the session is written (its folder is about to go)."""
+        self._to(Lifecycle.DELETED)
+
+    async def close(self, timeout: float = 20.0) -> None:
+        """End for good (shutdown, delete): every delivery ends with a result, the process stops (within `timeout`),
+        Claude's own turns end, and the books are written."""
+        # The worker first: left running, it would start the next queued message as the process stops.
+        await self.worker.close()
+        if self.process is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.stop_process(Lifecycle.STOPPED)
+            except TimeoutError:
+                logger.warning("session %s did not stop within %.0f s", self.name, timeout)
+        await self.claude_turns.close(CLAUDE_TURNS_GRACE)
+        if self.lifecycle is not Lifecycle.DAMAGED:
+            try:
+                self.save()
+            except OSError as exc:
+                logger.error("session %s: could not save metadata at shutdown: %s", self.name, exc)
 
     # -- the process --
 
     async def suspend(self) -> None:
-        await self.stop_process(MetaStatus.SUSPENDED)
+        await self.stop_process(Lifecycle.SUSPENDED)
 
-    async def stop_process(self, status: MetaStatus) -> None:
-        """Stop the process if there is one and record `status`."""
+    async def stop_process(self, state: Lifecycle) -> None:
+        """Stop the process if there is one and move to `state` (SUSPENDED or STOPPED)."""
         process, self.process = self.process, None
         try:
             if process is not None:
                 tasks = process.running_tasks
                 await process.stop()
-                logger.info("session %s %s", self.name, status)
+                logger.info("session %s %s", self.name, state)
                 if tasks:
-                    self._tell_stopped(tasks, status)
-            self.meta.status = status
-            if not self.deleted:
-                self.save()
+                    self._tell_stopped(tasks, state)
+            if self.lifecycle is not Lifecycle.DELETED:
+                self._to(state)
+            self.save()
         finally:
             await self._rt.pool.changed()
 
-    def _tell_stopped(self, tasks: tuple[TaskInfo, ...], status: MetaStatus) -> None:
-        why = "was suspended" if status == MetaStatus.SUSPENDED else "was stopped"
+    def _tell_stopped(self, tasks: tuple[TaskInfo, ...], state: Lifecycle) -> None:
+        why = "was suspended" if state is Lifecycle.SUSPENDED else "was stopped"
         lines = "\n".join(f"• {task.description or task.task_id}" for task in tasks)
         text = f"⚙️ {self.name}: the session {why}, so its background task(s) were stopped:\n{lines}"
         logger.info("session %s: stopped %d background task(s) with the process", self.name, len(tasks))
@@ -305,9 +358,21 @@ class Session:
         if self.process is None:
             return
         if self.busy:
-            self.restart_pending = True
+            self.restart_later()
         else:
             await self.suspend()
+
+    async def keep_mode(self, mode: str) -> None:
+        """Make `mode` the session's permission mode: kept, shown by /mode and /status, set on a live process."""
+        self.meta.permission_mode = mode
+        self.save()
+        if self.live and self.process is not None:
+            try:
+                await self.process.set_permission_mode(mode)
+            except BridgeError as exc:
+                why = "restarting before its next turn"
+                logger.info("session %s: set_permission_mode refused (%s); %s", self.name, exc, why)
+                self.restart_later()
 
     async def stop_task(self, task_id: str) -> TaskInfo:
         """Stop one running background task by its id (or a unique prefix of it); SessionError if there is none."""
@@ -319,43 +384,47 @@ class Session:
         return matches[0]
 
     async def _ensure_live(self, delivery: Delivery) -> ProcessLike:
-        if self.process is not None and self.restart_pending:
+        if self.process is not None and self.lifecycle is Lifecycle.RESTART_DUE:
             delivery.notice(f"Restarting session “{self.name}” with its new settings…")
-            # A restart waits for Claude's own turn as a message does: it must not cut it off.
-            while running := [task for task in self.claude_turns if not task.done()]:
-                await asyncio.wait(running)
-            await self.stop_process(MetaStatus.SUSPENDED)
-        if self.process is not None and not self.process.failed:
+            await self.claude_turns.wait()  # a restart waits for Claude's own turn as a message does
+            await self.stop_process(Lifecycle.SUSPENDED)
+        if self.process is not None and self.live:
             return self.process
         if self.process is not None:
-            await self.stop_process(MetaStatus.SUSPENDED)  # it gave up after crashes: start afresh
+            await self.stop_process(Lifecycle.SUSPENDED)  # it gave up after crashes: start afresh
         max_live = self._rt.pool.max_live
         waiting = f"All {max_live} live sessions are busy; your message starts as soon as one finishes."
         async with self._rt.pool.slot(self, lambda: delivery.notice(waiting)):
-            trust_before_start(self._rt.base.env, self.directory)  # #21: so the project's kept rules hold
-            process = self.new_process()
-            # Set before start(): a shutdown during the start still finds and stops it.
-            self.process = process
-            self.restart_pending = False
+            process = await self._start()
+        if self.permission_mode() == SKIPS_ASKING:  # said at every (re)start: nobody forgets it runs so
+            delivery.notice(SKIPPING.format(name=self.name))
+        return process
+
+    async def _start(self) -> ProcessLike:
+        trust_before_start(self._rt.base.env, self.directory)  # #21: so the project's kept rules hold
+        process = self.new_process()
+        # Set before start(): a shutdown during the start still finds and stops it.
+        self.process = process
+        self._to(Lifecycle.STARTING)
+        try:
+            await process.start()
+            if self.lifecycle is Lifecycle.STARTING:  # new settings meanwhile leave it RESTART_DUE
+                self._to(Lifecycle.LIVE)
+            self.save()
+        except BaseException:
+            if self.process is process:
+                self.process = None
+                self._to(Lifecycle.SUSPENDED)
             try:
-                await process.start()
-                self.meta.status = MetaStatus.LIVE
-                self.save()
-                if self.permission_mode() == SKIPS_ASKING:  # said at every (re)start: nobody forgets it runs so
-                    delivery.notice(SKIPPING.format(name=self.name))
-            except BaseException:
-                if self.process is process:
-                    self.process = None
-                try:
-                    await process.stop()
-                except Exception:
-                    logger.warning("session %s: cleaning up a failed start failed too", self.name, exc_info=True)
-                raise
+                await process.stop()
+            except Exception:
+                logger.warning("session %s: cleaning up a failed start failed too", self.name, exc_info=True)
+            raise
         return process
 
     def new_process(self) -> ProcessLike:
         """A process for this session with today's settings, not started (a reload adopts into it instead)."""
-        hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.tools, self._ask_human)
+        hooks = ProcessHooks(self._on_status, self._on_claude_turn, self.requests.tools, self.requests.on_permission)
         return self._rt.spawn(self._options(), hooks)
 
     def _options(self) -> ProcessOptions:
@@ -373,7 +442,7 @@ class Session:
             model=self.effective_model(),
             append_system_prompt=prompt,
             mcp_config=mcp_config(),
-            allowed_tools=tuple(tool.qualified_name for tool in self.tools.tools.values()),
+            allowed_tools=self.requests.allowed_tools,
             max_turns=persona.max_turns,
             permission_mode=self.permission_mode(),
             continue_conversation=unknown,
@@ -382,40 +451,11 @@ class Session:
             pid_file=self.state_dir / PID_FILE,
         )
 
-    async def _ask_human(self, permission: PermissionRequest) -> Mapping[str, Any]:
-        """A tool approval, a question or a plan: shown in the chat of the message being answered (else the last)."""
-        place = self._turn_place()
-        if place is None:
-            return deny("Nobody is in a chat with this session to approve it.")
-        board = self._rt.prompts
-        prompt = await board.prompt_for(permission, self.name, place)
-        answer = await board.ask(prompt)
-        if prompt.kind == PromptKind.PLAN and answer.get("behavior") == "allow" and self.meta.permission_mode == "plan":
-            # The CLI leaves plan mode once its plan is approved (§16.3); a restart must not bring it back.
+    def _left_plan_mode(self) -> None:
+        """Claude's plan was approved: the CLI leaves plan mode (§16.3), and a restart must not bring it back."""
+        if self.meta.permission_mode == "plan":
             self.meta.permission_mode = "default"
             self.save()
-        if prompt.chosen is not None and prompt.chosen.mode is not None:  # "Allow all edits for this session"
-            await self.keep_mode(prompt.chosen.mode)
-        return answer
-
-    async def _ask_for_tool(self, tool: str, tool_input: Mapping[str, Any], reason: str) -> bool:
-        """One of the bot's own tools asks the human, with the same prompt as a CLI tool call: True if allowed."""
-        request = PermissionRequest(f"bot-{secrets.token_hex(4)}", tool, tool_input, reason=reason)
-        answer = await self._ask_human(request)
-        return answer.get("behavior") == "allow"
-
-    async def keep_mode(self, mode: str) -> None:
-        """Make `mode` the session's permission mode: kept, shown by /mode and /status, set on a live process."""
-        self.meta.permission_mode = mode
-        self.save()
-        if self.live and self.process is not None:
-            try:
-                await self.process.set_permission_mode(mode)
-            except BridgeError as exc:
-                logger.info(
-                    "session %s: set_permission_mode refused (%s); restarting before the next turn", self.name, exc
-                )
-                self.restart_pending = True
 
     def _turn_place(self) -> Place | None:
         """Where the running turn's answer, prompts and files go: the message's place, else Claude's own turn's."""
@@ -429,9 +469,7 @@ class Session:
         self._claude_place, self._claude_turn = place, turn
         delivery = self.claude_delivery(turn, place)
         if place is None:
-            logger.warning(
-                "session %s: Claude's own turn (%s) has no chat to go to; it runs unseen", self.name, delivery.header
-            )
+            logger.warning("session %s: Claude's own turn (%s) has no chat to go to", self.name, delivery.header)
         else:
             self._rt.front_end.show_claude_turn(delivery)
         self.relay_claude_turn(turn, delivery)
@@ -439,45 +477,20 @@ class Session:
     def claude_delivery(self, turn: Turn, place: Place | None, entry_id: str = "") -> Delivery:
         """The delivery that shows Claude's own turn in `place` (None: nowhere, it runs unseen), under `entry_id` (a
         reload keeps the one the previous image showed it under)."""
-        return Delivery(
-            self.name,
-            place.chat_id if place else 0,
-            "",
-            entry_id or f"claude-{id(turn):x}",
-            0,
-            header=turn.header or "Claude continued on its own",
-            thread_id=place.thread_id if place else None,
-        )
+        return Delivery.of_claude_turn(self.name, place, turn, entry_id)
 
     def relay_claude_turn(self, turn: Turn, delivery: Delivery) -> None:
-        """Pass Claude's own turn on to `delivery` (shown, or running unseen) in a task this session owns."""
-        relay = self._relay_claude_turn(self.process, turn, delivery)
-        task = asyncio.get_running_loop().create_task(relay, name=f"claude-turn-{self.name}")
-        self.claude_turns[task] = delivery
-        task.add_done_callback(lambda done: self.claude_turns.pop(done, None))
+        """Follow Claude's own turn to its end (shown by `delivery`, or running unseen) and book it like any other."""
+        process = self.process
 
-    async def _relay_claude_turn(self, process: ProcessLike | None, turn: Turn, delivery: Delivery) -> None:
-        """Pass Claude's own turn on and book it like any other (turns, cost, timings); it ends with one result."""
-        result = failure("Claude's own turn ended without a result.")
-        try:
-            result = await _relay(turn, delivery, self._rt.prompts, self._saw_init, self.origins)
-            if process is not None and not self.deleted:
-                status = self.meta.status
-                self._book(process, turn, result)
-                if process is not self.process:  # stopped meanwhile: stop_process recorded the status
-                    self.meta.status = status
-                self.save()
-        except asyncio.CancelledError:
-            result = failure("The bot is shutting down; Claude's own turn was cut off.", CANCELLED)
-            raise
-        except Exception as exc:
-            logger.exception("session %s: could not pass on Claude's own turn", self.name)
-            result = failure(f"Could not pass on Claude's own turn: {exc}")
-        finally:
-            delivery.finish(result)
+        def book(result: TurnResult) -> None:
             if turn is self._claude_turn:
                 self._claude_place = self._claude_turn = None
-            await self._rt.pool.changed()
+            if process is not None and not self.deleted:
+                self._book(process, turn, result)
+                self.save()
+
+        self.claude_turns.follow(turn, delivery, book)
 
     def _saw_init(self, started: SessionStarted, place: Place) -> None:
         """Claude's commands and skills as this `init` lists them; the place's menu follows them."""
@@ -491,8 +504,8 @@ class Session:
         logger.info("session %s: %s", self.name, status.message)
         if status.kind == "conversation_lost":
             self.meta.claude_session_id = ""
-        if status.kind == "gave_up":
-            self.meta.status = MetaStatus.FAILED
+        if status.kind == "gave_up" and self.lifecycle in (Lifecycle.LIVE, Lifecycle.RESTART_DUE):
+            self._to(Lifecycle.FAILED)
             try:
                 self.save()
             except OSError as exc:
@@ -513,53 +526,76 @@ class Session:
 
     async def deliver(self, delivery: Delivery) -> None:
         """Answer one message; whatever fails, the delivery ends with one result and the inbox marks it done."""
-        sent = False
-        stage = "start Claude"
+        progress = _Progress()
         try:
             resumed = self.resumed.get(delivery.entry_id)  # the answer to a message from before a reload
             if resumed is None:
                 await self._rt.limits.clear_to_send(self.name, delivery.place)  # usage limit: hold the line
             try:
                 process = await self._ensure_live(delivery) if resumed is None else resumed[0]
-            except (BridgeError, OSError, ValueError) as exc:
+            except BridgeError as exc:  # worded by the process layer (ClaudeNotFound, ClaudeStartError)
                 logger.error("session %s: could not start Claude: %s", self.name, exc)
-                self.meta.status = MetaStatus.FAILED
-                result = TurnResult(subtype=START_FAILED, is_error=True, text=start_error(exc))
+                self._to(Lifecycle.FAILED)
+                result = TurnResult(subtype=START_FAILED, is_error=True, text=str(exc))
             else:
-                while True:  # more than once only when the usage limit refused it: then again after the reset
-                    stage = "send the message to Claude"
-                    turn = process.submit(delivery.content) if resumed is None else resumed[1]
-                    resumed = None  # a retry after the usage limit's reset is a turn of its own
-                    sent = await _written(turn)
-                    if sent:
-                        stage = "record the message as sent"
-                        await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
-                    stage = "pass on Claude's answer"
-                    result = await _relay(turn, delivery, self._rt.prompts, self._saw_init, self.origins)
-                    self._book(process, turn, result)
-                    if not await self._refused_by_limit(process, delivery, result):
-                        break
-                    sent = False
-                    await self._rt.limits.clear_to_send(self.name, delivery.place)
-            stage = "save the session's state"
+                result = await self._answer(process, delivery, resumed[1] if resumed else None, progress)
+            progress.stage = "save the session's state"
             await self._finish(delivery)
         except asyncio.CancelledError:
             cut_off = failure("The bot is shutting down; Claude's work on this message was cut off.", CANCELLED)
-            delivery.finish(cut_off if sent else SHUTDOWN_UNSENT)
+            delivery.finish(cut_off if progress.sent else SHUTDOWN_UNSENT)
             raise
         except Exception as exc:
-            logger.exception("session %s: could not %s", self.name, stage)
-            result = failure(f"Could not {stage}: {exc}. Your next message will try again.")
+            logger.exception("session %s: could not %s", self.name, progress.stage)
+            result = failure(f"Could not {progress.stage}: {exc}. Your next message will try again.")
             with contextlib.suppress(OSError):
                 await self.inbox.mark(delivery.entry_id, InboxOp.DONE)
         self.resumed.pop(delivery.entry_id, None)
         delivery.finish(result)
 
+    async def _answer(
+        self, process: ProcessLike, delivery: Delivery, resumed: Turn | None, progress: _Progress
+    ) -> TurnResult:
+        """Submit the message (or go on with its turn from before a reload); the delivery shows the turn. Again
+        after the usage limit's reset if the limit refused it."""
+        assert delivery.content is not None  # the worker hands over prepared deliveries only
+        while True:
+            progress.stage = "send the message to Claude"
+            turn = process.submit(delivery.content) if resumed is None else resumed
+            resumed = None  # a retry after the usage limit's reset is a turn of its own
+            delivery.follow(turn)
+            progress.sent = await _written(turn)
+            if progress.sent:
+                progress.stage = "record the message as sent"
+                await self.inbox.mark(delivery.entry_id, InboxOp.SENT)
+            progress.stage = "follow Claude's answer"
+            result = await self._follow(turn, delivery.place)
+            self._book(process, turn, result)
+            if not await self._refused_by_limit(process, delivery, result):
+                return result
+            progress.sent = False
+            await self._rt.limits.clear_to_send(self.name, delivery.place)
+
+    async def _follow(self, turn: Turn, place: Place) -> TurnResult:
+        """Read the turn alongside its view: its `init` for the place's menu, its tool_use blocks for the prompts
+        (ExitPlanMode's request may need the plan from one); its TurnResult, which the caller passes on last."""
+        async for event in turn.events():
+            match event:
+                case TurnResult():
+                    return event
+                case SessionStarted():
+                    self._saw_init(event, place)
+                case TaskStarted():
+                    self.origins.started(event.task_id, place)  # Claude's turn about this task goes to this place
+                case ToolUse():
+                    await self._rt.prompts.saw(event)
+        raise BridgeError("the turn ended without a result")
+
     async def _refused_by_limit(self, process: ProcessLike, delivery: Delivery, result: TurnResult) -> bool:
         """Tell the limit keeper the turn ended; True if the usage limit refused it (it is then resent later)."""
         limits, place, last = self._rt.limits, delivery.place, process.last_limit
         refused = limits.refused(result, last)
-        if refused:  # back in the inbox's queue first: a restart during the wait sends it again
+        if refused and delivery.content is not None:  # back in the inbox first: a restart meanwhile sends it again
             await self.inbox.requeue(delivery.entry_id, place.chat_id, delivery.content, place.thread_id)
         await limits.after_turn(self.name, delivery.entry_id, place, result, last)
         return refused
@@ -581,36 +617,14 @@ class Session:
             "send_to_first_text": turn.timings.send_to_first_text,
             "send_to_result": turn.timings.send_to_result,
         }
-        meta.status = MetaStatus.LIVE if process.alive else MetaStatus.SUSPENDED
 
 
-def cannot_write(exc: OSError) -> str:
-    """Why the bot could not write its own files, in words: a full disk, a read-only or forbidden folder."""
-    where = f" ({exc.filename})" if exc.filename else ""
-    if exc.errno == errno.ENOSPC:
-        return f"the disk is full{where}"
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"the bot cannot write its state{where}: {exc.strerror}"
-    return f"the bot could not write its state{where}: {exc.strerror or exc}"
+@dataclass
+class _Progress:
+    """How far one message got: what the bot was doing (for the error it words), and whether Claude has it."""
 
-
-def start_error(exc: BaseException) -> str:
-    """What the user reads when Claude could not be started: the cause in words, and that the next message retries."""
-    if isinstance(exc, BridgeError):
-        return str(exc)
-    retry = "Your next message will try again once that is fixed."
-    if isinstance(exc, ValueError) and "null byte" in str(exc):
-        return f"Could not start Claude: the persona's prompt or a setting contains a NUL byte. {retry}"
-    if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if exc.filename else ""
-        if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM):
-            return f"Could not start Claude: {cannot_write(exc)}. {retry}"
-        if exc.errno == errno.E2BIG:
-            too_long = f"the persona's prompt is too long to pass to the CLI ({exc.strerror})"
-            return f"Could not start Claude: {too_long}. {retry}"
-        if exc.errno == errno.ENOENT:
-            return f"Could not start Claude: a folder or file is missing{where}. {retry}"
-    return f"Could not start Claude: {exc}. {retry}"
+    stage: str = "start Claude"
+    sent: bool = False
 
 
 async def _written(turn: Turn) -> bool:
@@ -622,24 +636,3 @@ async def _written(turn: Turn) -> bool:
         for wait in waits:
             wait.cancel()
     return turn.written.is_set()
-
-
-async def _relay(
-    turn: Turn,
-    delivery: Delivery,
-    prompts: PromptBoard,
-    saw_init: Callable[[SessionStarted, Place], None],
-    origins: TaskOrigins,
-) -> TurnResult:
-    """Pass the turn's events on to the delivery; return its TurnResult (which the caller passes on last)."""
-    async for event in turn.events():
-        if isinstance(event, TurnResult):
-            return event
-        if isinstance(event, TaskStarted):
-            origins.started(event.task_id, delivery.place)  # Claude's turn about this task goes to this place
-        if isinstance(event, SessionStarted):
-            saw_init(event, delivery.place)
-        if isinstance(event, ToolUse):
-            await prompts.saw(event)  # ExitPlanMode's request may need the plan from this block
-        delivery.put(event)
-    raise BridgeError("the turn ended without a result")

@@ -57,7 +57,6 @@ from claude_bridge.sessions.worker import Delivery
 from claude_bridge.settings import Settings
 from claude_bridge.telegram.files import file_sink
 from claude_bridge.telegram.gate import make_gate, place_allowed
-from claude_bridge.telegram.intake import InOrder
 from claude_bridge.telegram.limits import LimitMessages
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
@@ -97,7 +96,6 @@ class BotState:
         self.turn_views: dict[str, TurnView] = {}  # running views by inbox entry (a reload hands them over)
         self.front_end: TelegramFrontEnd | None = None
         self.download_limit = int(settings.max_download_mb * 1024 * 1024)
-        self.intake = InOrder()  # a text sent after a voice note waits for the note's transcription
         self.drafts: dict[int, Delivery] = {}  # the turn each live draft shows (its Stop button stops that turn)
 
 
@@ -187,28 +185,29 @@ def _view_done(state: BotState) -> Any:
     return done
 
 
-async def submit(update: Update, context: ContextTypes.DEFAULT_TYPE, content: str | list[dict[str, Any]]) -> None:
-    """Hand a message to the active session of its chat or forum topic and show the answer as it streams."""
+async def submit(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, content: str | list[dict[str, Any]], reserved: Delivery
+) -> None:
+    """Give a message its content in the place in line it took on arrival, and show the answer as it streams."""
     state = state_of(context)
     message = update.effective_message
     assert message is not None
-    place = place_of(update)
-    delivery = await state.manager.send(place, content, topic=place_title(update))
-    logger.debug("%s → session %s: %r", place.key, delivery.session, content)
+    delivery = await state.manager.accept(reserved, content)
+    logger.debug("%s → session %s: %r", place_of(update).key, delivery.session, content)
     start_view(state, context.bot, delivery, message.message_id)
 
 
 def in_line(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Any:
-    """This message's place in its chat's (or topic's) line to Claude: see intake.InOrder."""
-    return state_of(context).intake.place_in_line(place_of(update).key)
+    """This message's place in its session's line, taken on arrival: a later text waits for an earlier voice note."""
+    return state_of(context).manager.in_line(place_of(update), topic=place_title(update))
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A plain text message goes to Claude (after any earlier message of the chat that is still being prepared)."""
     assert update.effective_message is not None
     text = update.effective_message.text or ""
-    async with in_line(update, context) as hand_over:
-        await hand_over(lambda: submit(update, context, text))
+    with in_line(update, context) as reserved:
+        await submit(update, context, text, reserved)
 
 
 async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -238,7 +237,7 @@ async def on_attachment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     attachment = attachment_of(message)
     if attachment is None:
         return
-    async with in_line(update, context) as hand_over:  # later texts wait for this one
+    with in_line(update, context) as reserved:  # later texts wait for this one
         path = await save_attachment(update, context, attachment)
         content: str | list[dict[str, Any]] | None
         if attachment.kind in ("voice", "audio"):
@@ -246,7 +245,7 @@ async def on_attachment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         else:
             content = await _described(attachment, path, message.caption or "")
         if content is not None:
-            await hand_over(lambda: submit(update, context, content))
+            await submit(update, context, content, reserved)
 
 
 async def _described(attachment: Attachment, path: Path, caption: str) -> str | list[dict[str, Any]]:
@@ -303,8 +302,8 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     line = message.text or ""
     claude_line = _claude_command(update, context, line)
     if claude_line is not None:
-        async with in_line(update, context) as hand_over:
-            await hand_over(lambda: submit(update, context, claude_line))
+        with in_line(update, context) as reserved:
+            await submit(update, context, claude_line, reserved)
         return
     place = await _new_topic(update, context, line) or place_of(update)
     try:
