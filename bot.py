@@ -16,7 +16,7 @@ from telegram.error import InvalidToken
 from claude_bridge.console import run_console
 from claude_bridge.doctor import run_doctor
 from claude_bridge.errors import BridgeError, ConfigError
-from claude_bridge.runtime import protect_process, setup_logging, take_instance_lock
+from claude_bridge.runtime import become_subreaper, protect_process, setup_logging, take_instance_lock
 from claude_bridge.settings import find_claude, load_settings
 from claude_bridge.telegram.app import build_application
 from claude_bridge.telegram.gate import ALLOWED_UPDATES
@@ -40,9 +40,11 @@ def run_bot() -> int:
             print(f"  • {problem}", file=sys.stderr)
         print("\nSee README.md (Configuration). `python bot.py doctor` checks everything.", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, settings.telegram_token)
+    setup_logging(settings.log_level, settings.telegram_token, settings.transcribe.api_key or "")
     logging.getLogger("telegram.ext").addFilter(_not_the_token_traceback)
     protect_process()
+    if not become_subreaper():  # what Claude's tools detach stays ours to stop (reaping.stop_survivors)
+        logger.warning("not a child subreaper (not Linux?): a tool that detaches itself may outlive its session")
     try:
         claude_bin = find_claude(settings.claude_bin, settings.env)
     except BridgeError as exc:

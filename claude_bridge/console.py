@@ -33,7 +33,7 @@ from claude_bridge.commands.wording import claude_turn_title, queued_text, retry
 from claude_bridge.errors import BridgeError, ConfigError
 from claude_bridge.protocol import events
 from claude_bridge.protocol.limits import RateLimit
-from claude_bridge.runtime import setup_logging, take_instance_lock
+from claude_bridge.runtime import become_subreaper, protect_process, setup_logging, take_instance_lock
 from claude_bridge.sessions.factory import build_manager
 from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
 from claude_bridge.sessions.limits import Hold
@@ -413,7 +413,10 @@ def run_console(args: list[str]) -> int:
         for problem in exc.problems:
             print(f"• {problem}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level if "LOG_LEVEL" in settings.env else "WARNING", settings.telegram_token)
+    level = settings.log_level if "LOG_LEVEL" in settings.env else "WARNING"
+    setup_logging(level, settings.telegram_token, settings.transcribe.api_key or "")
+    protect_process()  # the console's files are as private as the bot's (umask 077), its memory as closed
+    become_subreaper()  # and what Claude's tools detach is re-parented to it, to be stopped with its session
     try:
         claude_bin = find_claude(settings.claude_bin, settings.env)
     except BridgeError as exc:

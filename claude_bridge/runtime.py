@@ -10,6 +10,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import IO
@@ -18,6 +19,9 @@ from urllib.parse import quote
 logger = logging.getLogger(__name__)
 
 PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+PR_SET_CHILD_SUBREAPER = 36
+# The user-info part of a URL (`https://user:pass@host`): anything between "//" and the first "@" of the authority.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
 
 
 class RedactingFormatter(logging.Formatter):
@@ -27,27 +31,40 @@ class RedactingFormatter(logging.Formatter):
     rejected"): redacting the finished text covers messages, arguments and tracebacks alike.
     """
 
-    def __init__(self, fmt: str, secret: str) -> None:
+    def __init__(self, fmt: str, secret: str, *others: str) -> None:
         super().__init__(fmt)
         self.secret = secret
+        self.others = others
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record), self.secret)
+        text = redact(super().format(record), self.secret)
+        for other in self.others:
+            text = redact(text, other, "<secret>")
+        return text
 
 
-def redact(text: str, secret: str) -> str:
-    """`text` with the secret (and its URL-encoded form) replaced by `<token>`."""
+def redact(text: str, secret: str, label: str = "<token>") -> str:
+    """`text` with the secret (and its URL-encoded form) replaced by `label`, and no password of any URL."""
+    text = redact_url_credentials(text)
     if not secret:
         return text
     for form in {secret, quote(secret, safe="")}:
-        text = text.replace(form, "<token>")
+        text = text.replace(form, label)
     return text
 
 
-def setup_logging(level: str, secret: str = "") -> None:
-    """Log to stderr (journald keeps it) through the redacting formatter; quiet the chatty libraries."""
+def redact_url_credentials(text: str) -> str:
+    """`text` with the user and password of every URL in it (`https://user:pass@host`) replaced by `***`."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
+
+
+def setup_logging(level: str, secret: str = "", *others: str) -> None:
+    """Log to stderr (journald keeps it) through the redacting formatter; quiet the chatty libraries.
+
+    `others`: more secrets (TRANSCRIBE_API_KEY) blanked as `<secret>`; URL passwords are always blanked.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s", secret))
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s", secret, *others))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -66,6 +83,26 @@ def protect_process() -> None:
             logger.warning("could not make the bot process non-dumpable (errno %d)", ctypes.get_errno())
     except (OSError, AttributeError) as exc:  # not Linux
         logger.warning("could not make the bot process non-dumpable: %s", exc)
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()  # loaded once: become_subreaper also runs in a forked child, where loading is not safe
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux; False elsewhere or if refused).
+
+    A tool that detaches (`setsid … &`) is then re-parented to us instead of init, so it stays findable and can be
+    stopped; the attribute survives execve, so a CLI started with it keeps its tools' orphans in its own tree.
+    """
+    prctl = getattr(_LIBC, "prctl", None)
+    return prctl is not None and prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def take_instance_lock(sessions_dir: Path) -> IO[str] | None:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from claude_bridge.errors import TranscriptionError
+from claude_bridge.runtime import redact_url_credentials
 from claude_bridge.settings import TranscribeSettings
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,21 @@ _local_lock = threading.Lock()
 
 
 async def transcribe(audio: bytes, filename: str, settings: TranscribeSettings) -> str:
-    """The text spoken in `audio`; TranscriptionError if the service fails, times out or hears nothing."""
+    """The text spoken in `audio`; TranscriptionError if the service fails, times out or hears nothing.
+
+    The error's text is shown in the chat and the log, so a password in TRANSCRIBE_URL is blanked in it.
+    """
+    try:
+        return await _transcribe(audio, filename, settings)
+    except TranscriptionError as exc:
+        raise _without_credentials(exc) from exc.__cause__
+
+
+def _without_credentials(exc: TranscriptionError) -> TranscriptionError:
+    return TranscriptionError(redact_url_credentials(str(exc)), exc.status)
+
+
+async def _transcribe(audio: bytes, filename: str, settings: TranscribeSettings) -> str:
     if settings.url is None:
         raise TranscriptionError("voice notes are off: TRANSCRIBE_URL is not set")
     if settings.local:
@@ -120,6 +135,13 @@ def _transcribe_locally(audio: bytes, settings: TranscribeSettings) -> str:
 
 async def probe(settings: TranscribeSettings) -> str:
     """For the doctor: does the service answer (GET <base>/models, spends nothing)? A description, or the error."""
+    try:
+        return redact_url_credentials(await _probe(settings))
+    except TranscriptionError as exc:
+        raise _without_credentials(exc) from exc.__cause__
+
+
+async def _probe(settings: TranscribeSettings) -> str:
     if settings.url is None:
         raise TranscriptionError("TRANSCRIBE_URL is not set")
     endpoint = f"{settings.url}/models"

@@ -249,7 +249,7 @@ async def test_mode_accept_edits_applies_live_and_bypass_restarts_keeping_the_hi
     assert (workspace / "live.txt").exists() and bot.manager.status("default").pid == pid  # no prompt, no restart
 
     caplog.set_level("INFO", logger="claude_bridge.sessions.session")
-    tg.push_text(OWNER, "/mode bypassPermissions")
+    tg.push_text(OWNER, "/mode bypassPermissions confirm")
     await bot.reply_containing("is now bypassPermissions")
     refusal = next(r.getMessage() for r in caplog.records if "set_permission_mode refused" in r.getMessage())
     print("CLI refusal:", refusal)

@@ -38,7 +38,7 @@ async def say(bot: RunningBot, text: str, expect: str) -> dict[str, Any]:
 
 async def skip_prompts(bot: RunningBot) -> None:
     """These tests are about turns, not approvals: tools run unasked (ask-first is the default)."""
-    await say(bot, "/mode bypassPermissions", "is now bypassPermissions")
+    await say(bot, "/mode bypassPermissions confirm", "is now bypassPermissions")
 
 
 def sent(tg: FakeBotAPI) -> list[dict[str, Any]]:

@@ -90,7 +90,7 @@ async def test_sessions_are_created_switched_by_name_and_by_button_and_listed(bo
 
     listing = (await command(bot, "/sessions", "Sessions:"))["text"]
     assert "alpha — live" in listing and "beta — suspended" in listing and "▶️ beta" in listing
-    await command(bot, "/switch nope", "No session named 'nope'")
+    await command(bot, "/switch nope", "no session named “nope” here")
     await command(bot, "/new Bad_Name", "1–32 characters")
 
 
@@ -319,7 +319,7 @@ async def test_commands_answer_while_a_turn_streams(bot, tg, api):
 
 
 async def test_tool_use_shows_one_compact_progress_message(bot, tg, api):
-    await command(bot, "/mode bypassPermissions", "is now bypassPermissions")  # tools run unasked
+    await command(bot, "/mode bypassPermissions confirm", "is now bypassPermissions")  # tools run unasked
     api.enqueue(
         ScriptedTool("Bash", {"command": "echo one > a.txt", "description": "first"}),
         ScriptedTool("Read", {"file_path": "a.txt"}),
@@ -336,7 +336,7 @@ async def test_tool_use_shows_one_compact_progress_message(bot, tg, api):
 
 
 async def test_commands_claude_runs_never_see_the_bot_token(tmp_path, bot, tg, api):
-    await command(bot, "/mode bypassPermissions", "is now bypassPermissions")  # tools run unasked
+    await command(bot, "/mode bypassPermissions confirm", "is now bypassPermissions")  # tools run unasked
     api.enqueue(ScriptedTool("Bash", {"command": "env > env.txt", "description": "dump env"}), Text("dumped"))
 
     await command(bot, "show me your environment", "dumped")

@@ -31,7 +31,7 @@ class Chat:
 
 
 def server(tmp_path: Path, chat: Chat, limit: int = 50 * 1024 * 1024) -> McpServer:
-    context = ToolContext(cwd=tmp_path, place=lambda: Place(111), sink=chat, upload_limit=limit)
+    context = ToolContext(cwd=tmp_path, place=lambda: Place(111), sink=chat, upload_limit=limit, own=(tmp_path,))
     return McpServer(session_tools(context))
 
 

@@ -13,6 +13,7 @@ import pytest_asyncio
 
 from claude_bridge.commands.core import Commands
 from claude_bridge.commands.schedules import Runner
+from claude_bridge.errors import SessionError
 from claude_bridge.protocol.claude_schedules import ClaudeSchedule, ClaudeScheduleBook
 from claude_bridge.protocol.events import SessionStarted, ToolResult, ToolUse
 from claude_bridge.sessions.frontend import ClaudeCommands
@@ -169,16 +170,15 @@ async def test_a_fired_prompt_enters_its_session_from_its_place_even_when_anothe
     assert world.spawner.started[0].received == ["summarise the log"]
 
 
-async def test_a_deleted_sessions_schedules_go_and_their_places_are_told(world):
+async def test_a_deleted_sessions_schedules_go_and_their_place_is_told(world):
     await world.run("/every 1h ping", TOPIC)
-    await world.run("/switch topic-42")
-    await world.run("/every 1h pong")
+    await world.run("/every 1h pong", TOPIC)
+    with pytest.raises(SessionError, match="no session named “topic-42” here"):
+        await world.run("/switch topic-42")  # another place never reaches the topic's session (or its schedules)
 
-    reply = await world.run("/delete topic-42 confirm " + world.manager.status("topic-42").instance)
+    reply = await world.run("/delete topic-42 confirm " + world.manager.status("topic-42").instance, TOPIC)
 
-    assert "pong" in reply and world.schedules.of(PRIVATE) == world.schedules.of(TOPIC) == []
-    assert world.shown.told == [(TOPIC, "🗑 Session topic-42 was deleted, so its scheduled prompt(s) here were "
-                                        "removed:\n• every 1h: ping")]
+    assert "ping" in reply and "pong" in reply and world.schedules.of(TOPIC) == [] and world.shown.told == []
 
 
 async def test_a_schedule_whose_session_is_gone_is_removed_when_it_fires(world):

@@ -10,6 +10,7 @@ import pytest
 
 from claude_bridge.commands.core import MAX_CALLBACK_BYTES, Commands
 from claude_bridge.commands.wording import claude_turn_header
+from claude_bridge.errors import SessionError
 from claude_bridge.protocol.events import AssistantText, TaskInfo, TurnResult
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.place import Place
@@ -54,15 +55,16 @@ async def test_claudes_own_turn_reaches_the_last_chat_with_its_header_and_is_boo
     await manager.close_all()
 
 
-async def test_the_last_chat_is_remembered_across_a_restart(tmp_path):
+async def test_the_last_chat_and_the_home_are_remembered_across_a_restart(tmp_path):
     manager, _, _, _ = make_manager(tmp_path)
     await drain(await manager.send(7, "hello"))
     await manager.close_all()
 
     again, _, _, _ = make_manager(tmp_path)
-    again.switch(9, "default")  # switching to a session is not talking to it
+    with pytest.raises(SessionError, match="no session named “default” here"):
+        again.switch(9, "default")  # another person's chat does not reach it
 
-    assert again._get("default").last_place == Place(7)
+    assert again._get("default").last_place == Place(7) and again._get("default").home == Place(7)
     await again.close_all()
 
 

@@ -71,13 +71,14 @@ async def test_a_session_command_on_a_fresh_chat_acts_on_a_new_default_session(w
     assert "default" in shown
 
 
-async def test_a_fresh_chat_adopts_the_default_session_another_chat_made(world):
+async def test_a_fresh_chat_gets_a_session_of_its_own_not_the_default_another_chat_made(world):
     await world.talk("hello", chat_id=1)
 
     reply = await world.run("/status")
 
-    assert reply.text.startswith("ℹ️ Using session “default”.")
-    assert "Turns: 1" in reply.text
+    assert reply.text.startswith("ℹ️ Created session “chat-7” for this chat")
+    assert "Turns: 0" in reply.text
+    assert [line.split()[1] for line in (await world.run("/sessions")).text.splitlines()[1:]] == ["chat-7"]
 
 
 async def test_model_offers_the_aliases_and_picking_one_sets_it_on_the_live_process(world):
@@ -180,11 +181,11 @@ async def test_wrong_arguments_get_the_usage_line_from_the_catalog(world):
 
 
 async def test_refusals_from_the_sessions_layer_stay_errors_for_the_front_end(world):
-    with pytest.raises(SessionError, match="No session named 'nowhere'"):
+    with pytest.raises(SessionError, match="no session named “nowhere” here"):
         await world.run("/switch nowhere")
     with pytest.raises(SessionError, match="1–32 characters"):
         await world.run("/new Bad_Name")
-    with pytest.raises(SessionError, match="No session named 'ghost'"):
+    with pytest.raises(SessionError, match="no session named “ghost” here"):
         await world.run("/delete ghost")
 
 

@@ -255,7 +255,7 @@ async def test_a_refusal_is_one_error_line_and_delete_asks_with_numbered_choices
         typed(console, "/switch nowhere", "/new scratch", "/delete scratch", "1")
         await terminal.until("Deleted session")
 
-    assert "[error] No session named 'nowhere'" in terminal.text
+    assert "[error] There is no session named “nowhere” here." in terminal.text
     assert "  1. 🗑 Delete scratch\n  2. Cancel\n" in terminal.text
     assert not (tmp_path / "sessions/scratch").exists()
 
@@ -370,7 +370,7 @@ async def test_a_bad_command_or_session_name_is_one_line_and_the_console_goes_on
         type_line(console, "/quit")
         code = await asyncio.wait_for(console.wait(), 60)
 
-    assert refused.startswith("[error] No session named 'nowhere'")
+    assert refused.startswith("[error] There is no session named “nowhere” here.")
     assert unknown == "Unknown command /frobnicate. /help lists them."
     assert code == 0
 

@@ -67,7 +67,7 @@ async def fakes() -> AsyncIterator[tuple[FakeBotAPI, FakeAnthropic]]:
 
 async def skip_prompts(tg: FakeBotAPI) -> None:
     """These tests need a tool running, not an approval: the active session runs tools unasked."""
-    tg.push_text(OWNER, "/mode bypassPermissions")
+    tg.push_text(OWNER, "/mode bypassPermissions confirm")
     await tg.wait_for("sendMessage", lambda p: "is now bypassPermissions" in p.get("text", ""), timeout=30)
 
 

@@ -21,6 +21,7 @@ from claude_bridge.sessions.projects import looks_like_folder, project_folder
 from claude_bridge.sessions.store import Persona
 from claude_bridge.sessions.transcripts import MAX_LINE, MAX_SCAN, escape, list_conversations, read_conversation
 from claude_bridge.settings import load_settings
+from conftest import ROOT
 from fake_process import FakeClock, FakeSpawner, base_options
 
 pytestmark = pytest.mark.fast
@@ -70,12 +71,15 @@ def test_a_missing_folder_a_file_and_another_users_home_are_refused_with_the_rea
         project_folder("app", [], home=tmp_path)
 
 
-def test_the_bots_own_state_folder_is_never_a_project(root, tmp_path):
+def test_a_folder_that_is_lies_in_or_holds_the_bots_own_is_never_a_project(root, tmp_path):
     (root / "sessions/.bot/sessions").mkdir(parents=True)
+    forbidden = {root / "sessions": "the sessions folder (SESSIONS_DIR)"}
 
-    with pytest.raises(SessionError, match="bot's own state"):
-        project_folder("sessions/.bot", [root], home=tmp_path, forbidden=[root / "sessions/.bot"])
-    assert project_folder("sessions", [root], home=tmp_path, forbidden=[root / "sessions/.bot"])
+    with pytest.raises(SessionError, match=r"sessions/.bot is inside the sessions folder \(SESSIONS_DIR\)"):
+        project_folder("sessions/.bot", [root], home=tmp_path, forbidden=forbidden)
+    with pytest.raises(SessionError, match=r"code contains the sessions folder .*holds the bot's .env"):
+        project_folder(str(root), [root], home=tmp_path, forbidden=forbidden)
+    assert project_folder("app", [root], home=tmp_path, forbidden=forbidden) == (root / "app").resolve()
 
 
 def test_a_folder_argument_is_told_from_a_persona_name():
@@ -253,6 +257,29 @@ async def test_new_refuses_a_folder_outside_the_roots_and_makes_no_session(world
     with pytest.raises(SessionError, match="outside the project folders"):
         await world.commands.run(CHAT, f"/new bad {tmp_path / 'outside'}")
     assert not world.manager.exists("bad")
+
+
+@pytest.mark.parametrize(
+    ("folder", "why"),
+    [
+        (lambda tmp: ROOT, "is inside the bot's own folder"),
+        (lambda tmp: ROOT / "personas", "is inside the bot's own folder"),
+        (lambda tmp: tmp / "sessions", "is inside the sessions folder"),
+        (lambda tmp: tmp, "contains the sessions folder"),
+        (lambda tmp: Path("/"), "contains the bot's own folder"),
+        (lambda tmp: Path("~"), "contains"),
+    ],
+)
+async def test_new_refuses_the_bots_folder_sessions_dir_and_any_folder_holding_them(tmp_path, root, folder, why):
+    world = World(tmp_path, Path("/"))
+    try:
+        with pytest.raises(SessionError, match=why):
+            await world.commands.run(CHAT, f"/new bad {folder(tmp_path)}")
+        assert not world.manager.exists("bad")
+        await world.commands.run(CHAT, f"/new good {root / 'app'}")
+        assert world.manager.exists("good")
+    finally:
+        await world.manager.close_all()
 
 
 async def test_new_with_a_persona_only_keeps_todays_fresh_folder(world):

@@ -12,6 +12,7 @@ from claude_bridge.commands.asks import NOT_AN_ANSWER, answer, prompt_reply
 from claude_bridge.errors import SessionError
 from claude_bridge.protocol.events import ControlRequest, PermissionRequest, ToolUse
 from claude_bridge.sessions.manager import PROMPT_ANSWER, SessionManager
+from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.prompts import Prompt, PromptBoard, PromptState
 from claude_bridge.sessions.store import Persona
 from fake_process import FakeClock, FakeSpawner, Shown, base_options
@@ -99,7 +100,7 @@ async def test_a_multi_select_toggles_and_a_typed_reply_answers_the_next_questio
     prompt, task = await opened(board, can_use_tool("AskUserQuestion", {"questions": [multi, COLOR]}))
     for action in ("pick 0 0", "pick 0 1", "pick 0 0", "pick 0 0", "done 0"):
         assert board.press(prompt.id, action)
-    assert board.typed("s", "Green, please") is prompt
+    assert board.typed("s", "Green, please", Place(7)) is prompt
     answer = await task
     assert answer["updatedInput"]["answers"] == {"Which ones?": "Red, Blue", "Which?": "Green, please"}
     assert answer["updatedInput"]["questions"] == [multi, COLOR]
@@ -110,7 +111,7 @@ async def test_the_plan_comes_from_the_tool_use_block_when_the_request_has_none(
     await board.saw(ToolUse("toolu_1", "ExitPlanMode", {"plan": "1. do it"}))
     prompt, task = await opened(board, can_use_tool("ExitPlanMode", {}))
     assert prompt.plan == "1. do it"
-    assert board.typed("s", "smaller steps") is prompt
+    assert board.typed("s", "smaller steps", Place(7)) is prompt
     assert await task == {"behavior": "deny", "message": "smaller steps"}
 
 
@@ -252,7 +253,7 @@ async def test_a_question_button_on_a_tool_prompt_gets_a_short_error_and_the_pro
     asking = asyncio.create_task(spawner.started[0].control_request(can_use_tool("Write", WRITE)))
     prompt = await front_end.prompts.get()
 
-    reply = await answer(manager, [prompt.id, *action.split()])
+    reply = await answer(manager, [prompt.id, *action.split()], 5)
 
     assert reply.text == NOT_AN_ANSWER and manager.prompts.get(prompt.id) is prompt
     assert manager.prompts.press(prompt.id, "allow") and (await asking)["behavior"] == "allow"

@@ -61,15 +61,13 @@ async def test_claudes_own_turns_stream_on_in_the_same_messages_and_a_later_task
     try:
         await tg.wait_polling(timeout=60)
         # The group: a session of its own with two background tasks.
-        tg.push_text(GROUP, "/new teamwork", OWNER, "supergroup")
+        tg.push_text(GROUP, "/new teamwork unasked", OWNER, "supergroup")  # tools run unasked (its persona)
         await in_chat(tg, GROUP, "teamwork")
-        tg.push_text(GROUP, "/mode bypassPermissions", OWNER, "supergroup")
-        await in_chat(tg, GROUP, "is now bypassPermissions")
         api.enqueue(gated(flag["group"], "group nap"), gated(flag["late"], "late nap"), Text("started in the group"))
         tg.push_text(GROUP, "nap twice", OWNER, "supergroup")
         await in_chat(tg, GROUP, "started in the group", timeout=90)
         # The private chat: one background task.
-        tg.push_text(OWNER, "/mode bypassPermissions")
+        tg.push_text(OWNER, "/mode bypassPermissions confirm")
         await in_chat(tg, OWNER, "is now bypassPermissions")
         api.enqueue(gated(flag["private"], "private nap"), Text("started privately"))
         tg.push_text(OWNER, "nap once")

@@ -9,6 +9,8 @@ the reload is done, so they surely cross it.
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -65,8 +67,18 @@ class Bot:
         return code
 
 
+# A group cannot switch to bypassPermissions (/mode is refused there); a persona the owner wrote may run it so.
+UNASKED = {"name": "unasked", "system_prompt": "", "settings": {"permission_mode": "bypassPermissions"}}
+
+
 async def start(tree: Path, tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic) -> Bot:
-    env = bot_env(tmp_path, tg, api, ALLOWED_CHAT_IDS=f"{GROUP},{CHORUS}", LOG_LEVEL="INFO")
+    personas = tmp_path / "personas"
+    if not personas.exists():
+        shutil.copytree(Path(__file__).parent.parent / "personas", personas)
+        (personas / "unasked.json").write_text(json.dumps(UNASKED))
+    env = bot_env(
+        tmp_path, tg, api, ALLOWED_CHAT_IDS=f"{GROUP},{CHORUS}", LOG_LEVEL="INFO", PERSONAS_DIR=str(personas)
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(tree / "bot.py"),
@@ -101,7 +113,7 @@ async def test_sighup_mid_answer_keeps_the_cli_the_message_the_queue_and_the_pro
         tg.push_text(GROUP, "run the tool", OWNER, "supergroup")
         prompt = await tg.wait_for("sendMessage", lambda p: p["chat_id"] == GROUP and has_buttons(p), timeout=90)
         # The private chat: a slow answer, and a message queued behind it.
-        tg.push_text(OWNER, "/mode bypassPermissions")
+        tg.push_text(OWNER, "/mode bypassPermissions confirm")
         await tg.wait_for("sendMessage", lambda p: "is now bypassPermissions" in p.get("text", ""), timeout=30)
         api.enqueue(held("".join(PARTS), reloaded))
         tg.push_text(OWNER, "stream slowly")

@@ -53,7 +53,8 @@ async def test_a_projects_own_command_is_in_the_chats_menu_and_runs_when_typed(t
     topic = tg.open_topic(FORUM, "Gamma")
     async with running_bot(tmp_path, tg, api, ALLOWED_CHAT_IDS=str(FORUM)) as bot:
         command_file(bot.manager.create("default").workspace, "hello-world", "Say hello to $ARGUMENTS politely.")
-        command_file(bot.manager.create("gamma").workspace, "ship-it", "Ship $ARGUMENTS now.")
+        # The topic's own session (a session belongs to the place that made it).
+        command_file(bot.manager.create("gamma", home=Place(FORUM, topic)).workspace, "ship-it", "Ship $ARGUMENTS now.")
         await typed(bot, OWNER, None, "hello", "echo: hello")
         await typed(bot, FORUM, topic, "/switch gamma", "Active session: “gamma”")
         await typed(bot, FORUM, topic, "hi there", "echo: hi there")

@@ -448,7 +448,7 @@ async def test_a_send_after_delete_began_fails_clearly_and_starts_nothing(tmp_pa
     await manager.close_all()
 
 
-async def test_ensure_active_creates_the_default_session_exactly_once(tmp_path):
+async def test_ensure_active_creates_the_default_session_exactly_once_and_another_chat_gets_its_own(tmp_path):
     manager, _, _ = make_manager(tmp_path)
 
     name, notice = manager.ensure_active(1)
@@ -457,8 +457,8 @@ async def test_ensure_active_creates_the_default_session_exactly_once(tmp_path):
 
     assert name == "default" and notice is not None and "Created" in notice
     assert again == ("default", None)
-    assert adopted[0] == "default" and adopted[1] is not None and "Using" in adopted[1]
-    assert manager.active_session(1) == manager.active_session(2) == "default"
+    assert adopted[0] == "chat-2" and adopted[1] is not None and "Created session “chat-2”" in adopted[1]
+    assert manager.active_session(1) == "default" and manager.active_session(2) == "chat-2"
     assert (await manager.set_model("default", "haiku")).model == "haiku"
     events = await drain(await manager.send(1, "hi"))
     assert not any(isinstance(e, Notice) for e in events)  # the chat already had its session

@@ -72,8 +72,9 @@ async def test_the_general_topic_is_the_chats_own_active_session_as_before(tmp_p
     await drain(await manager.send(Place(FORUM), "in general"))
     await drain(await manager.send(Place(FORUM, 7), "in a topic", topic="work"))
 
-    assert manager.active_session(FORUM) == manager.active_session(Place(FORUM)) == "default"
-    assert chats_json(tmp_path) == {str(FORUM): "default", f"{FORUM}:7": "work"}
+    # A group never gets "default" (the first private chat's): its own session is named after it.
+    assert manager.active_session(FORUM) == manager.active_session(Place(FORUM)) == "group-100555"
+    assert chats_json(tmp_path) == {str(FORUM): "group-100555", f"{FORUM}:7": "work"}
     await manager.close_all()
 
 
@@ -97,7 +98,7 @@ async def test_new_inside_a_topic_binds_the_new_session_to_that_topic_only(tmp_p
 
     assert "research" in reply.text
     assert manager.active_session(Place(FORUM, 7)) == "research"
-    assert manager.active_session(FORUM) == "default"
+    assert manager.active_session(FORUM) == "group-100555"
     await manager.close_all()
 
 

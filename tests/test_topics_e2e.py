@@ -89,7 +89,7 @@ async def test_claudes_own_turn_goes_to_its_topic_in_a_private_chat_with_topics(
     notes, chatter = tg.open_topic(OWNER, "Notes"), tg.open_topic(OWNER, "Chatter")
     api.enqueue(background(long_command(10), "short nap"), Text("started it"))
     async with running_bot(tmp_path, tg, api) as bot:
-        await ask(bot, OWNER, notes, "/mode bypassPermissions", "is now bypassPermissions")  # tools run unasked
+        await ask(bot, OWNER, notes, "/mode bypassPermissions confirm", "is now bypassPermissions")  # tools run unasked
         await ask(bot, OWNER, notes, "nap in the background", "started it")
         await ask(bot, OWNER, chatter, "meanwhile, hello", "echo: meanwhile, hello")  # the last to talk, elsewhere
         api.enqueue(Text("the nap is over"))

@@ -10,12 +10,25 @@ from claude_bridge.commands import catalog
 from claude_bridge.commands.preview import ToolPreview, tool_preview
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.sessions.approvals import Action, Offer
+from claude_bridge.sessions.homes import in_private_chat
 from claude_bridge.sessions.manager import USER_MODES, SessionManager
+from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.prompts import Prompt, PromptKind
 
 RULE_LABEL = 48  # a button's text is cut past this; the prompt's own text says the whole command
 EXPIRED = "⌛ This question is no longer waiting (answered, stopped, or from before a restart)."
 NOT_AN_ANSWER = "That is not an answer this prompt takes; use its buttons or type a reply."
+ELSEWHERE = "⛔ This question was asked in another chat; it is answered only there."
+BYPASS = "bypassPermissions"
+CONFIRM = "confirm"
+BYPASS_IN_GROUP = (
+    "⛔ bypassPermissions is set only from a private chat: here anyone in the chat could make Claude run every "
+    "tool unasked."
+)
+BYPASS_QUESTION = (
+    "⚠️ Skip every permission prompt in “{name}”? Claude will then run every tool without asking: commands, "
+    "edits, deletions, anything this machine's user may do, also after a restart. /mode default asks again."
+)
 MODE_WORDS = {
     "default": "ask before tools that change things (you approve each in the chat)",
     "acceptEdits": "file edits run unasked; commands still ask",
@@ -122,24 +135,41 @@ def _question(prompt: Prompt) -> tuple[str, tuple[Choice, ...]]:
     return "\n".join(lines), choices
 
 
-async def answer(manager: SessionManager, args: list[str]) -> Reply:
-    """/answer <id> <action>: a prompt's button; a prompt that no longer waits says so and nothing happens."""
+async def answer(manager: SessionManager, args: list[str], where: Where) -> Reply:
+    """/answer <id> <action>: a prompt's button; a prompt that no longer waits says so and nothing happens.
+
+    A prompt is answered only from the place it is shown in (a button press in a topic may come without its topic).
+    """
     if len(args) < 2:
         return Reply(catalog.usage("answer"))
+    prompt, place = manager.prompts.get(args[0]), Place.of(where)
+    if prompt is not None and not (prompt.chat_id == place.chat_id and place.thread_id in (None, prompt.thread_id)):
+        return Reply(ELSEWHERE)
     if manager.prompts.press(args[0], " ".join(args[1:])):
         return Reply("✓")
     return Reply(EXPIRED if manager.prompts.get(args[0]) is None else NOT_AN_ANSWER)
 
 
-async def mode(manager: SessionManager, name: str, notice: str, args: list[str]) -> Reply:
-    """/mode [mode]: show the session's permission mode with the modes to pick, or set it."""
-    if len(args) > 1:
+async def mode(manager: SessionManager, name: str, notice: str, args: list[str], where: Where) -> Reply:
+    """/mode [mode]: show the session's permission mode with the modes to pick, or set it.
+
+    bypassPermissions only in a private chat, and only after its confirming choice (`/mode bypassPermissions
+    confirm`) says what it means."""
+    confirmed = args[1:] == [CONFIRM]
+    if len(args) > 2 or (len(args) == 2 and not confirmed):
         return Reply(catalog.usage("mode"))
+    private = in_private_chat(Place.of(where))
     if args:
         wanted = next((m for m in USER_MODES if m.lower() == args[0].lower()), args[0])
+        if wanted == BYPASS and not private:
+            return Reply(notice + BYPASS_IN_GROUP)
+        if wanted == BYPASS and not confirmed:
+            choices = (Choice("⚠️ Yes, skip every prompt", f"/mode {BYPASS} {CONFIRM}"), Choice("Cancel", "/cancel"))
+            return Reply(notice + BYPASS_QUESTION.format(name=name), choices)
         info = await manager.set_permission_mode(name, wanted)
         return Reply(f"{notice}🛡 Permission mode of “{name}” is now {info.permission_mode}: {MODE_WORDS[wanted]}.")
     current = manager.status(name).permission_mode
     lines = [f"{notice}Permission mode of “{name}”: {current}."]
     lines += [f"• {m} — {words}" for m, words in MODE_WORDS.items()]
-    return Reply("\n".join(lines), tuple(Choice(("• " if m == current else "") + m, f"/mode {m}") for m in USER_MODES))
+    offered = [m for m in USER_MODES if private or m != BYPASS]
+    return Reply("\n".join(lines), tuple(Choice(("• " if m == current else "") + m, f"/mode {m}") for m in offered))

@@ -74,7 +74,7 @@ class Commands:
             "delete": self.delete,
             "resume": self.resume,
             "cancel": self.cancel,
-            "answer": lambda chat_id, args: asks.answer(self.manager, args),
+            "answer": lambda chat_id, args: asks.answer(self.manager, args, chat_id),
             "mode": self.mode,
             "permissions": self.permissions,
             **{kind: self._schedule_adder(kind) for kind in SCHEDULE_KINDS},
@@ -129,7 +129,7 @@ class Commands:
         if isinstance(planned, Reply):
             return planned
         name, folder, persona = planned
-        self.manager.create(name, persona, folder)
+        self.manager.create(name, persona, folder, home=chat_id)
         info = self.manager.switch(chat_id, name)
         text = f"✨ New session “{name}” (persona {info.persona}) is now active."
         if folder is not None:
@@ -177,7 +177,7 @@ class Commands:
         current, notice = self._active(chat_id)
         choices = tuple(
             Choice(("• " if info.name == current else "") + info.name, f"/switch {info.name}")
-            for info in self.manager.list_sessions()[:MAX_SESSION_CHOICES]
+            for info in self.manager.list_sessions(chat_id)[:MAX_SESSION_CHOICES]
         )
         return Reply(f"{notice}Switch to which session?", choices)
 
@@ -185,7 +185,7 @@ class Commands:
         """/sessions: every session with its state, the active one marked."""
         current, notice = self._active(chat_id)
         now = self._clock()
-        lines = [session_line(info, info.name == current, now) for info in self.manager.list_sessions()]
+        lines = [session_line(info, info.name == current, now) for info in self.manager.list_sessions(chat_id)]
         return Reply("\n".join([f"{notice}Sessions:", *lines]))
 
     async def model(self, chat_id: Where, args: list[str]) -> Reply:
@@ -220,7 +220,7 @@ class Commands:
     async def mode(self, chat_id: Where, args: list[str]) -> Reply:
         """/mode [mode]: the active session's permission mode (ask first, accept edits, plan, skip prompts)."""
         name, notice = self._active(chat_id)
-        return await asks.mode(self.manager, name, notice, args)
+        return await asks.mode(self.manager, name, notice, args, chat_id)
 
     async def permissions(self, chat_id: Where, args: list[str]) -> Reply:
         """/permissions: the rules kept for the active session's project, a Remove choice each."""
@@ -231,7 +231,7 @@ class Commands:
         """/stop [name]: interrupt the running answer of the active (or named) session; its queue lives on."""
         if len(args) > 1:
             return Reply(catalog.usage("stop"))
-        name, notice = (args[0].lower(), "") if args else self._active(chat_id)
+        name, notice = (self.manager.own(chat_id, args[0].lower()), "") if args else self._active(chat_id)
         if await self.manager.interrupt(name):
             return Reply(f"{notice}⏹ Stopping “{name}”…")
         return Reply(f"{notice}Nothing is running in “{name}”.")
@@ -282,7 +282,7 @@ class Commands:
         """
         if not args or len(args) > 3 or (len(args) >= 2 and args[1] != CONFIRM):
             return Reply(catalog.usage("delete"))
-        name = args[0].lower()
+        name = self.manager.own(chat_id, args[0].lower())
         if len(args) == 3:
             await self.manager.delete(name, instance=args[2])
             dropped = await self._drop_schedules(name, Place.of(chat_id))

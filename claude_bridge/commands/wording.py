@@ -15,6 +15,7 @@ from claude_bridge.sessions.transcripts import Conversation
 from claude_bridge.sessions.worker import Delivery
 
 # The CLI's task-notification summary (§16.1): 'Background command "pytest -q" completed (exit code 0)'.
+BYPASS_WARNING = "⚠️ Every tool runs unasked (bypassPermissions); /mode default asks before tools again."
 _BACKGROUND = re.compile(r'^Background command "(?P<what>.*)" (?P<status>\w+)(?: \(exit code (?P<code>-?\d+)\))?$')
 
 
@@ -39,6 +40,7 @@ def status_text(info: SessionInfo, now: float) -> str:
         f"Session: {info.name} ({info.state}{', pid ' + str(info.pid) if info.pid else ''})",
         f"Folder: {info.workspace}",
         f"Persona: {info.persona} · permissions: {info.permission_mode}",
+        *([BYPASS_WARNING] if info.permission_mode == "bypassPermissions" else []),
         f"Model: {info.model}{' (override)' if info.model_override else ''}",
         f"Queued: {info.queued}",
         f"Turns: {info.turns} · cost: ${info.total_cost_usd:.4f}",

@@ -20,9 +20,10 @@ from typing import Any, Protocol
 from claude_bridge.errors import BridgeError, ClaudeNoAnswer, ClaudeStartError
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions, start_failure
-from claude_bridge.process.reaping import kill_marked_processes, kill_tree
+from claude_bridge.process.reaping import SPAWNED, descendants, kill_marked_processes, kill_tree, stop_survivors
 from claude_bridge.protocol import messages
 from claude_bridge.protocol.events import ControlCancel, ControlRequest, ControlResponse, Event, parse_event
+from claude_bridge.runtime import become_subreaper
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +111,12 @@ class LiveProcess:
                 cwd=options.cwd,
                 env=dict(env),
                 start_new_session=True,
+                # The CLI adopts what its tools detach, so a stop finds every process of the session in its tree.
+                preexec_fn=become_subreaper,
             )
         except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
             raise start_failure(exc, options.claude_bin, launching=True) from exc
+        SPAWNED.add(proc.pid)
         live = cls(proc, marker, options.label, on_event, on_exit, on_control_request, options.pid_file)
         live.start_reading()
         if options.pid_file is not None:
@@ -192,6 +196,7 @@ class LiveProcess:
     async def shutdown(self, *, graceful: bool, timeout: float) -> None:
         """End the process and everything it started: close stdin, wait, SIGTERM the tree, wait, SIGKILL."""
         proc = self.proc
+        tree = await asyncio.to_thread(descendants, proc.pid)  # before it exits and its orphans move to the bot
         if graceful and proc.returncode is None and proc.stdin is not None:
             # Closing stdin lets the CLI end on its own and clean up its tool shells (SIGTERM would orphan them).
             with contextlib.suppress(OSError):
@@ -209,6 +214,7 @@ class LiveProcess:
             await proc.wait()
         await self.close()
         await self.reap_orphans()
+        await asyncio.to_thread(stop_survivors, tree)
         if self.pid_file is not None:
             self.pid_file.unlink(missing_ok=True)
         logger.info("%s: CLI pid %s stopped (exit code %s)", self.label, proc.pid, proc.returncode)
@@ -317,6 +323,7 @@ class LiveProcess:
         if buffer and not discarding:
             self._handle_line(bytes(buffer))
         self.returncode = await self.proc.wait()
+        SPAWNED.discard(self.proc.pid)
         if len(self._readers) > 1:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._readers[1]), 2.0)

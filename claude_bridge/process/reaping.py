@@ -1,5 +1,6 @@
 """Leaving no process behind: signal a CLI's whole tree, kill the tool shells a crashed CLI orphaned (found by
-the marker in their environment), and stop a CLI a previous run of the bot left behind.
+the marker in their environment), stop a CLI a previous run of the bot left behind, stop what a CLI's tools
+detached (`setsid env -u CLAUDE_BRIDGE_PROCESS …`), and reap the orphans re-parented to the bot (a subreaper).
 """
 
 from __future__ import annotations
@@ -45,6 +46,50 @@ async def kill_tree(pid: int, sig: signal.Signals) -> None:
     for child in children:
         with contextlib.suppress(psutil.Error):
             child.send_signal(sig)
+
+
+SPAWNED: set[int] = set()  # pids asyncio waits for (live CLIs): never reaped here, or asyncio loses their exit code
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every process below `pid` now; a CLI that is a subreaper keeps its tools' detached orphans among them."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def stop_survivors(processes: list[psutil.Process], timeout: float = 5.0) -> list[int]:
+    """SIGKILL the processes of a snapshot that still run (psutil checks the start time, so a reused pid is safe),
+    then wait for them, which reaps those re-parented to us."""
+    alive = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                process.kill()
+                alive.append(process)
+    psutil.wait_procs([p for p in processes if p.pid not in SPAWNED], timeout=timeout)
+    if alive:
+        logger.info("stopped %d process(es) a session's tools left running: %s", len(alive), [p.pid for p in alive])
+    return [p.pid for p in alive]
+
+
+def reap_adopted() -> list[int]:
+    """Reap every exited child of the bot that asyncio does not wait for: orphans re-parented to the subreaper."""
+    reaped = []
+    for child in children_of_self():
+        with contextlib.suppress(psutil.Error, ChildProcessError):
+            if child.pid not in SPAWNED and child.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(child.pid, os.WNOHANG)
+                reaped.append(child.pid)
+    return reaped
+
+
+def children_of_self() -> list[psutil.Process]:
+    try:
+        return psutil.Process().children()
+    except psutil.Error:
+        return []
 
 
 def kill_marked_processes(marker: str, sig: signal.Signals = signal.SIGKILL) -> list[int]:

@@ -92,6 +92,7 @@ class ClaudeSubprocess:
         self._running_tasks: dict[str, TaskInfo] = {}
         self._claude_schedules = ClaudeScheduleBook()  # Claude's own crons and wakeups, which this process fires
         self._notices: list[str] = []
+        self._notice_tasks: list[str] = []  # the ids of the tasks those notices are about
         self._expect_claude_until = 0.0
         self._wakeup = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -441,8 +442,9 @@ class ClaudeSubprocess:
 
     def _begin_claude_turn(self, *, current: bool = True) -> Turn:
         header = "\n".join(self._notices) or CLAUDE_TURN_HEADER
+        turn = Turn.by_claude(header, tuple(self._notice_tasks))
         self._notices.clear()
-        turn = Turn.by_claude(header)
+        self._notice_tasks.clear()
         logger.info("%s: Claude started a turn by itself: %s", self.options.label, header)
         if current:
             self._current = turn
@@ -480,6 +482,7 @@ class ClaudeSubprocess:
             # (after the running turn, if one runs); one ended by stop_task ("stopped") does not.
             if event.status != "stopped":
                 self._notices.append(event.summary or f"Background task {event.task_id} {event.status}")
+                self._notice_tasks.append(event.task_id)
                 if self._current is None:
                     self._expect_claude_turn()
         if self._current is not None:
@@ -539,6 +542,7 @@ class ClaudeSubprocess:
         self._running_tasks.clear()
         self._claude_schedules.restarted()
         self._notices.clear()
+        self._notice_tasks.clear()
         self._expect_claude_until = 0.0
         tail = live.stderr_tail.strip()[-800:]
         turn, self._current = self._current, None

@@ -33,9 +33,12 @@ class Turn:
     (e.g. 'Background command "pytest -q" completed (exit code 0)').
     """
 
-    def __init__(self, content: str | list[dict[str, Any]] | None, *, header: str = "") -> None:
+    def __init__(
+        self, content: str | list[dict[str, Any]] | None, *, header: str = "", tasks: tuple[str, ...] = ()
+    ) -> None:
         self.content = content
         self.header = header
+        self.tasks = tasks  # the background tasks whose end started Claude's turn (their ids)
         self.written = asyncio.Event()
         self.done = asyncio.Event()
         self.result: TurnResult | None = None
@@ -48,9 +51,9 @@ class Turn:
         self._open_tools: set[str] = set()
 
     @classmethod
-    def by_claude(cls, header: str) -> Turn:
+    def by_claude(cls, header: str, tasks: tuple[str, ...] = ()) -> Turn:
         """A turn no message of ours started (a background task ended, /loop, a cron): it is already running."""
-        turn = cls(None, header=header or CLAUDE_TURN_HEADER)
+        turn = cls(None, header=header or CLAUDE_TURN_HEADER, tasks=tasks)
         turn.start_clock()
         turn.written.set()
         return turn

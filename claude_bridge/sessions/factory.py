@@ -7,6 +7,7 @@ from pathlib import Path
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.requests import control_handler
 from claude_bridge.process.subprocess import ClaudeSubprocess
+from claude_bridge.sessions.file_policy import Protected
 from claude_bridge.sessions.frontend import FrontEnd
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.store import load_personas
@@ -39,6 +40,13 @@ def build_manager(settings: Settings, claude_bin: Path, front_end: FrontEnd | No
         front_end=front_end,
         upload_limit=int(settings.max_upload_mb * 1024 * 1024),
         project_roots=settings.project_roots,
+        protected=Protected.of(
+            sessions_dir=settings.sessions_dir,
+            env=settings.env,
+            secrets=(settings.telegram_token, settings.transcribe.api_key or ""),
+            # The .env load_settings read lives in the bot's working folder, which may not be its code's folder.
+            bot_folders=(Path.cwd(),) if Path(".env").is_file() else (),
+        ),
         prompt_reminder=settings.prompt_reminder_minutes * 60,
         prompt_timeout=settings.prompt_timeout_minutes * 60 if settings.prompt_timeout_minutes else None,
         time_zone=settings.time_zone,

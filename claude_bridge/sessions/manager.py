@@ -26,11 +26,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.handover import HandoverError
-from claude_bridge.process.reaping import reap_leftovers
+from claude_bridge.process.reaping import reap_adopted, reap_leftovers
 from claude_bridge.protocol.events import TaskInfo, TurnResult
 from claude_bridge.runtime import cannot_write
+from claude_bridge.sessions.file_policy import Protected, bot_folder
 from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd, Unattended
 from claude_bridge.sessions.handover import SessionHandover, adopt_session, hand_over_session
+from claude_bridge.sessions.homes import DEFAULT_SESSION, belongs, is_private, place_name
 from claude_bridge.sessions.inbox import Content, EntryState, InboxOp
 from claude_bridge.sessions.info import SessionInfo, info_of
 from claude_bridge.sessions.limit_keeper import LimitKeeper
@@ -39,7 +41,7 @@ from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.projects import project_folder
 from claude_bridge.sessions.prompts import PromptBoard
-from claude_bridge.sessions.routes import ChatRoutes, topic_name
+from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.rules import project_rules, remove_rule
 from claude_bridge.sessions.session import Runtime, Session, Spawner
 from claude_bridge.sessions.store import (
@@ -62,7 +64,6 @@ MODEL_ALIASES = ("sonnet", "opus", "haiku")
 # The permission modes /mode offers: ask first (default), accept edits, plan only, skip every prompt.
 USER_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 PROMPT_ANSWER = "prompt_answer"  # the result subtype of a typed message that answered a waiting prompt
-DEFAULT_SESSION = "default"
 
 
 class SessionManager:
@@ -87,6 +88,7 @@ class SessionManager:
         prompt_timeout: float | None = None,
         time_zone: tzinfo = UTC,
         limit_margin: float = RESUME_MARGIN,
+        protected: Protected | None = None,
     ) -> None:
         self.sessions_dir = sessions_dir
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
@@ -116,6 +118,7 @@ class SessionManager:
             upload_limit=upload_limit,
             prompts=self.prompts,
             limits=self.limits,
+            protected=protected or Protected.of(sessions_dir=sessions_dir, env=base_options.env, secrets=()),
         )
         self._scheduler: Any = None
         self._closed = False
@@ -139,7 +142,11 @@ class SessionManager:
         self._scheduler.start()
 
     async def suspend_idle(self) -> list[str]:
-        """Suspend every live session idle longer than idle_after; the next message resumes it."""
+        """Suspend every live session idle longer than idle_after; the next message resumes it.
+
+        Also reaps the orphans re-parented to the bot (a subreaper) that exited meanwhile, so none stays a zombie.
+        """
+        await asyncio.to_thread(reap_adopted)
         return await self._pool.suspend_idle()
 
     def reap_leftovers(self, keep: Collection[int] = ()) -> list[int]:
@@ -180,9 +187,12 @@ class SessionManager:
                 deliveries.append(delivery)
         return deliveries, pids
 
-    async def recover(self, *, announce: bool = True) -> list[Delivery]:
+    async def recover(
+        self, allowed: Callable[[Place], bool] = lambda place: True, *, announce: bool = True
+    ) -> list[Delivery]:
         """After a restart: re-deliver messages never sent, in order; report the ones a restart cut off.
 
+        Only places `allowed` (the front end's gate as it is today) are answered; the rest are dropped.
         After a reload (`announce` False) the re-delivered messages are not announced: their chats saw them queued.
         """
         deliveries: list[Delivery] = []
@@ -191,7 +201,13 @@ class SessionManager:
             if session.damage:
                 logger.error("session %s is %s; its inbox is left as it is", name, session.damage)
                 continue
-            entries = session.inbox.read()
+            entries = []
+            for entry in session.inbox.read():
+                if entry.state != EntryState.DONE and not allowed(Place(entry.chat_id, entry.thread_id)):
+                    logger.warning("session %s: dropped a message for chat %s, not allowed now", name, entry.chat_id)
+                    await session.inbox.mark(entry.id, InboxOp.DONE)
+                else:
+                    entries.append(entry)
             for entry in entries:
                 if entry.state == EntryState.SENT and entry.id not in session.resumed:
                     await self._tell(
@@ -238,32 +254,67 @@ class SessionManager:
     # -- chats --
 
     def active_session(self, where: Where) -> str | None:
-        """The chat's (or forum topic's) active session name, if it has one that still exists."""
-        return self._routes.get(where)
+        """The chat's (or forum topic's) active session name, if it has one that still exists and is its own."""
+        name = self._routes.get(where)
+        return name if name is not None and self.belongs(name, where) else None
+
+    def belongs(self, name: str, where: Where) -> bool:
+        """Whether the place may see and reach the session (homes.py: a session belongs to its home)."""
+        return self._store.exists(name) and belongs(self._get(name).home, Place.of(where))
+
+    def own(self, where: Where, name: str) -> str:
+        """`name` if it is the place's session; SessionError "no session named … here" otherwise."""
+        if not self.belongs(name, where):
+            raise SessionError(f"There is no session named “{name}” here. /sessions lists this chat's sessions.")
+        return name
 
     def ensure_active(self, where: Where, *, topic: str = "") -> tuple[str, str | None]:
-        """The active session, made as a first message does (+ the notice, or None): a chat creates or adopts
-        "default"; a forum topic gets a new session of its own, named after the topic (`topic`, its title)."""
+        """The active session, made as a first message does (+ the notice, or None): the first private chat keeps
+        "default"; any other place (another person's chat, a group, a topic) gets a new session named after it
+        (`topic`: the topic's or chat's title). Never another place's session."""
         place = Place.of(where)
-        name = self._routes.get(place)
+        name = self.active_session(place)
         if name is not None:
             return name, None
-        if place.thread_id is not None:
-            name = topic_name(topic, place.thread_id, self._store.exists, self.max_sessions)
-            self.create(name)
-            self._routes.set(place, name)
-            return name, f"Created session “{name}” for this topic; messages here go to it."
-        name = DEFAULT_SESSION
-        if self._store.exists(name):
-            notice = f"Using session “{name}”. /sessions lists all, /new makes another."
-        else:
-            self.create(name)
-            notice = f"Created session “{name}” and made it active. /new makes another, /switch changes."
+        name, notice = self._first_session(place, topic)
+        self._take(name, place)
         self._routes.set(place, name)
         return name, notice
 
+    def _first_session(self, place: Place, title: str) -> tuple[str, str]:
+        """The session a place without an active one gets: its newest own, "default" for the first private chat, or
+        a new one named after the place; and the notice saying which."""
+        own = [info for info in self.list_sessions(place) if self._get(info.name).home == place]
+        if own:
+            return own[0].name, f"Using session “{own[0].name}”. /sessions lists this chat's, /new makes another."
+        if is_private(place) and (not self._store.exists(DEFAULT_SESSION) or self.belongs(DEFAULT_SESSION, place)):
+            if self._store.exists(DEFAULT_SESSION):
+                return DEFAULT_SESSION, f"Using session “{DEFAULT_SESSION}”. /sessions lists all, /new makes another."
+            self.create(DEFAULT_SESSION, home=place)
+            return DEFAULT_SESSION, (
+                f"Created session “{DEFAULT_SESSION}” and made it active. /new makes another, /switch changes."
+            )
+        name = place_name(place, title, self._store.exists, self.max_sessions)
+        self.create(name, home=place)
+        return (
+            name,
+            f"Created session “{name}” for {'this topic' if place.thread_id else 'this chat'}; messages here go to it.",
+        )
+
+    def _take(self, name: str, place: Place) -> None:
+        """A session with no home yet (from before homes) that a place uses is that place's from now on."""
+        session = self._get(name)
+        if session.home is None and not session.damage:
+            session.home = place
+            try:
+                session.save()
+            except OSError as exc:  # it is this place's for now; the next save that works keeps it
+                logger.error("session %s: could not save its home: %s", name, cannot_write(exc))
+
     def switch(self, where: Where, name: str) -> SessionInfo:
-        """Make `name` the active session of the chat (or forum topic); the place's menu becomes its commands."""
+        """Make `name` the active session of the chat (or forum topic): only one of the place's own; the place's menu
+        becomes its commands."""
+        self._take(self.own(where, name), Place.of(where))
         session = self._get(name)
         self._routes.set(where, name)
         self.front_end.show_commands(Place.of(where), name, session.claude_commands or ClaudeCommands())
@@ -304,8 +355,11 @@ class SessionManager:
             session = self._get(name)
         return session
 
-    def create(self, name: str, persona: str = DEFAULT_PERSONA, folder: str | None = None) -> SessionInfo:
-        """Create a session: its state, and its workspace (with files/) or, with `folder`, a project folder.
+    def create(
+        self, name: str, persona: str = DEFAULT_PERSONA, folder: str | None = None, *, home: Where | None = None
+    ) -> SessionInfo:
+        """Create a session: its state, and its workspace (with files/) or, with `folder`, a project folder; it
+        belongs to `home`, the place that made it (None: the first private chat that takes it).
 
         Refused past max_sessions, and for a folder outside PROJECT_ROOTS (SessionError says why).
         """
@@ -315,11 +369,16 @@ class SessionManager:
             )
         project = None if folder is None else self._project(folder)
         self._store.create(name, persona, self._clock(), project)
+        if home is not None:
+            session = self._get(name)
+            session.home = Place.of(home)
+            session.save()
         return self.status(name)
 
     def _project(self, folder: str) -> Path:
         home = Path(self._runtime.base.env.get("HOME") or Path.home())
-        return project_folder(folder, self.project_roots, home, forbidden=(self._store.state_root,))
+        forbidden = {bot_folder(): "the bot's own folder", self._store.root: "the sessions folder (SESSIONS_DIR)"}
+        return project_folder(folder, self.project_roots, home, forbidden=forbidden)
 
     async def conversations(self, name: str, limit: int = 10) -> list[Conversation]:
         """The earlier Claude conversations of the session's folder, newest first (read in a thread: files are big)."""
@@ -344,9 +403,10 @@ class SessionManager:
             await session.suspend()  # the next message starts it with --resume=<id>
         return self.status(name)
 
-    def list_sessions(self) -> list[SessionInfo]:
-        """Every session, most recently active first."""
-        infos = [self.status(name) for name in self._store.names()]
+    def list_sessions(self, where: Where | None = None) -> list[SessionInfo]:
+        """Every session (with `where`: that place's own), most recently active first."""
+        names = self._store.names()
+        infos = [self.status(name) for name in names if where is None or self.belongs(name, where)]
         return sorted(infos, key=lambda info: info.last_active, reverse=True)
 
     def files_dir(self, name: str) -> Path:
@@ -422,6 +482,16 @@ class SessionManager:
             return False
         await session.reread_settings()
         return True
+
+    async def interrupt_turn(self, delivery: Delivery) -> bool:
+        """Stop this very turn (a draft's Stop button) if it is the one running; a queued or finished one is left.
+
+        Claude's own turn is stopped only while the process runs no message of ours."""
+        session = self._sessions.get(delivery.session)
+        if session is None or delivery.done.is_set():
+            return False
+        running = session.worker.current is delivery or (delivery.by_claude and session.worker.current is None)
+        return running and await self.interrupt(delivery.session)
 
     async def stop_task(self, name: str, task_id: str) -> TaskInfo:
         """Stop one background task of a session (by id or a unique prefix); SessionError if it is not running."""
@@ -507,7 +577,9 @@ class SessionManager:
                     "Send it again to use another session."
                 )
             await session.worker.prepared_before(delivery)
-            prompt = self.prompts.typed(session.name, content) if typed and isinstance(content, str) else None
+            # Only a prompt shown in this very place takes it as its answer; elsewhere it is an ordinary message.
+            text = content if typed and isinstance(content, str) else None
+            prompt = self.prompts.typed(session.name, text, delivery.place) if text is not None else None
             if prompt is not None:
                 session.worker.withdraw(delivery)
                 return _answered_prompt(delivery, content, prompt.outcome or "✍️ Noted; answer the next question.")

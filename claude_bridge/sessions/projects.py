@@ -5,10 +5,11 @@ Paths only: a folder is allowed when it exists and lies inside one of PROJECT_RO
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from claude_bridge.errors import SessionError
+from claude_bridge.sessions.file_policy import holds_the_bot
 
 
 def looks_like_folder(arg: str) -> bool:
@@ -16,10 +17,13 @@ def looks_like_folder(arg: str) -> bool:
     return "/" in arg or arg.startswith(("~", "."))
 
 
-def project_folder(folder: str, roots: Sequence[Path], home: Path, forbidden: Sequence[Path] = ()) -> Path:
+def project_folder(
+    folder: str, roots: Sequence[Path], home: Path, forbidden: Mapping[Path, str] | None = None
+) -> Path:
     """The resolved folder for `folder` (absolute, `~/…`, or relative to the first root); SessionError says why not.
 
-    `forbidden` are folders no project may lie in (the bot's own state).
+    `forbidden` are folders (and what each is) no project may be, lie in, or contain: the bot's own folder and
+    SESSIONS_DIR hold its .env and every session's state, which Claude must not be able to read or change.
     """
     raw = folder.strip()
     if not roots:
@@ -47,7 +51,7 @@ def project_folder(folder: str, roots: Sequence[Path], home: Path, forbidden: Se
             f"{where} is outside the project folders ({', '.join(map(str, allowed))}); "
             "PROJECT_ROOTS says which folders sessions may use."
         )
-    for other in forbidden:
-        if real.is_relative_to(other.resolve()):
-            raise SessionError(f"{path} is inside the bot's own state folder; pick a project folder.")
+    why = holds_the_bot(real, {other.resolve(): what for other, what in (forbidden or {}).items()})
+    if why:
+        raise SessionError(f"{why}, which holds the bot's .env or its sessions' state; pick a project folder.")
     return real

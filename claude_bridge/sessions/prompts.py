@@ -91,6 +91,11 @@ class Prompt:
         return self.state == PromptState.WAITING
 
     @property
+    def place(self) -> Place:
+        """Where the prompt is shown, and the only place it is answered from."""
+        return Place(self.chat_id, self.thread_id)
+
+    @property
     def current_question(self) -> int:
         """The first question without an answer (questions are answered in order)."""
         return next((i for i in range(len(self.questions)) if i not in self.answers), len(self.questions))
@@ -322,10 +327,11 @@ class PromptBoard:
         """The session's waiting prompts, oldest first."""
         return [p for p in self._prompts.values() if p.session == session and p.waiting]
 
-    def typed(self, session: str, text: str) -> Prompt | None:
-        """Give a typed message to the session's oldest waiting prompt; None if none waits."""
+    def typed(self, session: str, text: str, place: Place) -> Prompt | None:
+        """Give a typed message to the session's oldest prompt waiting in `place` (a prompt is answered only where
+        it is shown); None if none waits there."""
         for prompt in self.waiting(session):
-            if prompt.typed(text):
+            if prompt.place == place and prompt.typed(text):
                 self.changed(prompt)
                 return prompt
         return None

@@ -31,6 +31,7 @@ from claude_bridge.protocol.events import (
     ProcessStatus,
     SessionStarted,
     TaskInfo,
+    TaskStarted,
     ToolUse,
     TurnResult,
 )
@@ -39,7 +40,9 @@ from claude_bridge.protocol.mcp import McpServer, mcp_config
 from claude_bridge.sessions import known_commands
 from claude_bridge.sessions.claude_requests import ClaudeRequests
 from claude_bridge.sessions.claude_turns import ClaudeTurns
+from claude_bridge.sessions.file_policy import Protected
 from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
+from claude_bridge.sessions.homes import TaskOrigins
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.lifecycle import Lifecycle, checked, from_disk, to_disk
 from claude_bridge.sessions.limit_keeper import LimitKeeper
@@ -55,11 +58,14 @@ from claude_bridge.sessions.store import (
     Persona,
     SessionStore,
 )
+from claude_bridge.sessions.tools import SKIPS_ASKING
 from claude_bridge.sessions.tools import SYSTEM_PROMPT as TOOLS_PROMPT
 from claude_bridge.sessions.transcripts import is_session_id
 from claude_bridge.sessions.worker import SHUTDOWN_UNSENT, Delivery, SessionWorker, failure
 
 logger = logging.getLogger(__name__)
+
+SKIPPING = "⚠️ Session “{name}” runs in bypassPermissions: every tool runs unasked. /mode default asks again."
 
 CLAUDE_TURNS_GRACE = 5.0  # seconds Claude's own turns get to end once their process stopped
 
@@ -130,6 +136,7 @@ class Runtime:
     limits: LimitKeeper  # the account's usage limit: every send asks it first, every turn's end tells it
     upload_limit: int = 50 * 1024 * 1024
     prompts: PromptBoard = field(default_factory=PromptBoard)  # Claude's questions waiting for the human
+    protected: Protected = field(default_factory=Protected)  # what no tool may send (file_policy)
 
 
 class Session:
@@ -145,6 +152,11 @@ class Session:
         self.inbox = Inbox(self.state_dir / INBOX_FILE)
         self.process: ProcessLike | None = None
         self.claude_commands = known_commands.load(self.state_dir)  # as the last `init` listed them; None before one
+        self.origins = TaskOrigins()  # where each background task was started: Claude's turn about it goes there
+        self._claude_place: Place | None = None  # where Claude's own running turn (_claude_turn) is shown
+        self._claude_turn: Turn | None = None
+        if meta.home_chat_id is None and meta.last_chat_id is not None:  # from before homes: the last user's place
+            meta.home_chat_id, meta.home_thread_id = meta.last_chat_id, meta.last_thread_id
         # A reload's turns still in flight, by inbox entry: their delivery follows them instead of sending anew.
         self.resumed: dict[str, tuple[ProcessLike, Turn]] = {}
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
@@ -159,6 +171,9 @@ class Session:
             runtime.upload_limit,
             self._left_plan_mode,
             self.keep_mode,
+            own=(self.directory, self.state_dir / "files"),
+            protected=runtime.protected,
+            mode=self.permission_mode,
         )
         self.claude_turns = ClaudeTurns(meta.name, self._follow, runtime.pool.changed)
 
@@ -192,6 +207,15 @@ class Session:
     @last_place.setter
     def last_place(self, place: Place) -> None:
         self.meta.last_chat_id, self.meta.last_thread_id = place.chat_id, place.thread_id
+
+    @property
+    def home(self) -> Place | None:
+        """The place that created the session (homes.py); None for a session nobody has used yet."""
+        return None if self.meta.home_chat_id is None else Place(self.meta.home_chat_id, self.meta.home_thread_id)
+
+    @home.setter
+    def home(self, place: Place) -> None:
+        self.meta.home_chat_id, self.meta.home_thread_id = place.chat_id, place.thread_id
 
     @property
     def busy(self) -> bool:
@@ -325,10 +349,10 @@ class Session:
         lines = "\n".join(f"• {task.description or task.task_id}" for task in tasks)
         text = f"⚙️ {self.name}: the session {why}, so its background task(s) were stopped:\n{lines}"
         logger.info("session %s: stopped %d background task(s) with the process", self.name, len(tasks))
-        if self.last_place is None:
+        if self.home is None:
             logger.warning("session %s: no chat to tell that its background tasks were stopped", self.name)
             return
-        self._rt.tell(self.last_place, text)
+        self._rt.tell(self.home, text)
 
     async def reread_settings(self) -> None:
         """The project's settings changed: restart the process (keeping its conversation) now if it is idle, else
@@ -373,7 +397,10 @@ class Session:
         max_live = self._rt.pool.max_live
         waiting = f"All {max_live} live sessions are busy; your message starts as soon as one finishes."
         async with self._rt.pool.slot(self, lambda: delivery.notice(waiting)):
-            return await self._start()
+            process = await self._start()
+        if self.permission_mode() == SKIPS_ASKING:  # said at every (re)start: nobody forgets it runs so
+            delivery.notice(SKIPPING.format(name=self.name))
+        return process
 
     async def _start(self) -> ProcessLike:
         trust_before_start(self._rt.base.env, self.directory)  # #21: so the project's kept rules hold
@@ -433,13 +460,15 @@ class Session:
             self.save()
 
     def _turn_place(self) -> Place | None:
-        """Where the running turn's answer goes: the message's place, else where Claude's own turns go."""
+        """Where the running turn's answer, prompts and files go: the message's place, else Claude's own turn's."""
         current = self.worker.current
-        return current.place if current is not None else self.last_place
+        return current.place if current is not None else self._claude_place or self.home
 
     def _on_claude_turn(self, turn: Turn) -> None:
-        """Claude started a turn by itself: show it in the chat that last talked to us, and keep its books."""
-        place = self.last_place
+        """Claude started a turn by itself: show it where the work it reports was started (else the session's
+        home), and keep its books."""
+        place = self.origins.place_of(turn.tasks) or self.home
+        self._claude_place, self._claude_turn = place, turn
         delivery = self.claude_delivery(turn, place)
         if place is None:
             logger.warning("session %s: Claude's own turn (%s) has no chat to go to", self.name, delivery.header)
@@ -457,6 +486,8 @@ class Session:
         process = self.process
 
         def book(result: TurnResult) -> None:
+            if turn is self._claude_turn:
+                self._claude_place = self._claude_turn = None
             if process is not None and not self.deleted:
                 self._book(process, turn, result)
                 self.save()
@@ -481,8 +512,7 @@ class Session:
                 self.save()
             except OSError as exc:
                 logger.error("session %s: could not save metadata: %s", self.name, exc)
-        current = self.worker.current
-        place = current.place if current else self.last_place
+        current, place = self.worker.current, self._turn_place()
         # A crash and the restart after it reach the turn they cut (its view shows them in order with its other lines);
         # a notice from here would repeat them, out of order. A conversation lost at start, or giving up, happens
         # before any turn of the process exists: only this notice tells it.
@@ -557,6 +587,8 @@ class Session:
                     return event
                 case SessionStarted():
                     self._saw_init(event, place)
+                case TaskStarted():
+                    self.origins.started(event.task_id, place)  # Claude's turn about this task goes to this place
                 case ToolUse():
                     await self._rt.prompts.saw(event)
         raise BridgeError("the turn ended without a result")

@@ -175,6 +175,10 @@ class Metadata:
     instance: str = ""  # tells this session apart from an earlier one of the same name (delete buttons)
     last_chat_id: int | None = None  # the chat that last talked to the session: Claude's own turns go there
     last_thread_id: int | None = None  # and its forum topic, if it was one
+    # The place that created the session (homes.py): only it sees and reaches the session. Sessions from before
+    # homes get the place that last used them.
+    home_chat_id: int | None = None
+    home_thread_id: int | None = None
 
     @classmethod
     def from_dict(cls, raw: Any, name: str) -> Metadata:
@@ -238,7 +242,9 @@ TURN_STATISTICS = frozenset({"turns", "total_cost_usd", "last_active", "last_tim
 class SessionStore:
     """The bot's own state lives in SESSIONS_DIR/.bot/ (sessions/<name>/ and chats.json), apart from workspaces.
 
-    A session exists because its state folder does; a folder in SESSIONS_DIR is never a session by its name alone.
+    A session exists because its state folder does (the marker the bot wrote); a folder in SESSIONS_DIR is never a
+    session by its name or by a metadata.json in it. Claude can write in its workspace, so once .bot/ exists no
+    start-up step reads from a workspace again: the old layout is moved in once, when .bot/ is first made.
     """
 
     def __init__(self, root: Path, personas: dict[str, Persona]) -> None:
@@ -247,10 +253,12 @@ class SessionStore:
         self._resolved = root.resolve()
         self.state_root = root / STATE_DIR
         self.sessions_state = self.state_root / "sessions"
+        first_start = not self.state_root.exists() and not self.state_root.is_symlink()
         self.sessions_state.mkdir(parents=True, exist_ok=True)
         self.personas = personas
         self._durable: dict[str, dict[str, Any]] = {}  # per session: what its last fsynced metadata said
-        self._migrate()
+        if first_start:
+            self._migrate()
 
     @property
     def chats_file(self) -> Path:
@@ -362,7 +370,10 @@ class SessionStore:
     # -- older installs kept the state inside each session folder --
 
     def _migrate(self) -> None:
-        """Move metadata.json, inbox.jsonl, claude.pid (and chats.json) of the old layout into the state folder."""
+        """Move metadata.json, inbox.jsonl, claude.pid (and chats.json) of the old layout into the state folder.
+
+        Only a folder laid out as the old bot made it (a valid metadata.json and files/) is taken for a session.
+        """
         old_chats = self.root / CHATS_FILE
         if old_chats.is_file() and not self.chats_file.exists():
             os.replace(old_chats, self.chats_file)
@@ -370,34 +381,31 @@ class SessionStore:
         for folder in sorted(self.root.iterdir()):
             if folder.is_symlink() or not folder.is_dir() or not NAME_RE.fullmatch(folder.name):
                 continue
-            if (folder / META_FILE).is_file():
+            if (folder / META_FILE).is_file() and (folder / "files").is_dir() and not (folder / "files").is_symlink():
                 try:
                     self._migrate_one(folder)
                 except OSError as exc:
                     logger.error("could not move the state of session %s out of its folder: %s", folder.name, exc)
 
     def _migrate_one(self, folder: Path) -> None:
+        old_meta = folder / META_FILE
+        raw: Any
+        try:
+            raw = json.loads(old_meta.read_text(encoding="utf-8"))
+            # /delete leaves a migrated folder alone: nothing proves the bot made it rather than found it.
+            raw |= {"workspace": str(folder.absolute()), "created_workspace": False}
+            raw["instance"] = raw.get("instance") or new_instance()
+            Metadata.from_dict(raw, folder.name)
+        except (ValueError, UnicodeDecodeError, TypeError) as exc:
+            logger.warning("%s has a metadata.json the bot cannot read (%s); not taken for a session", folder, exc)
+            return
         state = self.sessions_state / folder.name
         state.mkdir(exist_ok=True)
-        old_meta = folder / META_FILE
         for file in (INBOX_FILE, PID_FILE):
             if (folder / file).exists() and not (state / file).exists():
                 os.replace(folder / file, state / file)
             (folder / file).unlink(missing_ok=True)
         if not (state / META_FILE).exists():
-            raw: Any
-            try:
-                raw = json.loads(old_meta.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                raw = None
-            if isinstance(raw, dict):
-                raw |= {
-                    "workspace": str(folder.absolute()),
-                    "created_workspace": True,
-                    "instance": raw.get("instance") or new_instance(),
-                }
-                write_json_atomic(state / META_FILE, raw)
-            else:
-                os.replace(old_meta, state / META_FILE)  # kept as it is: /sessions says it is damaged
+            write_json_atomic(state / META_FILE, raw)
         old_meta.unlink(missing_ok=True)
         logger.info("moved the state of session %s into %s", folder.name, state)

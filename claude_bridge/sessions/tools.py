@@ -1,7 +1,8 @@
 """The tools the bot serves to Claude in-process (one registry; each tool a small function with its schema).
 
-`send_file` checks the file on this machine and hands it to whatever front end delivers files (Telegram); the
-tool answers Claude only when the front end says the chat has it. No Telegram here: the sink is given.
+`send_file` checks the file on this machine (file_policy: the session's own folder is sent, anything else is asked,
+the bot's secrets never) and hands it to whatever front end delivers files (Telegram); the tool answers Claude only
+when the front end says the chat has it. No Telegram here: the sink and the way to ask are given.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from claude_bridge.errors import BridgeError
-from claude_bridge.protocol.mcp import Tool, ToolOutcome
+from claude_bridge.protocol.mcp import Tool, ToolOutcome, qualified_name
+from claude_bridge.sessions.file_policy import Judgement, Protected, Verdict, judge, secret_in
 from claude_bridge.sessions.place import Place
 
 logger = logging.getLogger(__name__)
@@ -49,16 +51,23 @@ class OutgoingFile:
 
 
 FileSink = Callable[[OutgoingFile], Awaitable[None]]
+# Ask the human whether a tool may go on (the tool's qualified name, its input, the reason): True when allowed.
+AskHuman = Callable[[str, Mapping[str, Any], str], Awaitable[bool]]
+SKIPS_ASKING = "bypassPermissions"  # the mode in which no tool call is asked, so neither is send_file
 
 
 @dataclass
 class ToolContext:
-    """What the tools of one session need: its folder, where its answers go, and how files get there."""
+    """What the tools of one session need: its folder, where its answers go, how files get there, what is whose."""
 
     cwd: Path
     place: Callable[[], Place | None]  # the place of the turn that runs now
     sink: FileSink
     upload_limit: int
+    own: Sequence[Path] = ()  # the session's own folders (workspace, files/): sent without asking
+    protected: Protected = field(default_factory=Protected)
+    ask: AskHuman | None = None
+    mode: Callable[[], str] = lambda: "default"
 
 
 def session_tools(context: ToolContext) -> list[Tool]:
@@ -95,10 +104,14 @@ async def send_file(context: ToolContext, arguments: Mapping[str, Any]) -> ToolO
         return ToolOutcome("send_file needs a `path` (a string).", is_error=True)
     if not isinstance(caption, str):
         return ToolOutcome("`caption` must be a string.", is_error=True)
-    checked = await asyncio.to_thread(_inspect, context.cwd, raw_path, context.upload_limit)
+    checked = await asyncio.to_thread(_inspect, context, raw_path)
     if isinstance(checked, str):
         return ToolOutcome(checked, is_error=True)
-    path, size, as_photo = checked
+    judgement, size, as_photo = checked
+    path = judgement.path
+    refusal = await _permission(context, judgement, caption)
+    if refusal:
+        return ToolOutcome(refusal, is_error=True)
     place, sink = context.place(), context.sink
     if place is None:
         return ToolOutcome("No chat to send to: nobody has written to this session from Telegram yet.", is_error=True)
@@ -115,16 +128,40 @@ async def send_file(context: ToolContext, arguments: Mapping[str, Any]) -> ToolO
     return ToolOutcome(f"Sent {path.name} ({_size(size)}) to the user's chat as a {kind}.{note}")
 
 
-def _inspect(cwd: Path, raw_path: str, limit: int) -> tuple[Path, int, bool] | str:
-    """The resolved path, its size and whether it goes as a photo; or why it cannot be sent."""
+async def _permission(context: ToolContext, judgement: Judgement, caption: str) -> str:
+    """Why the file may not go ("" when it may): a file outside the session's folder is asked like a tool call."""
+    if judgement.verdict != Verdict.ASK or context.mode() == SKIPS_ASKING:
+        return ""
+    if context.ask is None:
+        return f"{judgement.reason}, and there is nobody to ask; the file was not sent."
+    asked = {"path": str(judgement.path)} | ({"caption": caption} if caption else {})
+    logger.info("send_file asks before sending %s (outside the session's folder)", judgement.path)
+    if await context.ask(qualified_name("send_file"), asked, f"{judgement.reason}; send it to the chat?"):
+        return ""
+    return f"The user did not allow sending {judgement.path} ({judgement.reason}); nothing was sent."
+
+
+def _inspect(context: ToolContext, raw_path: str) -> tuple[Judgement, int, bool] | str:
+    """The verdict on the resolved path, its size and whether it goes as a photo; or why it cannot be sent.
+
+    Symlinks are resolved first, so `../../.env` or a link to it is judged as the file it is.
+    """
     path = Path(raw_path).expanduser()
     if not path.is_absolute():
-        path = cwd / path
-    problem = _check(path, limit)
+        path = context.cwd / path
+    problem = _check(path, context.upload_limit)
     if problem:
         return problem
-    size = path.stat().st_size
-    return path, size, _is_photo(path, size)
+    judgement = judge(path.resolve(strict=True), context.own, context.protected)
+    if judgement.verdict == Verdict.NEVER:
+        return judgement.reason
+    try:
+        if secret_in(judgement.path, context.protected.secrets):
+            return f"{judgement.path} holds the bot's token or TRANSCRIBE_API_KEY; the bot never sends it."
+    except OSError as exc:
+        return f"Cannot read {judgement.path}: {exc.strerror or exc}"
+    size = judgement.path.stat().st_size
+    return judgement, size, _is_photo(judgement.path, size)
 
 
 def _check(path: Path, limit: int) -> str:

@@ -56,13 +56,13 @@ from claude_bridge.sessions.tools import OutgoingFile
 from claude_bridge.sessions.worker import Delivery
 from claude_bridge.settings import Settings
 from claude_bridge.telegram.files import file_sink
-from claude_bridge.telegram.gate import make_gate
+from claude_bridge.telegram.gate import make_gate, place_allowed
 from claude_bridge.telegram.limits import LimitMessages
 from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
 from claude_bridge.telegram.reloading import Reloader, resume, take_handover
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
-from claude_bridge.telegram.topics import open_topic, place_of, topic_opened, topic_title
+from claude_bridge.telegram.topics import open_topic, place_of, place_title, topic_opened
 from claude_bridge.telegram.uploads import Attachment, attachment_of, download, image_type
 from claude_bridge.telegram.voice import claude_message, not_transcribed, quoted, voice_off, words_of
 
@@ -96,6 +96,7 @@ class BotState:
         self.turn_views: dict[str, TurnView] = {}  # running views by inbox entry (a reload hands them over)
         self.front_end: TelegramFrontEnd | None = None
         self.download_limit = int(settings.max_download_mb * 1024 * 1024)
+        self.drafts: dict[int, Delivery] = {}  # the turn each live draft shows (its Stop button stops that turn)
 
 
 def state_of(context: ContextTypes.DEFAULT_TYPE) -> BotState:
@@ -157,9 +158,11 @@ async def run_delivery(
     else:
         view = TurnView(sender, prefs, reply_to=reply_to, queued=delivery.position > 0 or resumed is not None)
     state.turn_views[delivery.entry_id] = view
+    state.drafts[view.draft_id] = delivery
     try:
         await view.run(delivery.events())
     finally:
+        state.drafts.pop(view.draft_id, None)
         if not view.handed_over.is_set():
             state.turn_views.pop(delivery.entry_id, None)
 
@@ -196,7 +199,7 @@ async def submit(
 
 def in_line(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Any:
     """This message's place in its session's line, taken on arrival: a later text waits for an earlier voice note."""
-    return state_of(context).manager.in_line(place_of(update), topic=topic_title(update))
+    return state_of(context).manager.in_line(place_of(update), topic=place_title(update))
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -218,7 +221,7 @@ async def save_attachment(update: Update, context: ContextTypes.DEFAULT_TYPE, at
     state = state_of(context)
 
     async def folder() -> Path:
-        name, notice = state.manager.ensure_active(place_of(update), topic=topic_title(update))
+        name, notice = state.manager.ensure_active(place_of(update), topic=place_title(update))
         if notice:
             await reply(update, context, f"ℹ️ {notice}")
         return state.manager.files_dir(name)
@@ -355,17 +358,14 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_raw_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Bot API 10.3 `stopped_message_generation` (the draft's Stop button) interrupts the turn."""
+    """Bot API 10.3 `stopped_message_generation` (the draft's Stop button) interrupts the turn that draft shows."""
     stopped = update.api_kwargs.get("stopped_message_generation") if update.api_kwargs else None
     if not isinstance(stopped, dict):
         return
-    chat_id, thread_id = (stopped.get("chat") or {}).get("id"), stopped.get("message_thread_id")
-    if not isinstance(chat_id, int):
-        return
-    manager = state_of(context).manager
-    name = manager.active_session(Place(chat_id, thread_id if isinstance(thread_id, int) else None))
-    if name is not None:
-        await manager.interrupt(name)
+    state = state_of(context)
+    delivery = state.drafts.get(stopped.get("draft_id") or 0)
+    if delivery is not None and delivery.chat_id == (stopped.get("chat") or {}).get("id"):
+        await state.manager.interrupt_turn(delivery)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -502,7 +502,9 @@ async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         logger.warning("stopped %d Claude process(es) left by a previous run: %s", len(reaped), reaped)
     for delivery, snapshot in resumed:
         start_view(state, app.bot, delivery, snapshot.get("reply_to"), snapshot)
-    for delivery in await state.manager.recover(announce=handover is None):
+    # A message saved before the restart is answered only where today's settings still let the bot talk.
+    allowed = lambda place: place_allowed(place.chat_id, state.settings)  # noqa: E731
+    for delivery in await state.manager.recover(allowed, announce=handover is None):
         seen = handover.queued if handover else {}
         if delivery.entry_id in seen:
             start_view(state, app.bot, delivery, seen[delivery.entry_id], True)

@@ -80,6 +80,11 @@ def verdict(update: Update, settings: Settings) -> str:
     return "ignore"
 
 
+def place_allowed(chat_id: int, settings: Settings) -> bool:
+    """Whether the gate lets this chat in today: an allowed user's private chat (its id is theirs), a listed group."""
+    return chat_id in settings.allowed_user_ids or chat_id in settings.allowed_chat_ids
+
+
 def make_gate(settings: Settings, tell: Callable[[int, str], Any]) -> Callable[..., Any]:
     """The gate handler: lets allowed updates through, refuses the rest (politely, at most once a minute)."""
     refusals = Refusals()

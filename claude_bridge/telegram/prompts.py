@@ -24,6 +24,7 @@ from claude_bridge.sessions.prompts import Prompt, PromptKind
 from claude_bridge.telegram.outbox import OpKind, Outbox
 from claude_bridge.telegram.render import Chunk, utf16_len, utf16_slice
 from claude_bridge.telegram.streaming import Sender
+from claude_bridge.telegram.topics import place_of
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def prompt_button_handler(commands: Callable[[], Commands]) -> CallbackQueryHand
         chat = update.effective_chat
         if query is None or chat is None:
             return
-        reply = await commands().run(chat.id, query.data or "")
+        reply = await commands().run(place_of(update), query.data or "")  # answered only in the prompt's place
         with contextlib.suppress(TelegramError):
             await query.answer(None if reply.text == "✓" else reply.text[:200])
 

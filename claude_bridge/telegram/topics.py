@@ -30,6 +30,17 @@ def topic_title(update: Update) -> str:
     return created.name if created else ""
 
 
+def place_title(update: Update) -> str:
+    """What a new session of the update's place is named after: the topic's name in a topic, else the group's
+    title or the person's name (a private chat)."""
+    if place_of(update).thread_id is not None:
+        return topic_title(update)
+    chat, user = update.effective_chat, update.effective_user
+    if chat is not None and chat.title:
+        return chat.title
+    return (user.username or user.first_name) if user is not None else ""
+
+
 def topics_allowed(update: Update, bot: Bot) -> bool:
     """A forum supergroup, or a private chat with a bot that has topics enabled (Bot API 9.4)."""
     chat = update.effective_chat

@@ -1,0 +1,73 @@
+"""Nothing Claude starts outlives its session: a tool that detaches itself (`setsid env -u CLAUDE_BRIDGE_PROCESS … &`)
+is stopped with its own session and no other, and what the bot adopts is reaped (real CLI, fake Messages API)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+import pytest_asyncio
+
+from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.subprocess import ClaudeSubprocess
+from claude_bridge.runtime import become_subreaper
+from conftest import cli_env, real_cli_path
+from fake_anthropic import FakeAnthropic, Text
+from fake_anthropic import ToolUse as ScriptedTool
+from processes import eventually, long_command, processes_matching, sleeping
+
+pytestmark = pytest.mark.real_cli
+
+
+def detached(seconds: float) -> str:
+    """How a tool escapes its shell, its process group and the bot's environment marker."""
+    return f"setsid env -u CLAUDE_BRIDGE_PROCESS {long_command(seconds)} > /dev/null 2>&1 < /dev/null &"
+
+
+def options(tmp_path: Path, api: FakeAnthropic, name: str) -> ProcessOptions:
+    workdir = tmp_path / name
+    workdir.mkdir()
+    env = cli_env(tmp_path, api.url)
+    return ProcessOptions(claude_bin=real_cli_path(), cwd=workdir, env=env, permission_mode="bypassPermissions")
+
+
+@pytest_asyncio.fixture
+async def started() -> AsyncIterator[list[ClaudeSubprocess]]:
+    assert become_subreaper()  # as main() does
+    processes: list[ClaudeSubprocess] = []
+    yield processes
+    for process in processes:
+        await process.stop()
+
+
+async def detach_in(process: ClaudeSubprocess, api: FakeAnthropic, seconds: float) -> None:
+    api.enqueue(ScriptedTool("Bash", {"command": detached(seconds), "description": "start a daemon"}), Text("ok"))
+    await process.submit("start it").wait()
+    await eventually(lambda: processes_matching(sleeping(seconds)))
+
+
+def zombie_children() -> list[int]:
+    return [c.pid for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
+
+
+async def test_a_detached_tool_stops_with_its_session_and_not_with_another(tmp_path, api, started):
+    first = ClaudeSubprocess(options(tmp_path, api, "first"), on_status=lambda status: None)
+    second = ClaudeSubprocess(options(tmp_path, api, "second"), on_status=lambda status: None)
+    started += [first, second]
+    await first.start()
+    await second.start()
+    await detach_in(first, api, 300.625)
+    await detach_in(second, api, 300.875)
+    [daemon] = processes_matching(sleeping(300.625))
+    assert "CLAUDE_BRIDGE_PROCESS" not in " ".join(daemon.environ())  # the marker sweep cannot find it
+
+    await first.stop()
+
+    assert not processes_matching(sleeping(300.625))
+    assert processes_matching(sleeping(300.875))  # the other session's daemon is its own business
+    await second.stop()
+    assert not processes_matching(sleeping(300.875))
+    assert not zombie_children() and os.getpid() == psutil.Process().pid
