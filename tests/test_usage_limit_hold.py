@@ -4,6 +4,7 @@ held, the refused message resent after the reset, Cancel, a restart in the middl
 from __future__ import annotations
 
 import asyncio
+from datetime import timezone
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,11 @@ import pytest
 from claude_bridge.commands.core import Commands
 from claude_bridge.protocol.events import AssistantText, LimitText, TurnResult, parse_event
 from claude_bridge.protocol.limits import RateLimit
+from claude_bridge.sessions.limit_keeper import LimitKeeper
 from claude_bridge.sessions.limits import HoldState
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.usage import UsageBook
 from fake_process import FakeClock, FakeSpawner, Shown, base_options, drain, result_of
 
 pytestmark = pytest.mark.fast
@@ -159,3 +162,18 @@ async def test_a_warning_is_shown_once_per_window_and_usage_reports_it(tmp_path)
     usage = (await Commands(manager, clock=clock).run(PRIVATE, "/usage")).text
     assert "default: last turn $0.0100" in usage and "90% of its 5-hour limit" in usage
     await manager.close_all()
+
+
+async def test_a_place_gets_one_limit_message_when_two_paths_show_it_at_once(tmp_path):
+    class SlowToSend(Shown):
+        async def show_limit(self, place: Place, hold: object, message_id: int | None) -> int | None:
+            await asyncio.sleep(0)  # a send awaits Telegram: the other path comes in meanwhile
+            return await super().show_limit(place, hold, message_id)  # type: ignore[arg-type]
+
+    clock, shown = FakeClock(), SlowToSend()
+    keeper = LimitKeeper(tmp_path, shown, UsageBook(timezone.utc), clock=lambda: clock.now)
+    keeper.plan.refused("default", "e1", RateLimit("rejected", resets_at=clock.now + HOUR), clock.now)
+
+    await asyncio.gather(keeper.accepted("group", GROUP), keeper.accepted("group", GROUP))
+
+    assert [place for place, _, _ in shown.limits] == [GROUP]

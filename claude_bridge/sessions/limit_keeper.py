@@ -49,6 +49,8 @@ class LimitKeeper:
         self._timer: asyncio.Task[None] | None = None
         self._warned: set[tuple[str, float | None]] = set()  # (limit, window) already warned about
         self._resumed_for: float | None = None  # the wake time whose resumption was already announced
+        # One limit message per place: a message held at once by accepted() and clear_to_send() must not show two.
+        self._showing: dict[str, asyncio.Lock] = {}
 
     @property
     def hold(self) -> Hold:
@@ -164,15 +166,16 @@ class LimitKeeper:
 
     async def _show(self, place: Place) -> None:
         """The place's one limit message, if it has none for this hold yet."""
-        if place.key in self.plan.hold.notices:
-            return
-        try:
-            message_id = await self._front_end.show_limit(place, self.plan.hold, None)
-        except Exception:
-            logger.exception("could not show the usage limit in %s", place.key)
-            return
-        if message_id is not None and self.plan.hold.state is not HoldState.NONE:
-            self.plan.shown(place.key, message_id)
+        async with self._showing.setdefault(place.key, asyncio.Lock()):
+            if place.key in self.plan.hold.notices:
+                return
+            try:
+                message_id = await self._front_end.show_limit(place, self.plan.hold, None)
+            except Exception:
+                logger.exception("could not show the usage limit in %s", place.key)
+                return
+            if message_id is not None and self.plan.hold.state is not HoldState.NONE:
+                self.plan.shown(place.key, message_id)
 
     async def _edit_all(self, hold: Hold | None = None) -> None:
         """Every place's limit message now says `hold` (the plan's current state by default)."""
