@@ -4,7 +4,7 @@ held, the refused message resent after the reset, Cancel, a restart in the middl
 from __future__ import annotations
 
 import asyncio
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -171,7 +171,7 @@ async def test_a_place_gets_one_limit_message_when_two_paths_show_it_at_once(tmp
             return await super().show_limit(place, hold, message_id)  # type: ignore[arg-type]
 
     clock, shown = FakeClock(), SlowToSend()
-    keeper = LimitKeeper(tmp_path, shown, UsageBook(timezone.utc), clock=lambda: clock.now)
+    keeper = LimitKeeper(tmp_path, shown, UsageBook(UTC), clock=lambda: clock.now)
     keeper.plan.refused("default", "e1", RateLimit("rejected", resets_at=clock.now + HOUR), clock.now)
 
     await asyncio.gather(keeper.accepted("group", GROUP), keeper.accepted("group", GROUP))
