@@ -68,7 +68,7 @@ async def test_reload_mid_turn(tmp_path: Path, fakes: tuple[FakeBotAPI, FakeAnth
         api.enqueue(ScriptedTool("Bash", {"command": "touch crossed; echo crossed-the-exec", "description": "touch"}))
         tg.push_text(GROUP, "run the tool", OWNER, "supergroup")
         prompt = await tg.wait_for("sendMessage", lambda p: p["chat_id"] == GROUP and has_buttons(p), timeout=90)
-        tg.push_text(OWNER, "/mode bypassPermissions")
+        tg.push_text(OWNER, "/mode bypassPermissions confirm")  # the owner's explicit choice (#20)
         await tg.wait_for("sendMessage", lambda p: "is now bypassPermissions" in p.get("text", ""), timeout=30)
         api.enqueue(Text(ANSWER, chunk_size=len("piece00 "), delay=0.05, hold=reloaded, hold_after=10))
         tg.push_text(OWNER, "stream slowly")
