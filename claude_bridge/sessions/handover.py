@@ -75,7 +75,7 @@ async def hand_over_session(session: Session) -> SessionHandover | None:
         return SessionHandover(session.name, record, current.entry_id, current.chat_id, current.thread_id)
     # Claude's own turn in flight: the delivery that shows it (its relay has not finished; at most one runs).
     shown = session.claude_turns.in_flight
-    if record.turn_header and shown and session.last_place is not None:
+    if record.turn_header and shown:
         claude = shown[-1]
         return SessionHandover(session.name, record, claude.entry_id, claude.chat_id, claude.thread_id)
     return SessionHandover(session.name, record)
@@ -110,8 +110,8 @@ async def adopt_session(session: Session, record: SessionHandover) -> Delivery |
 
 def _go_on_with_claudes_turn(session: Session, record: SessionHandover, turn: Turn) -> Delivery | None:
     """Claude's own turn in flight goes on in the same place under the same entry (so the front end continues the
-    message it was shown in); one the previous image did not show goes to the last chat, as a new turn would."""
-    place = Place(record.chat_id, record.thread_id) if record.entry_id else session.last_place
+    message it was shown in); one the previous image did not show goes to the session's home, as a new one would."""
+    place = Place(record.chat_id, record.thread_id) if record.entry_id else session.home
     delivery = session.claude_delivery(turn, place, record.entry_id)
     session.relay_claude_turn(turn, delivery)
     return delivery if place is not None else None
