@@ -212,6 +212,7 @@ async def test_a_schedule_whose_session_is_gone_is_removed_when_it_fires(world):
 def test_claudes_crons_and_wakeups_are_read_from_its_tool_calls_as_measured():
     now = [NOW.timestamp()]
     book = ClaudeScheduleBook(lambda: now[0])
+    book.restarted()  # its process runs (the first start)
     calls = [
         (ToolUse("t1", "CronCreate", {"cron": "*/5 * * * *", "prompt": "check the build", "recurring": True}),
          "Scheduled recurring job 9252735c (Every 5 minutes). Next run: Dec 6 12:05am. Session-only …"),

@@ -103,6 +103,7 @@ async def test_after_a_restart_the_session_starts_again_for_its_crons_and_home_h
     clock.advance(900)  # the bot is down while the dentist's one-shot comes due
 
     second = Bot(tmp_path, clock)
+    assert "call the dentist" in await second.tasks(TOPIC)  # no process holds it yet: not taken for fired
     await second.started()
 
     [process] = second.spawner.started  # only the topic's session, with its conversation: no message written
@@ -184,5 +185,7 @@ async def test_a_reload_keeps_every_schedule_and_tells_nothing(tmp_path):
     listed = await new.tasks(TOPIC)
     for prompt in ("check the build", "call the dentist", "tomorrow's review", "look again"):
         assert prompt in listed
+    clock.advance(900)  # the same process fires the dentist's one-shot: gone, the rest still to come
+    assert "call the dentist" not in await new.tasks(TOPIC) and "look again" in await new.tasks(TOPIC)
     await new.manager.close_all()
     await old.manager.close_all()

@@ -67,6 +67,7 @@ class ClaudeScheduleBook:
         self._clock = clock
         self._calls = {call.id: call for call in calls}  # a call of one of TOOLS waiting for its result
         self._held = {schedule.id: schedule for schedule in held}
+        self._running = False  # a process holds them now: only then does a one-shot whose time comes fire (and go)
 
     @property
     def held(self) -> tuple[ClaudeSchedule, ...]:
@@ -90,13 +91,21 @@ class ClaudeScheduleBook:
         return False
 
     def pending(self) -> tuple[ClaudeSchedule, ...]:
-        """Those still to fire (a one-shot whose time has passed is gone: the CLI fired and deleted it)."""
-        self._drop_due(self._clock() - FIRED_GRACE)
+        """Those still to fire. While a process runs, a one-shot whose time has passed is gone (the CLI fired and
+        deleted it); while none runs, they all wait for its next start, which tells what did not come back."""
+        if self._running:
+            self._drop_due(self._clock() - FIRED_GRACE)
         return self.held
+
+    def adopted(self) -> None:
+        """A reload handed over the very process that holds them: it runs on, and so do they."""
+        self._running = True
 
     def stopped(self) -> None:
         """The process stopped: a one-shot whose time had come fired before; a call cut off is never answered."""
-        self._drop_due(self._clock())
+        if self._running:
+            self._drop_due(self._clock())
+        self._running = False
         self._calls.clear()
 
     def restorable(self) -> bool:
@@ -112,6 +121,7 @@ class ClaudeScheduleBook:
         self._held = {key: s for key, s in self._held.items() if resumed and s.comes_back(now)}
         self._calls.clear()
         self._drop_due(now)  # the durable one-shots missed: the CLI has put them to Claude, not to fire again
+        self._running = True
         return tuple(s for s in lost if not (resumed and s.durable))
 
     def _drop_due(self, before: float) -> None:

@@ -42,6 +42,10 @@ class OwnSchedules:
             self._save()
         return pending
 
+    def adopted(self) -> None:
+        """A reload handed over the process that holds them."""
+        self._book.adopted()
+
     def stopped(self) -> None:
         """The session's process stopped (a suspension, a shutdown, a crash)."""
         self._book.stopped()

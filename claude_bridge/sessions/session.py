@@ -301,6 +301,7 @@ class Session:
     def now_live(self) -> None:
         """Its process runs: a reload adopted one that kept running across the bot's exec."""
         self._to(Lifecycle.LIVE)
+        self.own_schedules.adopted()  # the same process: Claude's schedules in it fire on
 
     def mark_deleted(self) -> None:
         """From now on nothing of the session is written (its folder is about to go)."""
@@ -369,7 +370,8 @@ class Session:
                 self._tell_lost(self.own_schedules.restarted())
                 return
             logger.info("session %s: starting again so Claude's own schedules keep firing", self.name)
-            async with self._rt.pool.slot(self, lambda: None):
+            waiting = "session %s waits for a live slot (MAX_LIVE_SESSIONS) to start for Claude's own schedules"
+            async with self._rt.pool.slot(self, lambda: logger.warning(waiting, self.name)):
                 await self._start()
 
     def _tell_lost(self, lost: tuple[ClaudeSchedule, ...]) -> None:
