@@ -215,7 +215,8 @@ def test_claudes_crons_and_wakeups_are_read_from_its_tool_calls_as_measured():
     book.restarted()  # its process runs (the first start)
     calls = [
         (ToolUse("t1", "CronCreate", {"cron": "*/5 * * * *", "prompt": "check the build", "recurring": True}),
-         "Scheduled recurring job 9252735c (Every 5 minutes). Next run: Dec 6 12:05am. Session-only …"),
+         "Scheduled recurring job 9252735c (Every 5 minutes). Next run: Dec 6 12:05am. Session-only (not written "
+         "to disk, dies when Claude exits). Auto-expires after 30 days. Use CronDelete to cancel sooner."),
         (ToolUse("t2", "CronCreate", {"cron": "30 14 24 12 *", "prompt": "once only", "recurring": False}),
          "Scheduled one-shot task 0d67bd82 (30 14 24 12 *). Session-only …"),
         (ToolUse("t3", "ScheduleWakeup", {"delaySeconds": 600, "prompt": "wake up"}),
@@ -235,9 +236,9 @@ def test_claudes_crons_and_wakeups_are_read_from_its_tool_calls_as_measured():
     book.saw(ToolResult("t5", True, "<tool_use_error>No scheduled job with id 'nope1234'</tool_use_error>"))
     now[0] += 3600  # the wakeup's time has passed: the CLI fired and forgot it
     assert [s.id for s in book.pending()] == ["9252735c", "0d67bd82"]
-    book.saw(ToolUse("t6", "CronDelete", {"id": "9252735c"}))
-    book.saw(ToolResult("t6", False, "Cancelled job 9252735c."))
-    assert [s.id for s in book.pending()] == ["0d67bd82"]
+    now[0] += 30 * 86400  # the CLI deletes a recurring cron by itself after 30 days (2.1.197: 7)
+    assert [s.id for s in book.pending()] == []
+    assert not book.restorable()
 
 
 async def test_claudes_pending_schedule_keeps_its_session_from_idle_suspension_and_shows_in_tasks(world):

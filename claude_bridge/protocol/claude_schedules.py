@@ -3,8 +3,9 @@
 They live inside the CLI process, which fires them by itself; the bot keeps this book (on disk: sessions/
 own_schedules.py), keeps a session with one pending alive, starts it again after a restart and lists them in /tasks.
 Measured on CLI 2.1.332 and 2.1.197 (docs/claude-commands-and-schedules.md):
-- CronCreate {cron, prompt, recurring, durable} answers "Scheduled recurring job <id> (…)" or "Scheduled one-shot task
-  <id> (…)"; CronDelete {id} answers "Cancelled job <id>." (an unknown id is an is_error result).
+- CronCreate {cron, prompt, recurring, durable} answers "Scheduled recurring job <id> (…). … Auto-expires after 30
+  days" (2.1.197: 7 days) or "Scheduled one-shot task <id> (…)"; CronDelete {id} answers "Cancelled job <id>." (an
+  unknown id is an is_error result).
 - ScheduleWakeup {delaySeconds, prompt} answers "Next wakeup scheduled for 02:47:00 (in 240s). …" on 2.1.332 (the time
   is rounded up, so the "in" is read); 2.1.197 outside /loop answers "Wakeup not scheduled. …" (not an error result,
   but nothing is pending).
@@ -30,6 +31,8 @@ _CREATED = re.compile(r"Scheduled (recurring job|one-shot task) ([0-9a-f]+)")
 _CANCELLED = re.compile(r"Cancelled job ([0-9a-f]+)")
 _WAKEUP_SET = "Next wakeup scheduled"
 _WAKEUP_IN = re.compile(r"\(in (\d+)s\)")
+_EXPIRES = re.compile(r"Auto-expires after (\d+) days?")
+DAY = 86400.0
 FIRED_GRACE = 120.0  # seconds a one-shot stays listed past its time (its turn may still be starting)
 
 
@@ -43,6 +46,7 @@ class ClaudeSchedule:
     recurring: bool
     due: float | None = None  # wall-clock time of a one-shot's run; None if recurring or unknown
     durable: bool = False  # kept by the CLI in the project's .claude/scheduled_tasks.json, not only in the process
+    expires: float | None = None  # when the CLI deletes a recurring one by itself, as its result said
 
     @property
     def wakeup(self) -> bool:
@@ -50,7 +54,7 @@ class ClaudeSchedule:
 
     def comes_back(self, now: float) -> bool:
         """Whether a --resume at `now` brings it back (or, a durable one-shot missed, the CLI puts it to Claude)."""
-        if self.wakeup:
+        if self.wakeup or (self.expires is not None and self.expires <= now):
             return False
         return self.recurring or self.durable or (self.due is not None and self.due > now)
 
@@ -93,8 +97,11 @@ class ClaudeScheduleBook:
     def pending(self) -> tuple[ClaudeSchedule, ...]:
         """Those still to fire. While a process runs, a one-shot whose time has passed is gone (the CLI fired and
         deleted it); while none runs, they all wait for its next start, which tells what did not come back."""
+        now = self._clock()
         if self._running:
-            self._drop_due(self._clock() - FIRED_GRACE)
+            self._drop_due(now - FIRED_GRACE)
+        for key in [k for k, s in self._held.items() if s.expires is not None and s.expires <= now]:
+            del self._held[key]  # the CLI deleted it (it may fire once more meanwhile: it is gone from the list)
         return self.held
 
     def adopted(self) -> None:
@@ -138,7 +145,10 @@ class ClaudeScheduleBook:
             recurring = created.group(1) == "recurring job"
             due = None if recurring else _next_run(line, self._clock())
             durable = call.input.get("durable") is True
-            self._held[created.group(2)] = ClaudeSchedule(created.group(2), line, prompt, recurring, due, durable)
+            lasts = _EXPIRES.search(result)
+            expires = self._clock() + int(lasts.group(1)) * DAY if lasts and recurring else None
+            made = ClaudeSchedule(created.group(2), line, prompt, recurring, due, durable, expires)
+            self._held[created.group(2)] = made
         elif call.name == "ScheduleWakeup" and result.startswith(_WAKEUP_SET):
             said = _WAKEUP_IN.search(result)
             delay = float(said.group(1)) if said else _seconds(call.input.get("delaySeconds"))

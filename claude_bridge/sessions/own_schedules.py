@@ -109,7 +109,7 @@ def _load(path: Path, clock: Callable[[], float]) -> ClaudeScheduleBook:
 
 
 def _schedule(item: Any) -> ClaudeSchedule:
-    due = item.get("due")
+    due, expires = item.get("due"), item.get("expires")
     return ClaudeSchedule(
         id=str(item["id"]),
         spec=str(item["spec"]),
@@ -117,4 +117,5 @@ def _schedule(item: Any) -> ClaudeSchedule:
         recurring=bool(item["recurring"]),
         due=float(due) if isinstance(due, int | float) else None,
         durable=bool(item.get("durable", False)),
+        expires=float(expires) if isinstance(expires, int | float) else None,
     )
