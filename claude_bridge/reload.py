@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from claude_bridge.process.reaping import SPAWNED
+from claude_bridge.runtime import SPAWNED
 
 logger = logging.getLogger(__name__)
 

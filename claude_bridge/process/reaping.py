@@ -16,6 +16,7 @@ import psutil
 
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import MARKER_ENV
+from claude_bridge.runtime import SPAWNED
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ async def kill_tree(pid: int, sig: signal.Signals) -> None:
             child.send_signal(sig)
 
 
-SPAWNED: set[int] = set()  # pids asyncio waits for (live CLIs, a reload's check): never reaped here, or asyncio loses
-# their exit code, and never taken for a crashed CLI's orphans
 CLAIMED: set[int] = set()  # orphans of a crashed CLI a session has taken as its own (stopped with that session)
 
 
