@@ -89,8 +89,10 @@ class SessionManager:
         time_zone: tzinfo = UTC,
         limit_margin: float = RESUME_MARGIN,
         protected: Protected | None = None,
+        owner: int | None = None,
     ) -> None:
         self.sessions_dir = sessions_dir
+        self.owner = owner  # the owner's private chat takes the sessions that never had a home (homes.belongs)
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
         self.front_end: FrontEnd = front_end or Unattended()
         self._clock = clock
@@ -260,7 +262,7 @@ class SessionManager:
 
     def belongs(self, name: str, where: Where) -> bool:
         """Whether the place may see and reach the session (homes.py: a session belongs to its home)."""
-        return self._store.exists(name) and belongs(self._get(name).home, Place.of(where))
+        return self._store.exists(name) and belongs(self._get(name).home, Place.of(where), self.owner)
 
     def own(self, where: Where, name: str) -> str:
         """`name` if it is the place's session; SessionError "no session named … here" otherwise."""
