@@ -177,3 +177,23 @@ async def test_a_place_gets_one_limit_message_when_two_paths_show_it_at_once(tmp
     await asyncio.gather(keeper.accepted("group", GROUP), keeper.accepted("group", GROUP))
 
     assert [place for place, _, _ in shown.limits] == [GROUP]
+
+
+async def test_usage_shows_a_place_only_its_own_sessions_and_todays_totals_survive_a_restart(tmp_path):
+    clock, shown = FakeClock(), Shown()
+    manager = make(tmp_path, clock, shown)
+    await drain(await manager.send(PRIVATE, "mine"))
+    await drain(await manager.send(GROUP, "ours"))
+    await drain(await manager.send(GROUP, "ours again"))
+    await manager.close_all()
+
+    restarted = make(tmp_path, clock, Shown())
+    commands = Commands(restarted, clock=clock)
+    private = (await commands.usage(PRIVATE, [])).text.splitlines()
+    group = (await commands.usage(GROUP, [])).text.splitlines()
+
+    private_session, group_session = restarted.active_session(PRIVATE), restarted.active_session(GROUP)
+    assert [line.split(":")[0] for line in private if line.startswith("•")] == [f"• {private_session}"]
+    assert [line.split(":")[0] for line in group if line.startswith("•")] == [f"• {group_session}"]
+    assert "in 1 turn" in private[0] and "in 2 turns" in group[0]
+    await restarted.close_all()

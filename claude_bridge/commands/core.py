@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from claude_bridge.commands import asks, catalog, menu
 from claude_bridge.commands import schedules as scheduled
@@ -242,9 +243,11 @@ class Commands:
         return Reply(notice + status_text(self.manager.status(name), self._clock()))
 
     async def usage(self, chat_id: Where, args: list[str]) -> Reply:
-        """/usage: each session's last turn and today's total, and the plan's last known limit state."""
+        """/usage: each of the place's sessions' last turn and today's total, and the plan's last known limit state
+        (one account for all places)."""
         limits = self.manager.limits
-        return Reply(usage_text(limits.book, self._clock(), limits.book.zone))
+        mine = partial(self.manager.belongs, where=chat_id)
+        return Reply(usage_text(limits.book, self._clock(), limits.book.zone, mine))
 
     async def limit(self, chat_id: Where, args: list[str]) -> Reply:
         """/limit cancel (the limit message's button): nothing is resent by itself after the reset."""

@@ -108,7 +108,8 @@ class SessionManager:
             lambda: list(self._sessions.values()), max_live=max_live, idle_after=idle_after, clock=clock
         )
         # The account's usage limit (one plan for all sessions) and what /usage reports.
-        self.limits = LimitKeeper(sessions_dir, self.front_end, UsageBook(time_zone), clock, limit_margin)
+        usage = UsageBook(time_zone, self._store.state_root / "usage.json")  # today's totals survive a restart
+        self.limits = LimitKeeper(sessions_dir, self.front_end, usage, clock, limit_margin)
         self._runtime = Runtime(
             self._store,
             self._pool,
