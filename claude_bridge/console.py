@@ -294,7 +294,7 @@ class Console:
     async def send(self, text: str) -> None:
         """Queue a message for the active session; its turn prints when the turns before it are done."""
         delivery = await self.manager.send(CHAT_ID, text)
-        if (hold := self.manager.limits.held()) is not None:  # it waits for the usage limit's reset
+        if (hold := self.manager.limits.held(delivery.session)) is not None:  # it waits for the usage limit's reset
             self.screen.info(queued_line(hold, time.time(), self.manager.limits.book.zone))
         elif delivery.position:
             self.screen.info(queued_text(delivery.position))

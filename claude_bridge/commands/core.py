@@ -24,7 +24,6 @@ from claude_bridge.commands.wording import (
     status_text,
     task_line,
 )
-from claude_bridge.sessions.limits import HoldState
 from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
 from claude_bridge.sessions.place import Place, Where
 from claude_bridge.sessions.projects import looks_like_folder
@@ -250,12 +249,12 @@ class Commands:
         return Reply(usage_text(limits.book, self._clock(), limits.book.zone, mine))
 
     async def limit(self, chat_id: Where, args: list[str]) -> Reply:
-        """/limit cancel (the limit message's button): nothing is resent by itself after the reset."""
+        """/limit cancel (the limit message's button): this place's held messages are not resent by themselves after
+        the reset (other places' are)."""
         if args != ["cancel"]:
             return Reply(catalog.usage("limit"))
-        if self.manager.limits.hold.state is not HoldState.HELD:
-            return Reply("Nothing is waiting for the usage limit.")
-        await self.manager.limits.cancel()
+        if not await self.manager.limits.cancel(Place.of(chat_id)):
+            return Reply("Nothing here is waiting for the usage limit.")
         return Reply("Cancelled: nothing is sent by itself. Your waiting messages go to Claude when you write again.")
 
     async def tasks(self, chat_id: Where, args: list[str]) -> Reply:
