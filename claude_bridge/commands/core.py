@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from claude_bridge.commands import asks, catalog, menu
 from claude_bridge.commands import schedules as scheduled
@@ -23,7 +24,6 @@ from claude_bridge.commands.wording import (
     status_text,
     task_line,
 )
-from claude_bridge.sessions.limits import HoldState
 from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
 from claude_bridge.sessions.place import Author, Place, Where
 from claude_bridge.sessions.projects import looks_like_folder
@@ -243,17 +243,19 @@ class Commands:
         return Reply(notice + status_text(self.manager.status(name), self._clock()))
 
     async def usage(self, chat_id: Where, args: list[str]) -> Reply:
-        """/usage: each session's last turn and today's total, and the plan's last known limit state."""
+        """/usage: each of the place's sessions' last turn and today's total, and the plan's last known limit state
+        (one account for all places)."""
         limits = self.manager.limits
-        return Reply(usage_text(limits.book, self._clock(), limits.book.zone))
+        mine = partial(self.manager.belongs, where=chat_id)
+        return Reply(usage_text(limits.book, self._clock(), limits.book.zone, mine))
 
     async def limit(self, chat_id: Where, args: list[str]) -> Reply:
-        """/limit cancel (the limit message's button): nothing is resent by itself after the reset."""
+        """/limit cancel (the limit message's button): this place's held messages are not resent by themselves after
+        the reset (other places' are)."""
         if args != ["cancel"]:
             return Reply(catalog.usage("limit"))
-        if self.manager.limits.hold.state is not HoldState.HELD:
-            return Reply("Nothing is waiting for the usage limit.")
-        await self.manager.limits.cancel()
+        if not await self.manager.limits.cancel(Place.of(chat_id)):
+            return Reply("Nothing here is waiting for the usage limit.")
         return Reply("Cancelled: nothing is sent by itself. Your waiting messages go to Claude when you write again.")
 
     async def tasks(self, chat_id: Where, args: list[str]) -> Reply:

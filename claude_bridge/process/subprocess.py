@@ -21,6 +21,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
+import psutil
+
 from claude_bridge.errors import BridgeError, ClaudeStartError
 from claude_bridge.process.argv import (
     NO_CONVERSATION,
@@ -31,7 +33,13 @@ from claude_bridge.process.argv import (
 )
 from claude_bridge.process.handover import HandoverError, SubprocessHandover, adopt, detach
 from claude_bridge.process.live import ControlHandler, LiveProcess
-from claude_bridge.process.reaping import has_descendants, kill_tree
+from claude_bridge.process.reaping import (
+    claim_orphans,
+    has_descendants,
+    kill_tree,
+    reap_adopted,
+    stop_survivors,
+)
 from claude_bridge.process.state import TRANSITIONS, IllegalTransition, State
 from claude_bridge.process.turns import CLAUDE_TURN_HEADER, Turn, TurnTimings
 from claude_bridge.protocol import messages
@@ -89,6 +97,7 @@ class ClaudeSubprocess:
         self._next: Turn | None = None  # the one message waiting to be written; the caller queues the rest
         self._current: Turn | None = None
         self._running_tasks: dict[str, TaskInfo] = {}
+        self._orphans: list[psutil.Process] = []  # what a crashed CLI of ours had detached: stopped when we stop
         self._notices: list[str] = []
         self._notice_tasks: list[str] = []  # the ids of the tasks those notices are about
         self._expect_claude_until = 0.0
@@ -206,6 +215,8 @@ class ClaudeSubprocess:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._live is not None:
             await self._shutdown_process(self._live, graceful=True)
+        orphans, self._orphans = self._orphans, []
+        await asyncio.to_thread(stop_survivors, orphans)
         self._current = None
         self._fail_waiting(CANCELLED, "The session was stopped before this message was answered.")
         self._to(State.STOPPED)
@@ -558,6 +569,8 @@ class ClaudeSubprocess:
     async def _recover(self, dead: LiveProcess, code: int | None, tail: str) -> None:
         await dead.close()
         await dead.reap_orphans()
+        self._orphans += await asyncio.to_thread(claim_orphans)
+        await asyncio.to_thread(reap_adopted)  # what exited on its way to us (a `setsid` parent, a killed tool shell)
         delays = self.options.restart_delays
         while self._restarts < len(delays):
             delay = delays[self._restarts]

@@ -89,8 +89,10 @@ class SessionManager:
         time_zone: tzinfo = UTC,
         limit_margin: float = RESUME_MARGIN,
         protected: Protected | None = None,
+        owner: int | None = None,
     ) -> None:
         self.sessions_dir = sessions_dir
+        self.owner = owner  # the owner's private chat takes the sessions that never had a home (homes.belongs)
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
         self.front_end: FrontEnd = front_end or Unattended()
         self._clock = clock
@@ -106,7 +108,8 @@ class SessionManager:
             lambda: list(self._sessions.values()), max_live=max_live, idle_after=idle_after, clock=clock
         )
         # The account's usage limit (one plan for all sessions) and what /usage reports.
-        self.limits = LimitKeeper(sessions_dir, self.front_end, UsageBook(time_zone), clock, limit_margin)
+        usage = UsageBook(time_zone, self._store.state_root / "usage.json")  # today's totals survive a restart
+        self.limits = LimitKeeper(sessions_dir, self.front_end, usage, clock, limit_margin)
         self._runtime = Runtime(
             self._store,
             self._pool,
@@ -287,7 +290,7 @@ class SessionManager:
 
     def belongs(self, name: str, where: Where) -> bool:
         """Whether the place may see and reach the session (homes.py: a session belongs to its home)."""
-        return self._store.exists(name) and belongs(self._get(name).home, Place.of(where))
+        return self._store.exists(name) and belongs(self._get(name).home, Place.of(where), self.owner)
 
     def own(self, where: Where, name: str) -> str:
         """`name` if it is the place's session; SessionError "no session named … here" otherwise."""

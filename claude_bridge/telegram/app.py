@@ -148,7 +148,7 @@ async def run_delivery(
         sender.answer(claude_turn_title(delivery, state.manager.active_session(delivery.place)))
     if resumed is not None:
         pass  # after a reload: the chat already saw this message queued (or its answer begin)
-    elif (hold := state.manager.limits.held()) is not None:  # it waits for the usage limit's reset
+    elif (hold := state.manager.limits.held(delivery.session)) is not None:  # it waits for the usage limit's reset
         sender.text(queued_line(hold, time.time(), state.settings.time_zone), reply_to=reply_to)
     elif delivery.position > 0:
         sender.text(f"⏳ {queued_text(delivery.position)}", reply_to=reply_to)
