@@ -43,7 +43,6 @@ from claude_bridge.process.reaping import (
 from claude_bridge.process.state import TRANSITIONS, IllegalTransition, State
 from claude_bridge.process.turns import CLAUDE_TURN_HEADER, Turn, TurnTimings
 from claude_bridge.protocol import messages
-from claude_bridge.protocol.claude_schedules import ClaudeSchedule, ClaudeScheduleBook
 from claude_bridge.protocol.events import (
     CANCELLED,
     EXITED,
@@ -98,7 +97,6 @@ class ClaudeSubprocess:
         self._next: Turn | None = None  # the one message waiting to be written; the caller queues the rest
         self._current: Turn | None = None
         self._running_tasks: dict[str, TaskInfo] = {}
-        self._claude_schedules = ClaudeScheduleBook()  # Claude's own crons and wakeups, which this process fires
         self._orphans: list[psutil.Process] = []  # what a crashed CLI of ours had detached: stopped when we stop
         self._notices: list[str] = []
         self._notice_tasks: list[str] = []  # the ids of the tasks those notices are about
@@ -148,11 +146,6 @@ class ClaudeSubprocess:
     def running_tasks(self) -> tuple[TaskInfo, ...]:
         """Background tasks the CLI runs now (a `run_in_background` Bash, a background agent, …)."""
         return tuple(self._running_tasks.values())
-
-    @property
-    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]:
-        """Claude's own crons and wakeups still to fire in this process (they die with it)."""
-        return self._claude_schedules.pending()
 
     async def start(self) -> None:
         """Spawn the CLI and wait until it answers; raises ClaudeNotFound / ClaudeStartError."""
@@ -408,7 +401,6 @@ class ClaudeSubprocess:
         if live is not self._live:
             return
         self._last_activity = time.monotonic()
-        self._claude_schedules.saw(event)
         if isinstance(event, (TaskStarted, TaskUpdated, TaskNotification, BackgroundTasksChanged)):
             self._track_task(event)
             return
@@ -551,7 +543,6 @@ class ClaudeSubprocess:
         code = live.returncode
         self._live = None
         self._running_tasks.clear()
-        self._claude_schedules.restarted()
         self._notices.clear()
         self._notice_tasks.clear()
         self._expect_claude_until = 0.0

@@ -126,6 +126,7 @@ class SessionManager:
         self._scheduler: Any = None
         self._closed = False
         self._notices: set[asyncio.Task[None]] = set()
+        self._keeping: asyncio.Task[None] | None = None  # starts the sessions whose Claude crons must keep firing
 
     @property
     def idle_after(self) -> float:
@@ -193,7 +194,8 @@ class SessionManager:
     async def recover(
         self, allowed: Callable[[Place], bool] = lambda place: True, *, announce: bool = True
     ) -> list[Delivery]:
-        """After a restart: re-deliver messages never sent, in order; report the ones a restart cut off.
+        """After a restart: re-deliver messages never sent, in order; report the ones a restart cut off; start again
+        (in the background) each session whose own Claude crons must keep firing.
 
         Only places `allowed` (the front end's gate as it is today) are answered; the rest are dropped.
         After a reload (`announce` False) the re-delivered messages are not announced: their chats saw them queued.
@@ -234,11 +236,36 @@ class SessionManager:
             if not pending:
                 await session.inbox.compact()
         self.limits.start()  # a usage-limit hold from before the restart: its held messages are among `pending`
+        self._keeping = asyncio.get_running_loop().create_task(self._keep_claude_schedules(), name="claude-schedules")
         return deliveries
+
+    async def claude_schedules_kept(self) -> None:
+        """Until the sessions recover() starts again for Claude's own crons are started (or could not be)."""
+        if self._keeping is not None:
+            await asyncio.shield(self._keeping)
+
+    async def _keep_claude_schedules(self) -> None:
+        """Claude's own crons fire only while their CLI runs: start each session (not adopted by a reload) whose
+        schedules a --resume brings back, one after another; each tells its home what could not come back."""
+        for name in self._store.names():
+            session = self._get(name)
+            try:
+                await session.keep_schedules_firing()
+            except BridgeError as exc:
+                logger.error("session %s: could not start it again for Claude's own schedules: %s", name, exc)
+                if session.home is not None:
+                    await self._tell(
+                        session.home,
+                        f"⚠️ {name}: Claude could not be started again, so its own schedules wait for your next "
+                        f"message: {exc}",
+                    )
 
     async def close_all(self, timeout: float = 20.0) -> None:
         """End every delivery with a result, stop every live session in parallel (bounded), flush metadata."""
         self._closed = True
+        if self._keeping is not None:
+            self._keeping.cancel()
+            await asyncio.gather(self._keeping, return_exceptions=True)
         await self.limits.close()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)

@@ -62,7 +62,7 @@ from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
 from claude_bridge.telegram.reloading import Reloader, resume, take_handover
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
-from claude_bridge.telegram.topics import open_topic, place_of, place_title, topic_opened
+from claude_bridge.telegram.topics import author_of, open_topic, place_of, place_title, topic_opened
 from claude_bridge.telegram.uploads import Attachment, attachment_of, download, image_type
 from claude_bridge.telegram.voice import claude_message, not_transcribed, quoted, voice_off, words_of
 
@@ -307,7 +307,7 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     place = await _new_topic(update, context, line) or place_of(update)
     try:
-        answer = await state_of(context).commands.run(place, line)
+        answer = await state_of(context).commands.run(place, line, by=author_of(update))
     except BridgeError:
         if place != place_of(update):  # the new session was refused: its topic goes too
             with contextlib.suppress(TelegramError):
