@@ -202,7 +202,7 @@ class Session:
 
     @property
     def last_place(self) -> Place | None:
-        """The chat (and forum topic) that last talked to this session: Claude's own turns and files go there."""
+        """The chat (and forum topic) that last talked to this session; nothing is sent there by it (see home)."""
         if self.meta.last_chat_id is None:
             return None
         return Place(self.meta.last_chat_id, self.meta.last_thread_id)
