@@ -92,10 +92,13 @@ async def test_a_cancel_in_the_group_holds_back_only_the_groups_message(
         message_id = await limit_message(bot, GROUP)
         tg.push_callback(GROUP, OWNER, "/limit cancel", message_id=message_id)
         await bot.reply_containing("Cancelled", chat_id=GROUP, timeout=30)
+        since = len(tg.calls)
 
         await bot.reply_containing("echo: first", chat_id=OWNER, timeout=60)  # the private chat's, by itself
         await asyncio.sleep(max(0.0, api.usage.resets_at + 3 - time.time()))  # past the reset and the margin
         assert asked(api, "second") == 0  # the group's was not sent by itself
+        typing = [c for c in tg.calls[since:] if c.method == "sendChatAction" and c.params["chat_id"] == GROUP]
+        assert typing == []  # nobody is typing in the group: its message waits for its user
 
         tg.push_text(GROUP, "again", user_id=OWNER)
         await bot.reply_containing("echo: second", chat_id=GROUP, timeout=60)

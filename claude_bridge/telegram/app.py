@@ -146,9 +146,10 @@ async def run_delivery(
         # Claude's own turn: a message of its own (so the phone notifies) saying what started it (after a reload the
         # chat has it already).
         sender.answer(claude_turn_title(delivery, state.manager.active_session(delivery.place)))
+    hold = state.manager.limits.held(delivery.session)  # it waits for the usage limit's reset
     if resumed is not None:
         pass  # after a reload: the chat already saw this message queued (or its answer begin)
-    elif (hold := state.manager.limits.held(delivery.session)) is not None:  # it waits for the usage limit's reset
+    elif hold is not None:
         sender.text(queued_line(hold, time.time(), state.settings.time_zone), reply_to=reply_to)
     elif delivery.position > 0:
         sender.text(f"⏳ {queued_text(delivery.position)}", reply_to=reply_to)
@@ -156,11 +157,12 @@ async def run_delivery(
     if isinstance(resumed, dict) and resumed:
         view = TurnView.resume(sender, prefs, resumed)
     else:
-        view = TurnView(sender, prefs, reply_to=reply_to, queued=delivery.position > 0 or resumed is not None)
+        waiting = resumed is not None or hold is not None or delivery.position > 0
+        view = TurnView(sender, prefs, reply_to=reply_to, queued=waiting)
     state.turn_views[delivery.entry_id] = view
     state.drafts[view.draft_id] = delivery
     try:
-        await view.run(delivery.events())
+        await view.run(delivery.events(), lambda: delivery.running)
     finally:
         state.drafts.pop(view.draft_id, None)
         if not view.handed_over.is_set():
