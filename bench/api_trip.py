@@ -1,7 +1,8 @@
 """One Bot API call's round trip from another process, as the bot makes it (PTB over httpx) and as a bare HTTP/1.1
 request on a kept-alive socket: what the fake server and the loopback wire take, and what the client library adds.
 
-Run by benchmark.py: `python bench/api_trip.py <url> <token> <runs> <gap>` prints {"raw": [s…], "ptb": [s…]}.
+Run by benchmark.py: `python bench/api_trip.py <url> <token> <runs> <gap>` prints {"raw": [s…], "ptb": [s…]} for calls
+`gap` s apart, and "raw_now", "ptb_now" for calls back to back (what idle costs this machine shows in the difference).
 """
 
 from __future__ import annotations
@@ -54,9 +55,13 @@ async def ptb_trips(url: str, token: str, runs: int, gap: float) -> list[float]:
 
 def main() -> None:
     url, token, runs, gap = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    raw = asyncio.run(raw_trips(url, token, runs, gap))
-    ptb = asyncio.run(ptb_trips(url, token, runs, gap))
-    print(json.dumps({"raw": raw, "ptb": ptb}))
+    trips = {
+        "raw_now": asyncio.run(raw_trips(url, token, runs, 0.0)),
+        "ptb_now": asyncio.run(ptb_trips(url, token, runs, 0.0)),
+        "raw": asyncio.run(raw_trips(url, token, runs, gap)),
+        "ptb": asyncio.run(ptb_trips(url, token, runs, gap)),
+    }
+    print(json.dumps(trips))
 
 
 if __name__ == "__main__":

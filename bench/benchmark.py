@@ -396,19 +396,23 @@ async def whole_bot(
 
 
 async def bot_api_trips(tg: FakeBotAPI, report: Report) -> None:
-    """A Bot API call's round trip from another process at a human pace: bare, and through PTB as the bot calls."""
+    """A Bot API call's round trip from another process, bare and through PTB as the bot calls: back to back, and at
+    a human pace (then both processes wake from idle, which on a VM can cost more than the call)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "bench" / "api_trip.py"), tg.url, tg.token, str(RUNS), str(HUMAN_GAP),
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await proc.communicate()
     trips = json.loads(out)
-    raw = report.add(Figure("Bot API round trip, loopback: a bare HTTP request", trips["raw"]))
-    ptb = report.add(Figure("  … the same call through PTB (httpx), as the bot makes it", trips["ptb"]))
+    raw_now = report.add(Figure("Bot API round trip, loopback, back to back: a bare HTTP request", trips["raw_now"]))
+    ptb_now = report.add(Figure("  … the same call through PTB (httpx), as the bot makes it", trips["ptb_now"]))
+    raw = report.add(Figure(f"  … a bare HTTP request, {HUMAN_GAP:g} s apart", trips["raw"]))
+    report.add(Figure(f"  … through PTB, {HUMAN_GAP:g} s apart", trips["ptb"]))
     report.notes.append(
-        f"a Bot API call costs the bot's client {ms(ptb.median - raw.median)} beyond the fake server and the "
-        f"loopback wire ({ms(raw.median)} for a bare request); a message's way holds two halves of such trips (the "
-        "update's, the answer's), counted in the bridge's own cost."
+        f"a Bot API call costs the bot's client {ms(ptb_now.median - raw_now.median)} beyond the fake server and the "
+        f"loopback wire ({ms(raw_now.median)} back to back). {HUMAN_GAP:g} s apart the same bare request takes "
+        f"{ms(raw.median)}: waking idle processes costs this machine that much. A message at a human pace meets it in "
+        "the bridge's own cost at least twice: the bot wakes for the update, the fake Bot API for the answer."
     )
 
 
@@ -534,7 +538,8 @@ def main() -> None:
         report = asyncio.run(run(real_cli_path(), scratch))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    report.notes.append(f"bench runtime {time.monotonic() - started:.0f} s")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    report.notes.append(f"bench runtime {time.monotonic() - started:.0f} s; load {load} at the end (a shared machine)")
     print(f"\nbench runtime {time.monotonic() - started:.0f} s")
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
