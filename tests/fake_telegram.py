@@ -365,6 +365,7 @@ class FakeBotAPI:
         self.commands: list[dict[str, Any]] = []
         self.chat_commands: dict[int, list[dict[str, Any]]] = {}  # setMyCommands with BotCommandScopeChat
         self.flood_rejections = 0
+        self.handed_out: dict[tuple[int, int], float] = {}  # (chat id, message id) -> when getUpdates handed it out
         self._clock = clock
         self._url: str | None = None
         self._runner: web.AppRunner | None = None
@@ -389,6 +390,7 @@ class FakeBotAPI:
         self._buckets: dict[object, tuple[float, float]] = {}  # chat_id -> (tokens, when)
         self._counted: deque[tuple[float, object]] = deque()  # (when, chat_id) of counted calls in the last 60 s
         self._down_until = 0.0  # until then every method answers 502 Bad Gateway (see down())
+        self._held: dict[str, asyncio.Event] = {}  # method -> answered only once this is set (see hold())
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": lambda p: self._bot_user(), "deleteWebhook": self._delete_webhook,
             "getUpdates": self._get_updates, "setMyCommands": self._set_my_commands,
@@ -454,6 +456,10 @@ class FakeBotAPI:
     def enforce_telegram_limits(self, limits: TelegramLimits | None = TelegramLimits()) -> None:
         """429 what Telegram would (see TelegramLimits); None switches the limits off."""
         self._limits = limits
+
+    def hold(self, method: str, until: asyncio.Event) -> None:
+        """Answer calls of `method` only once `until` is set: Telegram slow on that call (recorded when answered)."""
+        self._held[method.lower()] = until
 
     def down(self, seconds: float) -> None:
         """The Bot API is unreachable for `seconds` from now: every method answers 502 Bad Gateway (recorded)."""
@@ -611,6 +617,8 @@ class FakeBotAPI:
                 raise bad_request("strings must be encoded in UTF-8")
             if method not in self._methods:
                 raise bad_request("method not found")  # real server: 404, which PTB reports as InvalidToken
+            if (held := self._held.get(method.lower())) is not None:
+                await held.wait()
             if self._injected[method.lower()]:
                 raise self._injected[method.lower()].popleft()
             tokens = self._check_limits(method, params, arrived)
@@ -712,6 +720,10 @@ class FakeBotAPI:
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
             ready = [u for u in self._updates if self._is_allowed(u)][:limit]
             if ready or self._closing:
+                now = self._clock()
+                for update in ready:
+                    if isinstance(message := update.get("message"), dict):
+                        self.handed_out.setdefault((message["chat"]["id"], message["message_id"]), now)
                 return ready
             self._pollers += 1
             if self._pollers == 1:  # tell wait_polling; only on 0 -> 1, so parked pollers never wake each other

@@ -195,6 +195,26 @@ async def test_a_private_chat_sees_drafts_before_the_final_message(bot, tg, api)
     assert "sendMessageDraft" in order[:first_final] and "sendMessageDraft" not in order[first_final:]
 
 
+async def test_typing_and_the_draft_never_hold_a_message_back_from_claude(bot, tg, api):
+    """The feedback calls go out while Claude works: with Telegram sitting on them, both messages reach Claude."""
+    telegram_answers = asyncio.Event()
+    for method in ("sendChatAction", "sendMessageDraft"):
+        tg.hold(method, telegram_answers)
+    before = len(api.requests)
+
+    tg.push_text(OWNER, "from the private chat")
+    tg.push_text(GROUP, "from the group", user_id=OWNER, chat_type="group")
+    await api.wait_for_requests(before + 2)
+    held = [c for c in tg.calls if c.method in ("sendChatAction", "sendMessageDraft")]
+    telegram_answers.set()
+    await bot.reply_containing("echo: from the private chat")
+    await bot.reply_containing("echo: from the group", chat_id=GROUP)
+
+    assert held == []  # Claude had both messages while Telegram had answered none of them
+    shown = {c.params["chat_id"] for c in tg.calls if c.method in ("sendChatAction", "sendMessageDraft") and c.ok}
+    assert shown == {OWNER, GROUP}  # …and the feedback still showed in both places
+
+
 async def test_quick_follow_ups_and_a_three_part_answer_draw_no_429(bot, tg, api):
     await command(bot, "warm up", "echo: warm up")
     tg.enforce_telegram_limits()  # Telegram's documented limits (fake_telegram.TelegramLimits)

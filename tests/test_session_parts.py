@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from claude_bridge.protocol.events import TurnResult
-from claude_bridge.sessions.inbox import EntryState, Inbox, InboxEntry, InboxOp
+from claude_bridge.sessions.inbox import COMPACT_AT, EntryState, Inbox, InboxEntry, InboxOp
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.routes import ChatRoutes
 from claude_bridge.sessions.store import MetaStatus, Persona, SessionStore
@@ -203,6 +203,29 @@ async def test_compact_never_drops_a_message_added_while_it_runs(tmp_path):
     await asyncio.gather(compacting, adding)
 
     assert [e.content for e in inbox.read()] == ["accepted meanwhile"]
+
+
+async def test_a_finished_inbox_is_kept_until_it_has_grown_then_dropped(tmp_path):
+    """Dropped after every message, the file would be made anew by the next add, whose fsync then pays for that."""
+    inbox = Inbox(tmp_path / "inbox.jsonl")
+    entry = await inbox.add(1, "short")
+    await inbox.mark(entry, InboxOp.DONE)
+    await inbox.compact(at_least=COMPACT_AT)
+    assert [e.state for e in inbox.read()] == [EntryState.DONE]  # kept: a few hundred bytes
+
+    while inbox.path.stat().st_size < COMPACT_AT:
+        entry = await inbox.add(1, "x" * 1000)
+        await inbox.compact(at_least=COMPACT_AT)  # one not finished yet: never dropped
+        assert inbox.read()[-1].state == EntryState.QUEUED
+        await inbox.mark(entry, InboxOp.DONE)
+    await inbox.compact(at_least=COMPACT_AT)
+    assert not inbox.path.exists()
+    entry = await inbox.add(1, "after")
+    await inbox.mark(entry, InboxOp.DONE)
+    await inbox.compact(at_least=COMPACT_AT)
+    assert [e.content for e in inbox.read()] == ["after"]  # counted afresh
+    await inbox.compact()
+    assert not inbox.path.exists()  # without a size: at once, as after a restart
 
 
 def test_store_loads_an_old_status_and_a_vanished_persona_safely(tmp_path):

@@ -20,6 +20,7 @@ from claude_bridge.sessions.store import INBOX_FILE, StateDamaged
 logger = logging.getLogger(__name__)
 
 Content = str | list[dict[str, Any]]
+COMPACT_AT = 64 * 1024  # bytes of records (a few hundred text messages) before a finished inbox is dropped
 
 
 class InboxOp(StrEnum):
@@ -82,6 +83,7 @@ class Inbox:
         self.path = path
         self._seq = 0
         self._lock = asyncio.Lock()
+        self._appended = 0  # bytes appended since the file was last dropped (by this image)
 
     def _append(self, record: dict[str, Any]) -> None:
         """Append and fsync (an add)."""
@@ -100,6 +102,7 @@ class Inbox:
                     line = b"\n" + line  # a crash left a torn last line: never glue a record onto it
             handle.write(line)
             handle.flush()
+            self._appended += len(line)
             if sync:
                 os.fsync(handle.fileno())  # also makes every earlier record of the file durable
 
@@ -157,16 +160,27 @@ class Inbox:
             await asyncio.to_thread(self._append, record)
 
     async def mark(self, entry_id: str, op: InboxOp) -> None:
-        """Record that a message was written to Claude (SENT) or is finished (DONE)."""
-        async with self._lock:
-            await asyncio.to_thread(self._note, {"op": InboxOp(op).value, "id": entry_id})
+        """Record that a message was written to Claude (SENT) or is finished (DONE).
 
-    async def compact(self) -> None:
-        """Drop the file once every entry is done, so it does not grow forever."""
+        Written here, not in a thread: an append without fsync only reaches the page cache (tens of µs), less than a
+        thread's hand-over and back, and a DONE record lies on the answer's way to the chat."""
+        async with self._lock:
+            self._note({"op": InboxOp(op).value, "id": entry_id})
+
+    async def compact(self, *, at_least: int = 0) -> None:
+        """Drop the file once every entry is done, so it does not grow forever; with `at_least`, only once this image
+        appended that many bytes to it.
+
+        After each message the bot passes COMPACT_AT: a file dropped and made anew per message made the next add's
+        fsync commit a file creation too (measured 2026-12-06 on a 2-core VM: that fsync 2.1–2.8 ms, 1.2–1.3 ms
+        without; it lies on the message's way to Claude)."""
 
         def _compact() -> None:
             if all(entry.state == EntryState.DONE for entry in self.read()):
                 self.path.unlink(missing_ok=True)
+                self._appended = 0
 
+        if self._appended < at_least:
+            return
         async with self._lock:
             await asyncio.to_thread(_compact)

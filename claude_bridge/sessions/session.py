@@ -44,7 +44,7 @@ from claude_bridge.sessions.claude_turns import ClaudeTurns
 from claude_bridge.sessions.file_policy import Protected
 from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
 from claude_bridge.sessions.homes import TaskOrigins
-from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
+from claude_bridge.sessions.inbox import COMPACT_AT, Content, Inbox, InboxOp
 from claude_bridge.sessions.lifecycle import Lifecycle, checked, from_disk, to_disk
 from claude_bridge.sessions.limit_keeper import LimitKeeper
 from claude_bridge.sessions.own_schedules import OwnSchedules, lost_text
@@ -649,7 +649,7 @@ class Session:
         self.save()
         await self.inbox.mark(delivery.entry_id, InboxOp.DONE)
         if not self.worker.queued:
-            await self.inbox.compact()
+            await self.inbox.compact(at_least=COMPACT_AT)
 
     def _book(self, process: ProcessLike, turn: Turn, result: TurnResult) -> None:
         meta = self.meta
