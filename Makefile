@@ -66,9 +66,10 @@ test-oldest:
 	$(MAKE) test CLAUDE_CODE_VERSION=$(CLAUDE_CODE_OLDEST_TESTED)
 
 # CI's share of that: the real-CLI tests of what depends on the CLI's version (its process and protocol, sessions,
-# prompts, Claude's own turns, doctor); the Telegram side is the same on every version. Its time is in the README.
+# prompts, Claude's own turns and crons, doctor); the Telegram side is the same on every version. Its time is in the README.
 OLDEST_CLI_TESTS := tests/test_claude_subprocess_real.py tests/test_session_manager_real.py \
-	tests/test_walking_skeleton.py tests/test_asks_e2e.py tests/test_bot_claude_turns.py tests/test_doctor.py
+	tests/test_walking_skeleton.py tests/test_asks_e2e.py tests/test_bot_claude_turns.py tests/test_doctor.py \
+	tests/test_claude_schedules_e2e.py
 
 test-oldest-cli:
 	$(MAKE) test CLAUDE_CODE_VERSION=$(CLAUDE_CODE_OLDEST_TESTED) PYTEST_ARGS="-m real_cli $(OLDEST_CLI_TESTS) $(PYTEST_ARGS)"

@@ -36,6 +36,7 @@ from claude_bridge.protocol.limits import RateLimit
 from claude_bridge.runtime import become_subreaper, protect_process, setup_logging, take_instance_lock
 from claude_bridge.sessions.factory import build_manager
 from claude_bridge.sessions.frontend import ClaudeCommands, FrontEnd
+from claude_bridge.sessions.homes import CONSOLE_CHAT
 from claude_bridge.sessions.limits import Hold
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.place import Place
@@ -48,7 +49,7 @@ from claude_bridge.settings import Settings, find_claude, load_settings
 
 logger = logging.getLogger(__name__)
 
-CHAT_ID = 0  # Telegram never uses 0 for a chat, so the console has its own active session in chats.json
+CHAT_ID = CONSOLE_CHAT  # Telegram never uses 0 for a chat, so the console has its own active session in chats.json
 QUIT = CommandSpec(
     "quit",
     "/quit",
@@ -293,7 +294,7 @@ class Console:
     async def send(self, text: str) -> None:
         """Queue a message for the active session; its turn prints when the turns before it are done."""
         delivery = await self.manager.send(CHAT_ID, text)
-        if (hold := self.manager.limits.held()) is not None:  # it waits for the usage limit's reset
+        if (hold := self.manager.limits.held(delivery.session)) is not None:  # it waits for the usage limit's reset
             self.screen.info(queued_line(hold, time.time(), self.manager.limits.book.zone))
         elif delivery.position:
             self.screen.info(queued_text(delivery.position))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from claude_bridge.runtime import SPAWNED
+
 logger = logging.getLogger(__name__)
 
 # Run in a fresh interpreter in the project folder: import the door and every module of the package (a module
@@ -53,12 +55,15 @@ async def check_new_code(project_dir: Path, timeout: float = 60.0, *, settings_d
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    SPAWNED.add(child.pid)  # asyncio waits for it: not an orphan to reap or claim
     try:
         _, stderr = await asyncio.wait_for(child.communicate(), timeout)
     except TimeoutError:
         child.kill()
         await child.wait()
         return ReloadCheck(False, f"the new code did not import within {timeout:g} s")
+    finally:
+        SPAWNED.discard(child.pid)
     if child.returncode == 0:
         return ReloadCheck(True)
     return ReloadCheck(False, _last_lines(stderr.decode("utf-8", "replace")))

@@ -92,6 +92,10 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+# The bot's children asyncio waits for (live CLIs, a reload's check of new code): never reaped by the subreaper's
+# sweep, or asyncio loses their exit code, and never taken for a crashed CLI's orphans.
+SPAWNED: set[int] = set()
+
 _LIBC = _libc()  # loaded once: become_subreaper also runs in a forked child, where loading is not safe
 
 

@@ -112,6 +112,11 @@ class Settings:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
+    def owner_id(self) -> int | None:
+        """The owner: the lowest of ALLOWED_USER_IDS (kept as a set, so "the first" is the lowest)."""
+        return min(self.allowed_user_ids) if self.allowed_user_ids else None
+
+    @property
     def bot_base_url(self) -> str:
         return self.telegram_api_base_url.rstrip("/") + "/bot"
 

@@ -15,7 +15,6 @@ from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions, start_failure
 from claude_bridge.process.requests import control_handler
 from claude_bridge.process.turns import Turn, TurnTimings
-from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import (
     EXITED,
     AssistantText,
@@ -72,7 +71,6 @@ class FakeProcess:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.tasks: dict[str, TaskInfo] = {}  # running background tasks; tests add them
-        self.schedules: dict[str, ClaudeSchedule] = {}  # Claude's own crons and wakeups; tests add them
         self.claude_turn_due = False  # a task ended by itself: Claude's turn reporting it is about to begin
         self.stopped_tasks: list[str] = []
 
@@ -95,10 +93,6 @@ class FakeProcess:
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]:
         return tuple(self.tasks.values())
-
-    @property
-    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]:
-        return tuple(self.schedules.values())
 
     async def stop_task(self, task_id: str) -> None:
         self.stopped_tasks.append(task_id)

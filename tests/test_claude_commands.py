@@ -14,11 +14,11 @@ import pytest_asyncio
 from claude_bridge.commands.core import Commands
 from claude_bridge.commands.schedules import Runner
 from claude_bridge.errors import SessionError
-from claude_bridge.protocol.claude_schedules import ClaudeSchedule, ClaudeScheduleBook
+from claude_bridge.protocol.claude_schedules import ClaudeScheduleBook
 from claude_bridge.protocol.events import SessionStarted, ToolResult, ToolUse
 from claude_bridge.sessions.frontend import ClaudeCommands
 from claude_bridge.sessions.manager import SessionManager
-from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.place import Author, Place
 from claude_bridge.sessions.schedules import Schedules
 from claude_bridge.sessions.worker import Delivery
 from fake_process import FakeClock, FakeSpawner, Shown, base_options, drain, result_of
@@ -170,6 +170,19 @@ async def test_a_fired_prompt_enters_its_session_from_its_place_even_when_anothe
     assert world.spawner.started[0].received == ["summarise the log"]
 
 
+async def test_a_groups_schedules_say_who_made_each(world):
+    await world.commands.run(TOPIC.where, "/every 1h check the build", by=Author(5, "Ann Lee"))
+    await world.commands.run(TOPIC.where, "/at +10m ship it", by=Author(6, "Bob"))
+    await world.commands.run(PRIVATE.where, "/every 2h my own", by=Author(5, "Ann Lee"))
+
+    there = await world.run("/schedules", TOPIC)
+    here = await world.run("/schedules")
+
+    assert "1. [topic-42] at 2026-12-07 10:10:00: ship it\n   next: Mon 2026-12-07 10:10 · by Bob\n" in there
+    assert there.endswith("2. [topic-42] every 1h: check the build\n   next: Mon 2026-12-07 11:00 · by Ann Lee")
+    assert "my own" not in there and here.endswith("my own\n   next: Mon 2026-12-07 12:00 · by Ann Lee")
+
+
 async def test_a_deleted_sessions_schedules_go_and_their_place_is_told(world):
     await world.run("/every 1h ping", TOPIC)
     await world.run("/every 1h pong", TOPIC)
@@ -199,9 +212,11 @@ async def test_a_schedule_whose_session_is_gone_is_removed_when_it_fires(world):
 def test_claudes_crons_and_wakeups_are_read_from_its_tool_calls_as_measured():
     now = [NOW.timestamp()]
     book = ClaudeScheduleBook(lambda: now[0])
+    book.restarted()  # its process runs (the first start)
     calls = [
         (ToolUse("t1", "CronCreate", {"cron": "*/5 * * * *", "prompt": "check the build", "recurring": True}),
-         "Scheduled recurring job 9252735c (Every 5 minutes). Next run: Dec 6 12:05am. Session-only …"),
+         "Scheduled recurring job 9252735c (Every 5 minutes). Next run: Dec 6 12:05am. Session-only (not written "
+         "to disk, dies when Claude exits). Auto-expires after 30 days. Use CronDelete to cancel sooner."),
         (ToolUse("t2", "CronCreate", {"cron": "30 14 24 12 *", "prompt": "once only", "recurring": False}),
          "Scheduled one-shot task 0d67bd82 (30 14 24 12 *). Session-only …"),
         (ToolUse("t3", "ScheduleWakeup", {"delaySeconds": 600, "prompt": "wake up"}),
@@ -216,26 +231,28 @@ def test_claudes_crons_and_wakeups_are_read_from_its_tool_calls_as_measured():
     assert [(s.id, s.recurring) for s in book.pending()] == [
         ("9252735c", True), ("0d67bd82", False), ("wakeup-t3", False)
     ]
+    assert book.pending()[2].due == now[0] + 609  # the time the CLI said, not the delay asked for
     book.saw(ToolUse("t5", "CronDelete", {"id": "nope1234"}))
     book.saw(ToolResult("t5", True, "<tool_use_error>No scheduled job with id 'nope1234'</tool_use_error>"))
     now[0] += 3600  # the wakeup's time has passed: the CLI fired and forgot it
     assert [s.id for s in book.pending()] == ["9252735c", "0d67bd82"]
-    book.restarted()  # --resume brings back recurring crons only
-    assert [s.id for s in book.pending()] == ["9252735c"]
-    book.saw(ToolUse("t6", "CronDelete", {"id": "9252735c"}))
-    book.saw(ToolResult("t6", False, "Cancelled job 9252735c."))
-    assert book.pending() == ()
+    now[0] += 30 * 86400  # the CLI deletes a recurring cron by itself after 30 days (2.1.197: 7)
+    assert [s.id for s in book.pending()] == []
+    assert not book.restorable()
 
 
 async def test_claudes_pending_schedule_keeps_its_session_from_idle_suspension_and_shows_in_tasks(world):
+    cron = ToolUse("t1", "CronCreate", {"cron": "*/5 * * * *", "prompt": "check the build", "recurring": True})
+    world.spawner.enqueue([cron, ToolResult("t1", False, "Scheduled recurring job 9252735c (Every 5 minutes).")])
     await drain(await world.manager.send(PRIVATE.where, "check the build every 5 minutes"))
-    process = world.spawner.started[0]
-    process.schedules["9252735c"] = ClaudeSchedule("9252735c", "*/5 * * * *", "check the build", True)
 
     world.clock.advance(3600)
     assert await world.manager.suspend_idle() == []
     tasks = await world.run("/tasks")
     assert "Claude's own schedules in “default”:\n• ⏰ cron */5 * * * * (recurring, 9252735c): check the build" in tasks
 
-    process.schedules.clear()
+    deleted = ToolUse("t2", "CronDelete", {"id": "9252735c"})
+    world.spawner.enqueue([deleted, ToolResult("t2", False, "Cancelled job 9252735c.")])
+    await drain(await world.manager.send(PRIVATE.where, "stop checking"))
+    world.clock.advance(3600)
     assert await world.manager.suspend_idle() == ["default"]

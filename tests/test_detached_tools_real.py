@@ -4,6 +4,7 @@ is stopped with its own session and no other, and what the bot adopts is reaped 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -71,3 +72,30 @@ async def test_a_detached_tool_stops_with_its_session_and_not_with_another(tmp_p
     await second.stop()
     assert not processes_matching(sleeping(300.875))
     assert not zombie_children() and os.getpid() == psutil.Process().pid
+
+
+async def test_what_a_killed_cli_detached_stops_with_its_session_and_not_with_another(tmp_path, api, started):
+    """A CLI killed outright (OOM, kill -9) cannot be asked for its tree: its detached daemon moves to the bot. It
+    runs on (Claude, resumed, believes it does) and stops with its own session, not with a later crash of another."""
+    statuses: dict[str, list[str]] = {"first": [], "second": []}
+    first = ClaudeSubprocess(options(tmp_path, api, "first"), on_status=lambda s: statuses["first"].append(s.kind))
+    second = ClaudeSubprocess(options(tmp_path, api, "second"), on_status=lambda s: statuses["second"].append(s.kind))
+    started += [first, second]
+    await first.start()
+    await second.start()
+    await detach_in(first, api, 300.375)
+    await detach_in(second, api, 300.125)
+
+    for name, process in (("first", first), ("second", second)):
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        await eventually(lambda name=name: "recovered" in statuses[name])
+    [mine] = processes_matching(sleeping(300.375))
+    assert mine.ppid() == os.getpid()  # re-parented to the bot, tied to no live CLI
+
+    await second.stop()
+    assert not processes_matching(sleeping(300.125))
+    assert processes_matching(sleeping(300.375))  # the first session's, though it is the bot's child like the other
+    await first.stop()
+    assert not processes_matching(sleeping(300.375))
+    assert not zombie_children(), [(p, psutil.Process(p).name()) for p in zombie_children()]

@@ -87,16 +87,38 @@ def test_a_resend_refused_without_a_fresh_reset_time_retries_later(tmp_path: Pat
 
 def test_cancel_resumes_nothing_and_releases_each_session_when_the_user_writes(tmp_path: Path) -> None:
     clock, plan = FakeClock(), HoldPlan(tmp_path, margin=0)
-    plan.refused("work", "w1", rejected(), clock.now)
-    plan.queued("notes")
+    plan.refused("work", "w1", rejected(), clock.now, "1")
+    plan.queued("notes", "1")
 
-    plan.cancel()
+    assert plan.cancel("1") and not plan.cancel("1")
     clock.advance(3600)
 
     assert (plan.hold.state, plan.wake_at(), plan.due_sessions(clock.now)) == (HoldState.CANCELLED, None, ())
-    assert not plan.holds(clock.now)
+    assert not plan.holds(clock.now) and plan.must_wait("work", clock.now) and not plan.must_wait("x", clock.now)
     assert plan.released("work") and not plan.released("work") and not plan.released("other")
     assert plan.released("notes") and plan.hold.state is HoldState.NONE
+
+
+def test_a_cancel_holds_back_only_its_places_sessions_and_outlives_a_new_refusal(tmp_path: Path) -> None:
+    clock, plan = FakeClock(), HoldPlan(tmp_path, margin=0)
+    plan.refused("work", "w1", rejected(), clock.now, "1")
+    plan.queued("group-chat", "-100:7")
+
+    assert plan.cancel("-100:7") and plan.hold.state is HoldState.HELD
+    assert plan.hold.places_cancelled("-100:7") and not plan.hold.places_cancelled("1")
+    assert plan.released("group-chat") and not plan.must_wait("group-chat", clock.now)  # its user wrote: it goes
+    assert plan.must_wait("work", clock.now)
+    plan.refused("group-chat", "g1", rejected(), clock.now, "-100:7")  # tried, and refused again: held anew
+    assert plan.hold.exempt == () and plan.must_wait("group-chat", clock.now)
+
+    plan.cancel("1")
+    plan.refused("group-chat", "g2", rejected(RESET + 60), clock.now, "-100:7")
+    assert [(s.name, s.cancelled) for s in plan.hold.sessions] == [("work", True), ("group-chat", False)]
+    clock.advance(RESET + 60 - clock.now)
+    assert [s.name for s in plan.due_sessions(clock.now)] == ["group-chat"]  # the cancelled one waits for its user
+    assert HoldPlan(tmp_path).hold == plan.hold
+    plan.resumed("group-chat")
+    assert plan.hold.state is HoldState.CANCELLED and plan.wake_at() is None
 
 
 def test_the_plan_and_its_limit_messages_survive_a_restart(tmp_path: Path) -> None:

@@ -170,3 +170,23 @@ async def test_a_session_in_bypass_mode_says_so_when_it_resumes_after_a_restart(
         said = [c.params for c in tg.calls[since:] if c.method == "sendMessage"]
         warned = [p["chat_id"] for p in said if "runs in bypassPermissions" in p.get("text", "")]
         assert warned == [OWNER]  # the group's session asks as before, and is not told otherwise
+
+
+async def test_a_session_that_never_had_a_home_is_listed_only_to_the_owner(tmp_path, tg, api):
+    """Another allowed person and a group never see or reach a session from before homes; the owner does."""
+    other = OWNER + 1
+    async with running_bot(tmp_path, tg, api, ALLOWED_USER_IDS=f"{OWNER},{other}", ALLOWED_CHAT_IDS=str(GROUP)) as bot:
+        bot.manager.create("old-work")  # as a session from before homes: no home, never used
+
+        since = len(tg.calls)
+        tg.push_text(other, "/sessions", user_id=other)
+        theirs = await tg.wait_for("sendMessage", lambda p: p["chat_id"] == other, since=since, timeout=60)
+        assert "old-work" not in theirs.params["text"]
+        since = len(tg.calls)
+        tg.push_text(other, "/switch old-work", user_id=other)
+        refused = await tg.wait_for("sendMessage", lambda p: p["chat_id"] == other, since=since, timeout=60)
+        assert "no session named “old-work”" in refused.params["text"]
+        group = await say(bot, GROUP, "/sessions", "Sessions:")
+        assert "old-work" not in group["text"]
+        mine = await say(bot, OWNER, "/sessions", "Sessions:")
+        assert "old-work" in names(mine["text"].split("\n", 1)[1])  # after the "Created session …" line

@@ -9,12 +9,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from claude_bridge.commands import schedules as schedule_commands
 from claude_bridge.commands.reply import Choice
 from claude_bridge.sessions import when
-from claude_bridge.sessions.place import Place
-from claude_bridge.sessions.schedules import Schedule, Schedules
+from claude_bridge.sessions.place import Author, Place
+from claude_bridge.sessions.schedules import Schedule, Schedules, run_schedule
 from claude_bridge.sessions.when import ScheduleError
 
 pytestmark = pytest.mark.fast
@@ -22,6 +25,7 @@ pytestmark = pytest.mark.fast
 BERLIN = ZoneInfo("Europe/Berlin")
 MONDAY_10 = datetime(2026, 12, 7, 10, 0, tzinfo=BERLIN)  # a Monday
 PRIVATE, TOPIC = Place(7), Place(-100123, 42)
+ANN = Author(99, "Ann Lee")
 
 
 @dataclass
@@ -125,11 +129,12 @@ async def test_schedules_belong_to_their_place(tmp_path: Path) -> None:
     schedules = Schedules(tmp_path / ".bot" / "schedules.sqlite", FakeTarget(), BERLIN, clock=Clock(MONDAY_10))
     await schedules.start(run=False)
 
-    made = schedules.add(PRIVATE, "api", "every", "2h run the tests", creator=99)
+    made = schedules.add(PRIVATE, "api", "every", "2h run the tests", creator=ANN)
     schedules.add(TOPIC, "docs", "cron", '"0 9 * * 1-5" check the docs')
 
     assert schedules.of(PRIVATE) == [made]
-    assert made.session == "api" and made.creator == 99 and made.next_run == MONDAY_10 + timedelta(hours=2)
+    assert made.session == "api" and (made.creator, made.creator_name) == (99, "Ann Lee")
+    assert made.next_run == MONDAY_10 + timedelta(hours=2)
     assert [s.prompt for s in schedules.of(TOPIC)] == ["check the docs"]
     assert schedules.delete(TOPIC, made.id) is None  # another place cannot delete it
     assert schedules.delete(PRIVATE, made.id) == made
@@ -157,7 +162,7 @@ async def test_a_schedule_outlives_a_restart_and_fires(tmp_path: Path) -> None:
     store = tmp_path / ".bot" / "schedules.sqlite"
     first = Schedules(store, FakeTarget(), BERLIN)
     await first.start()
-    made = first.add(TOPIC, "api", "at", "+2s answer in the topic", creator=99)
+    made = first.add(TOPIC, "api", "at", "+2s answer in the topic", creator=ANN)
     await first.shutdown()
 
     target = FakeTarget()
@@ -226,8 +231,8 @@ async def test_the_schedule_commands_answer_in_one_line_and_offer_a_delete_butto
     schedules = Schedules(tmp_path / "s.sqlite", FakeTarget(), BERLIN, clock=Clock(MONDAY_10))
     await schedules.start(run=False)
 
-    made = schedule_commands.add(schedules, TOPIC, "api", "every", "2h run the tests and tell me what broke", 99)
-    refused = schedule_commands.add(schedules, TOPIC, "api", "cron", '"0 9 * *" x', 99)
+    made = schedule_commands.add(schedules, TOPIC, "api", "every", "2h run the tests and tell me what broke", ANN)
+    refused = schedule_commands.add(schedules, TOPIC, "api", "cron", '"0 9 * *" x', ANN)
     listed = schedule_commands.listing(schedules, TOPIC)
 
     assert made.text == (
@@ -239,4 +244,28 @@ async def test_the_schedule_commands_answer_in_one_line_and_offer_a_delete_butto
     assert schedule_commands.listing(schedules, PRIVATE).choices == ()
     assert schedule_commands.delete(schedules, PRIVATE, only.id).text == "That schedule is not here any more."
     assert schedule_commands.delete(schedules, TOPIC, only.id).text.startswith("🗑 Deleted: every 2h")
+    await schedules.shutdown()
+
+
+async def test_a_place_lists_who_made_each_schedule_and_a_job_kept_before_that_still_loads(tmp_path: Path) -> None:
+    store = tmp_path / "s.sqlite"
+    # A job as the bot kept it before it recorded who made one: no "creator_name", "creator" None.
+    before = AsyncIOScheduler(jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{store}")}, timezone=BERLIN)
+    before.start(paused=True)
+    record = {"id": "0ld0b001", "chat_id": TOPIC.chat_id, "thread_id": TOPIC.thread_id, "session": "api",
+              "prompt": "kept from before", "label": "every 3h", "creator": None}
+    before.add_job(run_schedule, IntervalTrigger(hours=3, timezone=BERLIN), args=[str(store), record], id="0ld0b001",
+                   next_run_time=MONDAY_10 + timedelta(hours=3))
+    before.shutdown(wait=False)
+    schedules = Schedules(store, FakeTarget(), BERLIN, clock=Clock(MONDAY_10))
+    await schedules.start(run=False)
+
+    schedule_commands.add(schedules, TOPIC, "api", "every", "1h ask Ann's question", ANN)
+    schedule_commands.add(schedules, TOPIC, "api", "every", "2h ask Bob's question", Author(98, "Bob"))
+    listed = schedule_commands.listing(schedules, TOPIC).text
+
+    assert "1. [api] every 1h: ask Ann's question\n   next: Mon 2026-12-07 11:00 · by Ann Lee\n" in listed
+    assert "2. [api] every 2h: ask Bob's question\n   next: Mon 2026-12-07 12:00 · by Bob\n" in listed
+    assert listed.endswith("3. [api] every 3h: kept from before\n   next: Mon 2026-12-07 13:00")
+    assert schedule_commands.listing(schedules, PRIVATE).text.startswith("No scheduled prompts here.")
     await schedules.shutdown()

@@ -92,3 +92,22 @@ async def test_forged_and_no_longer_allowed_messages_are_never_replayed_and_the_
     asked = [r.last_user_text for r in api.requests]
     assert "forged order" not in asked and "group before restart" not in asked
     assert not (tmp_path / "sessions/.bot/sessions/evil").exists()
+
+
+async def test_a_session_that_never_had_a_home_is_the_owners_not_another_persons(tmp_path):
+    """From before homes, never used: only the owner's private chat (or the console) sees it and takes it; another
+    allowed person's chat and a group get sessions of their own, and never list it."""
+    other_person, console = OWNER + 1, Place(0)
+    manager, _, _ = make_manager(tmp_path, owner=OWNER)
+    manager.create("default")
+    manager.create("old-work")
+
+    for place in (Place(other_person), Place(GROUP)):
+        assert [s.name for s in manager.list_sessions(place)] == []
+        name, _ = manager.ensure_active(place, topic="someone")
+        assert name not in ("default", "old-work")
+    assert {s.name for s in manager.list_sessions(console)} == {"default", "old-work"}
+    assert manager.ensure_active(Place(OWNER))[0] == "default"
+    assert [s.name for s in manager.list_sessions(Place(OWNER))] == ["default", "old-work"]
+    assert not manager.belongs("default", console)  # taken: the owner's chat is its home now
+    await manager.close_all()

@@ -29,6 +29,11 @@ NOON = datetime(2026, 12, 5, 12, 47, tzinfo=BERLIN).timestamp()
 THREE_PM = datetime(2026, 12, 5, 15, 0, tzinfo=BERLIN).timestamp()
 
 
+def every(name: str) -> bool:
+    """Every session is the asking place's."""
+    return True
+
+
 def turn(cost: float, inputs: int = 100, outputs: int = 20, cache_read: int = 0) -> TurnResult:
     usage = {"input_tokens": inputs, "output_tokens": outputs, "cache_read_input_tokens": cache_read,
              "cache_creation_input_tokens": 0, "server_tool_use": {"web_search_requests": 0}}
@@ -93,16 +98,39 @@ def test_the_queued_line_and_times_on_another_day() -> None:
 def test_warning_and_usage_text_show_the_last_known_limit() -> None:
     warning = RateLimit("allowed_warning", THREE_PM, "five_hour", utilization=0.9, surpassed_threshold=0.75)
     book = UsageBook(BERLIN)
-    assert usage_text(book, NOON, BERLIN).splitlines() == [
+    assert usage_text(book, NOON, BERLIN, every).splitlines() == [
         "No turns yet today.", "Plan limit: nothing reported (an API key, or no answer yet)."
     ]
     book.record("work", turn(0.0123), NOON)
     book.saw(warning)
 
     assert warning_text(warning, NOON, BERLIN) == "⚠️ Claude has used 90% of its 5-hour limit; it resets at 15:00."
-    assert usage_text(book, NOON, BERLIN).splitlines() == [
+    assert usage_text(book, NOON, BERLIN, every).splitlines() == [
         "• work: last turn $0.0123, 120 tokens; today $0.0123, 120 tokens in 1 turn",
         "⚠️ Claude has used 90% of its 5-hour limit; it resets at 15:00.",
     ]
     book.saw(RateLimit("rejected", THREE_PM, "seven_day"))
-    assert usage_text(book, NOON, BERLIN).endswith("Plan limit: weekly limit reached, resets at 15:00.")
+    assert usage_text(book, NOON, BERLIN, every).endswith("Plan limit: weekly limit reached, resets at 15:00.")
+
+
+def test_the_days_totals_are_kept_on_disk_and_read_back(tmp_path) -> None:
+    kept = tmp_path / "usage.json"
+    book = UsageBook(BERLIN, kept)
+    book.record("work", turn(0.01, cache_read=1000), NOON)
+    book.record("work", turn(0.02), NOON + 60)
+    book.record("gone", turn(0.5), NOON)
+    book.forget("gone")
+
+    again = UsageBook(BERLIN, kept)
+
+    assert again.sessions() == ["work"] and again.today("work", NOON + 120) == book.today("work", NOON + 120)
+    assert again.today("work", NOON + 86400).today_turns == 0  # tomorrow it starts from zero as before
+
+
+def test_an_unreadable_usage_file_starts_from_zero_and_is_replaced(tmp_path) -> None:
+    kept = tmp_path / "usage.json"
+    kept.write_text('{"version": 1, "sessions": {"work": {"today_turns": "many"}}}')
+    book = UsageBook(BERLIN, kept)
+    assert book.sessions() == []
+    book.record("work", turn(0.01), NOON)
+    assert UsageBook(BERLIN, kept).today("work", NOON).today_turns == 1

@@ -79,19 +79,30 @@ async def test_a_restart_during_the_wait_keeps_the_plan_and_the_refused_message(
     assert asked(api, "second") == 1
 
 
-async def test_cancel_sends_nothing_by_itself_and_the_next_message_brings_the_held_one(
+async def test_a_cancel_in_the_group_holds_back_only_the_groups_message(
     tmp_path: Path, tg: FakeBotAPI, api: FakeAnthropic
 ) -> None:
+    """The Cancel button belongs to its place: the group's held message waits for the group, the private chat's
+    goes on at the reset by itself."""
     api.usage = UsageLimit(resets_at=time.time() + 3)
     async with running_bot(tmp_path, tg, api, **SETTINGS) as bot:
         tg.push_text(OWNER, "first", user_id=OWNER)
-        message_id = await limit_message(bot, OWNER)
-        tg.push_callback(OWNER, OWNER, "/limit cancel", message_id=message_id)
-        await bot.reply_containing("Cancelled", chat_id=OWNER, timeout=30)
-        refused = asked(api, "first")
-        await asyncio.sleep(max(0.0, api.usage.resets_at + 3 - time.time()))  # past the reset and the margin
-        assert asked(api, "first") == refused  # nothing was resent by itself
+        await limit_message(bot, OWNER)
+        tg.push_text(GROUP, "second", user_id=OWNER)
+        message_id = await limit_message(bot, GROUP)
+        tg.push_callback(GROUP, OWNER, "/limit cancel", message_id=message_id)
+        await bot.reply_containing("Cancelled", chat_id=GROUP, timeout=30)
+        since = len(tg.calls)
 
-        tg.push_text(OWNER, "again", user_id=OWNER)
-        await bot.reply_containing("echo: first", chat_id=OWNER, timeout=60)
-        await bot.reply_containing("echo: again", chat_id=OWNER, timeout=60)
+        await bot.reply_containing("echo: first", chat_id=OWNER, timeout=60)  # the private chat's, by itself
+        await asyncio.sleep(max(0.0, api.usage.resets_at + 3 - time.time()))  # past the reset and the margin
+        assert asked(api, "second") == 0  # the group's was not sent by itself
+        typing = [c for c in tg.calls[since:] if c.method == "sendChatAction" and c.params["chat_id"] == GROUP]
+        assert typing == []  # nobody is typing in the group: its message waits for its user
+
+        tg.push_text(GROUP, "again", user_id=OWNER)
+        await bot.reply_containing("echo: second", chat_id=GROUP, timeout=60)
+        await bot.reply_containing("echo: again", chat_id=GROUP, timeout=60)
+
+    assert any("has reset; carrying on" in text for text in texts_in(bot, OWNER))
+    assert not any("has reset; carrying on" in text for text in texts_in(bot, GROUP))  # its message says Cancelled

@@ -56,7 +56,7 @@ async def test_a_refused_message_is_said_once_held_and_answered_after_the_reset_
 
     second = asyncio.create_task(drain(await manager.send(GROUP, "second")))
     place, _, _ = await shown.limit_shown.get()  # the group holds a message too: it gets its own limit message
-    assert place == GROUP and manager.limits.held() is not None
+    assert place == GROUP and manager.limits.held(manager.active_session(GROUP)) is not None
     assert [p.received for p in spawner.started] == [["first"]]  # "second" was not sent to be refused
 
     clock.advance(HOUR + 30)
@@ -128,7 +128,7 @@ async def test_the_hold_and_the_refused_message_survive_a_restart(tmp_path):
     again, spawner2 = Shown(), FakeSpawner()
     restarted = make(tmp_path, clock, again, spawner2)
     (redelivered,) = await restarted.recover()
-    assert restarted.limits.held() is not None and spawner2.started == []  # still held: nothing sent yet
+    assert restarted.limits.held("default") is not None and spawner2.started == []  # still held: nothing sent yet
 
     clock.advance(HOUR + 30)
     await restarted.limits.resume_held(clock.now)
@@ -145,7 +145,7 @@ async def test_an_api_key_429_is_an_ordinary_error_and_holds_nothing(tmp_path):
     result = result_of(await drain(await manager.send(PRIVATE, "first")))
 
     assert result.is_error and result.api_error_status == 429
-    assert manager.limits.held() is None and shown.limits == []
+    assert manager.limits.held("default") is None and shown.limits == []
     await manager.close_all()
 
 
@@ -177,3 +177,74 @@ async def test_a_place_gets_one_limit_message_when_two_paths_show_it_at_once(tmp
     await asyncio.gather(keeper.accepted("group", GROUP), keeper.accepted("group", GROUP))
 
     assert [place for place, _, _ in shown.limits] == [GROUP]
+
+
+async def test_usage_shows_a_place_only_its_own_sessions_and_todays_totals_survive_a_restart(tmp_path):
+    clock, shown = FakeClock(), Shown()
+    manager = make(tmp_path, clock, shown)
+    await drain(await manager.send(PRIVATE, "mine"))
+    await drain(await manager.send(GROUP, "ours"))
+    await drain(await manager.send(GROUP, "ours again"))
+    await manager.close_all()
+
+    restarted = make(tmp_path, clock, Shown())
+    commands = Commands(restarted, clock=clock)
+    private = (await commands.usage(PRIVATE, [])).text.splitlines()
+    group = (await commands.usage(GROUP, [])).text.splitlines()
+
+    private_session, group_session = restarted.active_session(PRIVATE), restarted.active_session(GROUP)
+    assert [line.split(":")[0] for line in private if line.startswith("•")] == [f"• {private_session}"]
+    assert [line.split(":")[0] for line in group if line.startswith("•")] == [f"• {group_session}"]
+    assert "in 1 turn" in private[0] and "in 2 turns" in group[0]
+    await restarted.close_all()
+
+
+async def test_a_cancel_is_its_places_own_the_other_place_still_goes_on_at_the_reset(tmp_path):
+    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
+    manager = make(tmp_path, clock, shown, spawner)
+    spawner.enqueue(refused(clock))
+    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
+    await shown.limit_shown.get()
+    second = asyncio.create_task(drain(await manager.send(GROUP, "second")))
+    await shown.limit_shown.get()
+
+    reply = await Commands(manager).run(GROUP, "/limit cancel")
+    place, hold, message_id = await shown.limit_shown.get()
+    assert "Cancelled" in reply.text and (place, hold.state, message_id) == (GROUP, HoldState.CANCELLED, 502)
+    assert manager.limits.hold.state is HoldState.HELD  # the private chat's message still waits for the reset
+    assert "Nothing here" in (await Commands(manager).run(GROUP, "/limit cancel")).text
+
+    clock.advance(HOUR + 30)
+    await manager.limits.resume_held(clock.now)
+    assert AssistantText("echo: first") in await first
+    edits = [(p, h.state) for p, h, m in shown.limits if m is not None]
+    assert (PRIVATE, HoldState.NONE) in edits and (GROUP, HoldState.NONE) not in edits  # the group's stays Cancelled
+    assert not second.done() and all("second" not in p.received for p in spawner.started)
+
+    again = await manager.send(GROUP, "again")  # the group's user writes: its held message goes first, at once
+    assert AssistantText("echo: second") in await second
+    assert AssistantText("echo: again") in await drain(again)
+    await manager.close_all()
+
+
+async def test_a_cancelled_message_stays_cancelled_when_another_place_is_refused_later(tmp_path):
+    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
+    manager = make(tmp_path, clock, shown, spawner)
+    spawner.enqueue(refused(clock))
+    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
+    await shown.limit_shown.get()
+    await Commands(manager).run(PRIVATE, "/limit cancel")
+    await shown.limit_shown.get()  # "Cancelled"
+
+    spawner.enqueue(refused(clock, after=2 * HOUR))  # the group tries (nothing holds it) and is refused anew
+    in_group = asyncio.create_task(drain(await manager.send(GROUP, "in the group")))
+    place, hold, _ = await shown.limit_shown.get()
+    assert (place, hold.state) == (GROUP, HoldState.HELD)
+
+    clock.advance(2 * HOUR + 30)
+    await manager.limits.resume_held(clock.now)
+    assert AssistantText("echo: in the group") in await in_group
+    assert not first.done() and all(p.received.count("first") == 1 for p in spawner.started if "first" in p.received)
+    await manager.send(PRIVATE, "now")
+    assert AssistantText("echo: first") in await first
+    await manager.close_all()

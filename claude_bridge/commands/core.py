@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from claude_bridge.commands import asks, catalog, menu
 from claude_bridge.commands import schedules as scheduled
@@ -23,9 +24,8 @@ from claude_bridge.commands.wording import (
     status_text,
     task_line,
 )
-from claude_bridge.sessions.limits import HoldState
 from claude_bridge.sessions.manager import MODEL_ALIASES, SessionManager
-from claude_bridge.sessions.place import Place, Where
+from claude_bridge.sessions.place import Author, Place, Where
 from claude_bridge.sessions.projects import looks_like_folder
 from claude_bridge.sessions.schedules import Schedules
 from claude_bridge.sessions.when import ScheduleError
@@ -87,8 +87,9 @@ class Commands:
         """Whether `name` (without the slash) is a command this layer runs."""
         return name in self._handlers
 
-    async def run(self, chat_id: Where, line: str) -> Reply:
-        """Run one command line (`/model haiku`, or a choice's command) for the chat."""
+    async def run(self, chat_id: Where, line: str, *, by: Author | None = None) -> Reply:
+        """Run one command line (`/model haiku`, or a choice's command) for the chat; `by` who typed it (a schedule
+        keeps its maker)."""
         name, args = parse(line)
         handler = self._handlers.get(name)
         if handler is None:
@@ -96,7 +97,7 @@ class Commands:
         logger.debug("chat %s: /%s %s", chat_id, name, args)
         if name in SCHEDULE_KINDS:
             rest = line.strip().split(maxsplit=1)[1:]
-            args = [rest[0].strip()] if rest else []
+            return await self._add_schedule(name, chat_id, rest[0].strip() if rest else "", by)
         return await handler(chat_id, args)
 
     def claude_line(self, where: Where, line: str) -> str | None:
@@ -242,17 +243,19 @@ class Commands:
         return Reply(notice + status_text(self.manager.status(name), self._clock()))
 
     async def usage(self, chat_id: Where, args: list[str]) -> Reply:
-        """/usage: each session's last turn and today's total, and the plan's last known limit state."""
+        """/usage: each of the place's sessions' last turn and today's total, and the plan's last known limit state
+        (one account for all places)."""
         limits = self.manager.limits
-        return Reply(usage_text(limits.book, self._clock(), limits.book.zone))
+        mine = partial(self.manager.belongs, where=chat_id)
+        return Reply(usage_text(limits.book, self._clock(), limits.book.zone, mine))
 
     async def limit(self, chat_id: Where, args: list[str]) -> Reply:
-        """/limit cancel (the limit message's button): nothing is resent by itself after the reset."""
+        """/limit cancel (the limit message's button): this place's held messages are not resent by themselves after
+        the reset (other places' are)."""
         if args != ["cancel"]:
             return Reply(catalog.usage("limit"))
-        if self.manager.limits.hold.state is not HoldState.HELD:
-            return Reply("Nothing is waiting for the usage limit.")
-        await self.manager.limits.cancel()
+        if not await self.manager.limits.cancel(Place.of(chat_id)):
+            return Reply("Nothing here is waiting for the usage limit.")
         return Reply("Cancelled: nothing is sent by itself. Your waiting messages go to Claude when you write again.")
 
     async def tasks(self, chat_id: Where, args: list[str]) -> Reply:
@@ -322,19 +325,21 @@ class Commands:
 
     def _schedule_adder(self, kind: str) -> Handler:
         async def add(chat_id: Where, args: list[str]) -> Reply:
-            """/every, /at, /cron: a prompt for the active session, on a schedule kept across restarts."""
-            if self.schedules is None:
-                return Reply(scheduled.UNAVAILABLE)
-            typed = args[0] if args else ""
-            try:
-                self.schedules.parse(kind, typed)  # bad input makes nothing, not even the chat's first session
-            except ScheduleError as exc:
-                return Reply(f"⚠️ {exc}")
-            name, notice = self._active(chat_id)
-            made = scheduled.add(self.schedules, Place.of(chat_id), name, kind, typed, None)
-            return Reply(notice + made.text, made.choices)
+            return await self._add_schedule(kind, chat_id, args[0] if args else "", None)
 
         return add
+
+    async def _add_schedule(self, kind: str, chat_id: Where, typed: str, by: Author | None) -> Reply:
+        """/every, /at, /cron: a prompt for the active session, on a schedule kept across restarts, made `by`."""
+        if self.schedules is None:
+            return Reply(scheduled.UNAVAILABLE)
+        try:
+            self.schedules.parse(kind, typed)  # bad input makes nothing, not even the chat's first session
+        except ScheduleError as exc:
+            return Reply(f"⚠️ {exc}")
+        name, notice = self._active(chat_id)
+        made = scheduled.add(self.schedules, Place.of(chat_id), name, kind, typed, by)
+        return Reply(notice + made.text, made.choices)
 
     async def listing(self, chat_id: Where, args: list[str]) -> Reply:
         """/schedules: this place's scheduled prompts, a Delete button each; /schedules delete <id> deletes one."""

@@ -6,6 +6,7 @@ Plain strings and Replies from the sessions layer's facts (Hold, RateLimit, Usag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 
 from claude_bridge.commands.reply import Choice, Reply
@@ -79,9 +80,10 @@ def _usage_line(name: str, usage: SessionUsage) -> str:
     return f"• {name}: {last}; {today}"
 
 
-def usage_text(book: UsageBook, now: float, zone: tzinfo) -> str:
-    """What /usage shows."""
-    lines = [_usage_line(name, book.today(name, now)) for name in book.sessions()] or ["No turns yet today."]
+def usage_text(book: UsageBook, now: float, zone: tzinfo, shown: Callable[[str], bool]) -> str:
+    """What /usage shows: the sessions `shown` lets the asking place see, and the account's plan limit."""
+    names = [name for name in book.sessions() if shown(name)]
+    lines = [_usage_line(name, book.today(name, now)) for name in names] or ["No turns yet today."]
     limit = book.limit
     if limit is None:
         lines.append("Plan limit: nothing reported (an API key, or no answer yet).")

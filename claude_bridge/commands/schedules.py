@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from claude_bridge.commands.reply import Choice, Reply
 from claude_bridge.errors import BridgeError
 from claude_bridge.sessions.manager import SessionManager
-from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.place import Author, Place
 from claude_bridge.sessions.schedules import Schedule, ScheduleGone, Schedules
 from claude_bridge.sessions.when import ScheduleError
 from claude_bridge.sessions.worker import Delivery
@@ -20,7 +20,7 @@ PROMPT_PREVIEW = 60
 UNAVAILABLE = "Scheduled prompts are not available here."
 
 
-def add(schedules: Schedules, place: Place, session: str, kind: str, args: str, creator: int | None) -> Reply:
+def add(schedules: Schedules, place: Place, session: str, kind: str, args: str, creator: Author | None) -> Reply:
     """`/every`, `/at` or `/cron` (kind) with its args: the schedule made, or the one-line reason it was not."""
     try:
         made = schedules.add(place, session, kind, args, creator)
@@ -30,11 +30,12 @@ def add(schedules: Schedules, place: Place, session: str, kind: str, args: str, 
 
 
 def listing(schedules: Schedules, place: Place) -> Reply:
-    """`/schedules`: the place's schedules, soonest first, each with a Delete button."""
+    """`/schedules`: the place's schedules, soonest first, who made each (a group has several people), each with a
+    Delete button."""
     found = schedules.of(place)
     if not found:
         return Reply("No scheduled prompts here. /every, /at and /cron make one.")
-    lines = [f"{n}. [{s.session}] {s.label}: {shorten(s.prompt)}\n   {next_line(s)}" for n, s in enumerate(found, 1)]
+    lines = [listed(n, s) for n, s in enumerate(found, 1)]
     choices = tuple(Choice(f"🗑 Delete {n}", f"/schedules delete {s.id}") for n, s in enumerate(found, 1))
     return Reply("⏰ Scheduled prompts here:\n" + "\n".join(lines), choices)
 
@@ -76,6 +77,17 @@ def shorten(prompt: str) -> str:
     """A prompt on one line, cut to PROMPT_PREVIEW characters."""
     line = " ".join(prompt.split())
     return line if len(line) <= PROMPT_PREVIEW else line[: PROMPT_PREVIEW - 1] + "…"
+
+
+def listed(number: int, schedule: Schedule) -> str:
+    """One schedule in /schedules: its session, when, its prompt; then when next, and who made it."""
+    first = f"{number}. [{schedule.session}] {schedule.label}: {shorten(schedule.prompt)}"
+    return f"{first}\n   {next_line(schedule)}{by_line(schedule)}"
+
+
+def by_line(schedule: Schedule) -> str:
+    """Who made it, if the bot knows (a job kept from before it recorded that has no name)."""
+    return f" · by {schedule.creator_name}" if schedule.creator_name else ""
 
 
 def next_line(schedule: Schedule) -> str:

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 from claude_bridge.errors import BridgeError, ClaudeNoAnswer, ClaudeStartError
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import ProcessOptions, start_failure
-from claude_bridge.process.reaping import SPAWNED, descendants, kill_marked_processes, kill_tree, stop_survivors
+from claude_bridge.process.reaping import descendants, kill_marked_processes, kill_tree, stop_survivors
 from claude_bridge.protocol import messages
 from claude_bridge.protocol.events import ControlCancel, ControlRequest, ControlResponse, Event, parse_event
-from claude_bridge.runtime import become_subreaper
+from claude_bridge.runtime import SPAWNED, become_subreaper
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ import psutil
 
 from claude_bridge.process import pidfile
 from claude_bridge.process.argv import MARKER_ENV
+from claude_bridge.runtime import SPAWNED
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ async def kill_tree(pid: int, sig: signal.Signals) -> None:
             child.send_signal(sig)
 
 
-SPAWNED: set[int] = set()  # pids asyncio waits for (live CLIs): never reaped here, or asyncio loses their exit code
+CLAIMED: set[int] = set()  # orphans of a crashed CLI a session has taken as its own (stopped with that session)
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -69,9 +70,28 @@ def stop_survivors(processes: list[psutil.Process], timeout: float = 5.0) -> lis
                 process.kill()
                 alive.append(process)
     psutil.wait_procs([p for p in processes if p.pid not in SPAWNED], timeout=timeout)
+    CLAIMED.difference_update(process.pid for process in processes)
     if alive:
         logger.info("stopped %d process(es) a session's tools left running: %s", len(alive), [p.pid for p in alive])
     return [p.pid for p in alive]
+
+
+def claim_orphans() -> list[psutil.Process]:
+    """What a CLI that just died had detached, now re-parented to the bot (a subreaper), with everything below it.
+
+    Every live CLI is a subreaper itself, so its tools' orphans stay below it: a live child of the bot that is not a
+    process asyncio waits for and not claimed yet can only come from a CLI that died. The caller stops them with
+    its session (stop_survivors), as it would have if the CLI had lived."""
+    taken: list[psutil.Process] = []
+    for child in children_of_self():
+        with contextlib.suppress(psutil.Error):
+            if child.pid in SPAWNED or child.pid in CLAIMED or child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            taken += [child, *child.children(recursive=True)]
+    CLAIMED.update(process.pid for process in taken)
+    if taken:
+        logger.info("a crashed CLI left %d detached process(es) running: %s", len(taken), [p.pid for p in taken])
+    return taken
 
 
 def reap_adopted() -> list[int]:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
+import psutil
+
 from claude_bridge.errors import BridgeError, ClaudeStartError
 from claude_bridge.process.argv import (
     NO_CONVERSATION,
@@ -31,11 +33,16 @@ from claude_bridge.process.argv import (
 )
 from claude_bridge.process.handover import HandoverError, SubprocessHandover, adopt, detach
 from claude_bridge.process.live import ControlHandler, LiveProcess
-from claude_bridge.process.reaping import has_descendants, kill_tree
+from claude_bridge.process.reaping import (
+    claim_orphans,
+    has_descendants,
+    kill_tree,
+    reap_adopted,
+    stop_survivors,
+)
 from claude_bridge.process.state import TRANSITIONS, IllegalTransition, State
 from claude_bridge.process.turns import CLAUDE_TURN_HEADER, Turn, TurnTimings
 from claude_bridge.protocol import messages
-from claude_bridge.protocol.claude_schedules import ClaudeSchedule, ClaudeScheduleBook
 from claude_bridge.protocol.events import (
     CANCELLED,
     EXITED,
@@ -90,7 +97,7 @@ class ClaudeSubprocess:
         self._next: Turn | None = None  # the one message waiting to be written; the caller queues the rest
         self._current: Turn | None = None
         self._running_tasks: dict[str, TaskInfo] = {}
-        self._claude_schedules = ClaudeScheduleBook()  # Claude's own crons and wakeups, which this process fires
+        self._orphans: list[psutil.Process] = []  # what a crashed CLI of ours had detached: stopped when we stop
         self._notices: list[str] = []
         self._notice_tasks: list[str] = []  # the ids of the tasks those notices are about
         self._expect_claude_until = 0.0
@@ -139,11 +146,6 @@ class ClaudeSubprocess:
     def running_tasks(self) -> tuple[TaskInfo, ...]:
         """Background tasks the CLI runs now (a `run_in_background` Bash, a background agent, …)."""
         return tuple(self._running_tasks.values())
-
-    @property
-    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]:
-        """Claude's own crons and wakeups still to fire in this process (they die with it)."""
-        return self._claude_schedules.pending()
 
     async def start(self) -> None:
         """Spawn the CLI and wait until it answers; raises ClaudeNotFound / ClaudeStartError."""
@@ -213,6 +215,8 @@ class ClaudeSubprocess:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._live is not None:
             await self._shutdown_process(self._live, graceful=True)
+        orphans, self._orphans = self._orphans, []
+        await asyncio.to_thread(stop_survivors, orphans)
         self._current = None
         self._fail_waiting(CANCELLED, "The session was stopped before this message was answered.")
         self._to(State.STOPPED)
@@ -397,7 +401,6 @@ class ClaudeSubprocess:
         if live is not self._live:
             return
         self._last_activity = time.monotonic()
-        self._claude_schedules.saw(event)
         if isinstance(event, (TaskStarted, TaskUpdated, TaskNotification, BackgroundTasksChanged)):
             self._track_task(event)
             return
@@ -540,7 +543,6 @@ class ClaudeSubprocess:
         code = live.returncode
         self._live = None
         self._running_tasks.clear()
-        self._claude_schedules.restarted()
         self._notices.clear()
         self._notice_tasks.clear()
         self._expect_claude_until = 0.0
@@ -567,6 +569,8 @@ class ClaudeSubprocess:
     async def _recover(self, dead: LiveProcess, code: int | None, tail: str) -> None:
         await dead.close()
         await dead.reap_orphans()
+        self._orphans += await asyncio.to_thread(claim_orphans)
+        await asyncio.to_thread(reap_adopted)  # what exited on its way to us (a `setsid` parent, a killed tool shell)
         delays = self.options.restart_delays
         while self._restarts < len(delays):
             delay = delays[self._restarts]

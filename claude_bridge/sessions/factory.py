@@ -38,6 +38,7 @@ def build_manager(settings: Settings, claude_bin: Path, front_end: FrontEnd | No
         max_queued=settings.max_queued,
         max_sessions=settings.max_sessions,
         front_end=front_end,
+        owner=settings.owner_id,
         upload_limit=int(settings.max_upload_mb * 1024 * 1024),
         project_roots=settings.project_roots,
         protected=Protected.of(

@@ -28,12 +28,18 @@ def in_private_chat(place: Place) -> bool:
     return place.chat_id >= 0
 
 
-def belongs(home: Place | None, place: Place) -> bool:
+CONSOLE_CHAT = 0  # the console's place: a terminal on the bot's machine, the owner's
+
+
+def belongs(home: Place | None, place: Place, owner: int | None = None) -> bool:
     """Whether `place` may see and reach a session whose home is `home`.
 
-    A session with no home yet (made before homes, never used) is reached only from a private chat, which takes it.
+    A session with no home yet (made before homes, never used) is reached only from the owner's private chat (or
+    the console), which takes it; with no owner known, from any private chat.
     """
-    return home == place if home is not None else is_private(place)
+    if home is not None:
+        return home == place
+    return is_private(place) and (owner is None or place.chat_id in (owner, CONSOLE_CHAT))
 
 
 def place_name(place: Place, title: str, taken: Callable[[str], bool], limit: int) -> str:

@@ -56,9 +56,13 @@ class LimitKeeper:
     def hold(self) -> Hold:
         return self.plan.hold
 
-    def held(self) -> Hold | None:
-        """The hold new messages wait for now (the front end says "Queued — after the limit resets"), or None."""
-        return self.plan.hold if self.plan.holds(self._clock()) else None
+    def held(self, session: str) -> Hold | None:
+        """The hold a new message to `session` waits for now (the front end says "Queued — after the limit
+        resets"), or None: no hold, or the session's user wrote after its Cancel (it sends at once)."""
+        hold = self.plan.hold
+        if session in hold.exempt or not self.plan.holds(self._clock()):
+            return None
+        return hold
 
     def start(self) -> None:
         """Arm the timer for a plan saved by an earlier run (the held messages come back from the inboxes)."""
@@ -71,18 +75,12 @@ class LimitKeeper:
             with contextlib.suppress(asyncio.CancelledError):
                 await timer
 
-    def _must_wait(self, session: str) -> bool:
-        hold = self.plan.hold
-        if hold.state is HoldState.CANCELLED:
-            return any(held.name == session for held in hold.sessions)
-        return self.plan.holds(self._clock())
-
     async def clear_to_send(self, session: str, place: Place) -> None:
         """Return once `session` may send: at once without a hold, else after the reset (or the user's next
-        message after a Cancel). Its place gets the limit message if it has none yet."""
-        while self._must_wait(session):
+        message after its place's Cancel). Its place gets the limit message if it has none yet."""
+        while self.plan.must_wait(session, self._clock()):
             if self.plan.holding:
-                self.plan.queued(session)
+                self.plan.queued(session, place.key)
                 await self._show(place)
             changed = self._changed
             await changed.wait()
@@ -106,7 +104,7 @@ class LimitKeeper:
                 self.plan.resumed(session)  # answered: this session is held no more
             return False
         was = self.plan.hold
-        hold = self.plan.refused(session, entry_id, last, now)
+        hold = self.plan.refused(session, entry_id, last, now, place.key)
         logger.info("session %s refused by the %s until %s", session, hold.limit_type, hold.until)
         if was.state is HoldState.HELD and was.until != hold.until:
             await self._edit_all()
@@ -129,19 +127,21 @@ class LimitKeeper:
             await self._edit_all(replace(self.plan.hold, state=HoldState.NONE))
         self._wake_all()
 
-    async def cancel(self) -> Hold:
-        """The Cancel button: nothing is resent by itself; each held session goes on when the user writes to it."""
-        hold = self.plan.cancel()
-        await self._edit_all()
+    async def cancel(self, place: Place) -> bool:
+        """The Cancel button in `place`: its held sessions are not resent by themselves; each goes on when its user
+        writes to it. Other places' held sessions still go on at the reset. False if the place had none held."""
+        if not self.plan.cancel(place.key):
+            return False
+        await self._edit_all(only=place.key)  # the other places' messages have not changed
         self._arm()
-        self._wake_all()  # the waiting sends re-check: held ones now wait for their user instead of the clock
-        return hold
+        self._wake_all()  # the waiting sends re-check: cancelled ones now wait for their user instead of the clock
+        return True
 
     async def accepted(self, session: str, place: Place) -> None:
         """A message was queued for `session` from `place`: during a hold its place gets the limit message too (it
         may wait behind the refused message of the same session, never reaching its own clear_to_send yet)."""
-        if self.plan.holds(self._clock()):
-            self.plan.queued(session)
+        if self.plan.must_wait(session, self._clock()):
+            self.plan.queued(session, place.key)
             await self._show(place)
 
     def user_wrote(self, session: str) -> None:
@@ -177,12 +177,16 @@ class LimitKeeper:
             if message_id is not None and self.plan.hold.state is not HoldState.NONE:
                 self.plan.shown(place.key, message_id)
 
-    async def _edit_all(self, hold: Hold | None = None) -> None:
-        """Every place's limit message now says `hold` (the plan's current state by default)."""
+    async def _edit_all(self, hold: Hold | None = None, only: str | None = None) -> None:
+        """Every place's limit message (or `only` that place's) now says `hold` (the plan's current state by
+        default), or Cancelled where the place cancelled all its held sessions."""
         hold = hold or self.plan.hold
         for key, message_id in hold.notices.items():
+            if only is not None and key != only:
+                continue
+            shown = replace(hold, state=HoldState.CANCELLED) if self.plan.hold.places_cancelled(key) else hold
             try:
-                await self._front_end.show_limit(place_of_key(key), hold, message_id)
+                await self._front_end.show_limit(place_of_key(key), shown, message_id)
             except Exception:
                 logger.exception("could not update the usage-limit message in %s", key)
 

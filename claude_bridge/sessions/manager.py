@@ -89,8 +89,10 @@ class SessionManager:
         time_zone: tzinfo = UTC,
         limit_margin: float = RESUME_MARGIN,
         protected: Protected | None = None,
+        owner: int | None = None,
     ) -> None:
         self.sessions_dir = sessions_dir
+        self.owner = owner  # the owner's private chat takes the sessions that never had a home (homes.belongs)
         self.personas = personas if personas is not None else {DEFAULT_PERSONA: Persona(DEFAULT_PERSONA, "", "")}
         self.front_end: FrontEnd = front_end or Unattended()
         self._clock = clock
@@ -106,7 +108,8 @@ class SessionManager:
             lambda: list(self._sessions.values()), max_live=max_live, idle_after=idle_after, clock=clock
         )
         # The account's usage limit (one plan for all sessions) and what /usage reports.
-        self.limits = LimitKeeper(sessions_dir, self.front_end, UsageBook(time_zone), clock, limit_margin)
+        usage = UsageBook(time_zone, self._store.state_root / "usage.json")  # today's totals survive a restart
+        self.limits = LimitKeeper(sessions_dir, self.front_end, usage, clock, limit_margin)
         self._runtime = Runtime(
             self._store,
             self._pool,
@@ -123,6 +126,7 @@ class SessionManager:
         self._scheduler: Any = None
         self._closed = False
         self._notices: set[asyncio.Task[None]] = set()
+        self._keeping: asyncio.Task[None] | None = None  # starts the sessions whose Claude crons must keep firing
 
     @property
     def idle_after(self) -> float:
@@ -190,7 +194,8 @@ class SessionManager:
     async def recover(
         self, allowed: Callable[[Place], bool] = lambda place: True, *, announce: bool = True
     ) -> list[Delivery]:
-        """After a restart: re-deliver messages never sent, in order; report the ones a restart cut off.
+        """After a restart: re-deliver messages never sent, in order; report the ones a restart cut off; start again
+        (in the background) each session whose own Claude crons must keep firing.
 
         Only places `allowed` (the front end's gate as it is today) are answered; the rest are dropped.
         After a reload (`announce` False) the re-delivered messages are not announced: their chats saw them queued.
@@ -231,11 +236,36 @@ class SessionManager:
             if not pending:
                 await session.inbox.compact()
         self.limits.start()  # a usage-limit hold from before the restart: its held messages are among `pending`
+        self._keeping = asyncio.get_running_loop().create_task(self._keep_claude_schedules(), name="claude-schedules")
         return deliveries
+
+    async def claude_schedules_kept(self) -> None:
+        """Until the sessions recover() starts again for Claude's own crons are started (or could not be)."""
+        if self._keeping is not None:
+            await asyncio.shield(self._keeping)
+
+    async def _keep_claude_schedules(self) -> None:
+        """Claude's own crons fire only while their CLI runs: start each session (not adopted by a reload) whose
+        schedules a --resume brings back, one after another; each tells its home what could not come back."""
+        for name in self._store.names():
+            session = self._get(name)
+            try:
+                await session.keep_schedules_firing()
+            except BridgeError as exc:
+                logger.error("session %s: could not start it again for Claude's own schedules: %s", name, exc)
+                if session.home is not None:
+                    await self._tell(
+                        session.home,
+                        f"⚠️ {name}: Claude could not be started again, so its own schedules wait for your next "
+                        f"message: {exc}",
+                    )
 
     async def close_all(self, timeout: float = 20.0) -> None:
         """End every delivery with a result, stop every live session in parallel (bounded), flush metadata."""
         self._closed = True
+        if self._keeping is not None:
+            self._keeping.cancel()
+            await asyncio.gather(self._keeping, return_exceptions=True)
         await self.limits.close()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
@@ -260,7 +290,7 @@ class SessionManager:
 
     def belongs(self, name: str, where: Where) -> bool:
         """Whether the place may see and reach the session (homes.py: a session belongs to its home)."""
-        return self._store.exists(name) and belongs(self._get(name).home, Place.of(where))
+        return self._store.exists(name) and belongs(self._get(name).home, Place.of(where), self.owner)
 
     def own(self, where: Where, name: str) -> str:
         """`name` if it is the place's session; SessionError "no session named … here" otherwise."""

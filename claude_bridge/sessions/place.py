@@ -30,4 +30,12 @@ class Place:
         return where if isinstance(where, Place) else cls(where)
 
 
+@dataclass(frozen=True)
+class Author:
+    """Who typed something (a group has several people): the chat app's user id and the name to show for them."""
+
+    user_id: int
+    name: str
+
+
 Where = int | Place  # what callers pass: a chat id means the chat itself, as before topics

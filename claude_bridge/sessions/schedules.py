@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
 from claude_bridge.sessions import when
-from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.place import Author, Place
 from claude_bridge.sessions.when import ScheduleError
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ class Schedule:
     session: str
     prompt: str
     label: str  # "every 2h", "at 2026-12-24 09:00:00", "cron 0 9 * * 1-5"
-    creator: int | None = None
+    creator: int | None = None  # the user id of who made it (None: made before the bot recorded it)
     next_run: datetime | None = None
+    creator_name: str = ""  # their name as it was then ("" for a job from before names were kept)
 
 
 class ScheduleGone(ScheduleError):
@@ -125,7 +126,7 @@ class Schedules:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def add(self, place: Place, session: str, kind: str, args: str, creator: int | None = None) -> Schedule:
+    def add(self, place: Place, session: str, kind: str, args: str, creator: Author | None = None) -> Schedule:
         """Keep a prompt typed as `/every`, `/at` or `/cron` (kind) with its args; ScheduleError stores nothing."""
         now = self._clock()
         spec = self.parse(kind, args)
@@ -133,7 +134,8 @@ class Schedules:
             raise ScheduleError(f"This chat already has {self._max} schedules: delete one in /schedules first.")
         record = {
             "id": uuid.uuid4().hex[:8], "chat_id": place.chat_id, "thread_id": place.thread_id, "session": session,
-            "prompt": spec.prompt, "label": spec.label, "creator": creator,
+            "prompt": spec.prompt, "label": spec.label,
+            "creator": creator.user_id if creator else None, "creator_name": creator.name if creator else "",
         }
         first = spec.trigger.get_next_fire_time(None, now)
         job = self._scheduler.add_job(
@@ -249,4 +251,5 @@ def _schedule_of(record: Mapping[str, Any], next_run: datetime | None = None) ->
         label=str(record["label"]),
         creator=record.get("creator"),
         next_run=next_run,
+        creator_name=str(record.get("creator_name") or ""),  # jobs stored before names were kept have none
     )

@@ -32,6 +32,7 @@ from claude_bridge.protocol.events import (
     SessionStarted,
     TaskInfo,
     TaskStarted,
+    ToolResult,
     ToolUse,
     TurnResult,
 )
@@ -46,6 +47,7 @@ from claude_bridge.sessions.homes import TaskOrigins
 from claude_bridge.sessions.inbox import Content, Inbox, InboxOp
 from claude_bridge.sessions.lifecycle import Lifecycle, checked, from_disk, to_disk
 from claude_bridge.sessions.limit_keeper import LimitKeeper
+from claude_bridge.sessions.own_schedules import OwnSchedules, lost_text
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.prompts import PromptBoard
@@ -97,8 +99,6 @@ class ProcessLike(Protocol):
     def failed(self) -> bool: ...
     @property
     def running_tasks(self) -> tuple[TaskInfo, ...]: ...
-    @property
-    def claude_schedules(self) -> tuple[ClaudeSchedule, ...]: ...
     async def start(self) -> None: ...
     def submit(self, content: Content) -> Turn: ...
     async def interrupt(self) -> bool: ...
@@ -153,6 +153,7 @@ class Session:
         self.process: ProcessLike | None = None
         self.claude_commands = known_commands.load(self.state_dir)  # as the last `init` listed them; None before one
         self.origins = TaskOrigins()  # where each background task was started: Claude's turn about it goes there
+        self.own_schedules = OwnSchedules(self.state_dir, runtime.clock)  # Claude's crons, kept across restarts
         self._claude_place: Place | None = None  # where Claude's own running turn (_claude_turn) is shown
         self._claude_turn: Turn | None = None
         if meta.home_chat_id is None and meta.last_chat_id is not None:  # from before homes: the last user's place
@@ -161,6 +162,8 @@ class Session:
         self.resumed: dict[str, tuple[ProcessLike, Turn]] = {}
         # Accepting a message and deleting the session take turns, so nothing is accepted into a removed folder.
         self.lock = asyncio.Lock()
+        # One start at a time: a message's, or the one that keeps Claude's crons firing after the bot started.
+        self._start_lock = asyncio.Lock()
         self.worker = SessionWorker(meta.name, self.deliver, runtime.pool.changed)
         self.requests = ClaudeRequests(
             meta.name,
@@ -199,7 +202,7 @@ class Session:
 
     @property
     def last_place(self) -> Place | None:
-        """The chat (and forum topic) that last talked to this session: Claude's own turns and files go there."""
+        """The chat (and forum topic) that last talked to this session; nothing is sent there by it (see home)."""
         if self.meta.last_chat_id is None:
             return None
         return Place(self.meta.last_chat_id, self.meta.last_thread_id)
@@ -245,7 +248,7 @@ class Session:
 
     @property
     def claude_schedules(self) -> tuple[ClaudeSchedule, ...]:
-        return self.process.claude_schedules if self.process is not None else ()
+        return self.own_schedules.pending()
 
     def ahead(self) -> int:
         """How many turns a new message would wait behind: queued messages and a running Claude turn."""
@@ -298,6 +301,7 @@ class Session:
     def now_live(self) -> None:
         """Its process runs: a reload adopted one that kept running across the bot's exec."""
         self._to(Lifecycle.LIVE)
+        self.own_schedules.adopted()  # the same process: Claude's schedules in it fire on
 
     def mark_deleted(self) -> None:
         """From now on nothing of the session is written (its folder is about to go)."""
@@ -337,6 +341,7 @@ class Session:
             if process is not None:
                 tasks = process.running_tasks
                 await process.stop()
+                self.own_schedules.stopped()
                 logger.info("session %s %s", self.name, state)
                 if tasks:
                     self._tell_stopped(tasks, state)
@@ -353,6 +358,31 @@ class Session:
             logger.warning("session %s: no chat to tell that its background tasks were stopped", self.name)
             return
         self._rt.tell(self.home, text)
+
+    async def keep_schedules_firing(self) -> None:
+        """After the bot started: Claude's crons fire only while its process lives, so a session whose schedules a
+        --resume brings back is started now (they fire with no message written); those that cannot come back are
+        dropped and its home is told. BridgeError if Claude cannot be started."""
+        async with self._start_lock:
+            if self.process is not None or self.damage:  # adopted by a reload, or started by a message meanwhile
+                return
+            if not self.own_schedules.restorable():
+                self._tell_lost(self.own_schedules.restarted())
+                return
+            logger.info("session %s: starting again so Claude's own schedules keep firing", self.name)
+            waiting = "session %s waits for a live slot (MAX_LIVE_SESSIONS) to start for Claude's own schedules"
+            async with self._rt.pool.slot(self, lambda: logger.warning(waiting, self.name)):
+                await self._start()
+
+    def _tell_lost(self, lost: tuple[ClaudeSchedule, ...]) -> None:
+        """Claude's schedules that a restart of its process lost: one line for the session's home."""
+        if not lost:
+            return
+        logger.info("session %s: %d of Claude's own schedule(s) lost in a restart", self.name, len(lost))
+        if self.home is None:
+            logger.warning("session %s: no chat to tell which of Claude's schedules were lost", self.name)
+            return
+        self._rt.tell(self.home, lost_text(self.name, lost))
 
     async def reread_settings(self) -> None:
         """The project's settings changed: restart the process (keeping its conversation) now if it is idle, else
@@ -386,6 +416,10 @@ class Session:
         return matches[0]
 
     async def _ensure_live(self, delivery: Delivery) -> ProcessLike:
+        async with self._start_lock:
+            return await self._make_live(delivery)
+
+    async def _make_live(self, delivery: Delivery) -> ProcessLike:
         if self.process is not None and self.lifecycle is Lifecycle.RESTART_DUE:
             delivery.notice(f"Restarting session “{self.name}” with its new settings…")
             await self.claude_turns.wait()  # a restart waits for Claude's own turn as a message does
@@ -413,6 +447,7 @@ class Session:
             if self.lifecycle is Lifecycle.STARTING:  # new settings meanwhile leave it RESTART_DUE
                 self._to(Lifecycle.LIVE)
             self.save()
+            self._tell_lost(self.own_schedules.restarted())  # --resume brought back what it could
         except BaseException:
             if self.process is process:
                 self.process = None
@@ -506,6 +541,11 @@ class Session:
         logger.info("session %s: %s", self.name, status.message)
         if status.kind == "conversation_lost":
             self.meta.claude_session_id = ""
+            self._tell_lost(self.own_schedules.restarted(resumed=False))
+        elif status.kind == "crashed":
+            self.own_schedules.stopped()
+        elif status.kind == "recovered":
+            self._tell_lost(self.own_schedules.restarted())
         if status.kind == "gave_up" and self.lifecycle in (Lifecycle.LIVE, Lifecycle.RESTART_DUE):
             self._to(Lifecycle.FAILED)
             try:
@@ -590,7 +630,10 @@ class Session:
                 case TaskStarted():
                     self.origins.started(event.task_id, place)  # Claude's turn about this task goes to this place
                 case ToolUse():
+                    self.own_schedules.saw(event)
                     await self._rt.prompts.saw(event)
+                case ToolResult():
+                    self.own_schedules.saw(event)
         raise BridgeError("the turn ended without a result")
 
     async def _refused_by_limit(self, process: ProcessLike, delivery: Delivery, result: TurnResult) -> bool:

@@ -173,8 +173,10 @@ class Metadata:
     workspace: str = ""
     created_workspace: bool = False  # only a folder the bot made is removed by /delete
     instance: str = ""  # tells this session apart from an earlier one of the same name (delete buttons)
-    last_chat_id: int | None = None  # the chat that last talked to the session: Claude's own turns go there
-    last_thread_id: int | None = None  # and its forum topic, if it was one
+    # The chat (and forum topic) that last talked to the session: shown nowhere and routing nothing (Claude's own
+    # turns, files and notices go to a turn's place or the home); it gives a session from before homes its home.
+    last_chat_id: int | None = None
+    last_thread_id: int | None = None
     # The place that created the session (homes.py): only it sees and reaches the session. Sessions from before
     # homes get the place that last used them.
     home_chat_id: int | None = None

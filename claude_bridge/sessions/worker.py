@@ -89,6 +89,13 @@ class Delivery:
         return self._turns[-1] if self._turns else None
 
     @property
+    def running(self) -> bool:
+        """Claude works on it now: its turn started and has not ended (not before it reached Claude, not while a
+        refused turn waits to be sent again)."""
+        turn = self.turn
+        return turn is not None and not turn.done.is_set() and self.result is None
+
+    @property
     def place(self) -> Place:
         return Place(self.chat_id, self.thread_id)
 

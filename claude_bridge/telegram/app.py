@@ -62,7 +62,7 @@ from claude_bridge.telegram.outbox import Outboxes
 from claude_bridge.telegram.prompts import PromptMessages, prompt_button_handler
 from claude_bridge.telegram.reloading import Reloader, resume, take_handover
 from claude_bridge.telegram.streaming import ChatPrefs, Sender, TurnView
-from claude_bridge.telegram.topics import open_topic, place_of, place_title, topic_opened
+from claude_bridge.telegram.topics import author_of, open_topic, place_of, place_title, topic_opened
 from claude_bridge.telegram.uploads import Attachment, attachment_of, download, image_type
 from claude_bridge.telegram.voice import claude_message, not_transcribed, quoted, voice_off, words_of
 
@@ -146,9 +146,10 @@ async def run_delivery(
         # Claude's own turn: a message of its own (so the phone notifies) saying what started it (after a reload the
         # chat has it already).
         sender.answer(claude_turn_title(delivery, state.manager.active_session(delivery.place)))
+    hold = state.manager.limits.held(delivery.session)  # it waits for the usage limit's reset
     if resumed is not None:
         pass  # after a reload: the chat already saw this message queued (or its answer begin)
-    elif (hold := state.manager.limits.held()) is not None:  # it waits for the usage limit's reset
+    elif hold is not None:
         sender.text(queued_line(hold, time.time(), state.settings.time_zone), reply_to=reply_to)
     elif delivery.position > 0:
         sender.text(f"⏳ {queued_text(delivery.position)}", reply_to=reply_to)
@@ -156,11 +157,12 @@ async def run_delivery(
     if isinstance(resumed, dict) and resumed:
         view = TurnView.resume(sender, prefs, resumed)
     else:
-        view = TurnView(sender, prefs, reply_to=reply_to, queued=delivery.position > 0 or resumed is not None)
+        waiting = resumed is not None or hold is not None or delivery.position > 0
+        view = TurnView(sender, prefs, reply_to=reply_to, queued=waiting)
     state.turn_views[delivery.entry_id] = view
     state.drafts[view.draft_id] = delivery
     try:
-        await view.run(delivery.events())
+        await view.run(delivery.events(), lambda: delivery.running)
     finally:
         state.drafts.pop(view.draft_id, None)
         if not view.handed_over.is_set():
@@ -307,7 +309,7 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     place = await _new_topic(update, context, line) or place_of(update)
     try:
-        answer = await state_of(context).commands.run(place, line)
+        answer = await state_of(context).commands.run(place, line, by=author_of(update))
     except BridgeError:
         if place != place_of(update):  # the new session was refused: its topic goes too
             with contextlib.suppress(TelegramError):

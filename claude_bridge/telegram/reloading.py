@@ -156,10 +156,9 @@ class Reloader:
         reexec([sys.executable, *sys.orig_argv[1:]])
 
     async def _tell_owner(self, text: str) -> None:
-        owners = self.app.bot_data["state"].settings.allowed_user_ids
-        if not owners:
+        owner = self.app.bot_data["state"].settings.owner_id
+        if owner is None:
             return
-        owner = min(owners)  # the settings keep the ids as a set: "the first" is the lowest
         try:
             await Sender(self.app.bot, self.app.bot_data["state"].outboxes(owner)).text(text)
         except BridgeError as exc:

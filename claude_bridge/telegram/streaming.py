@@ -12,7 +12,7 @@ import io
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,9 +185,12 @@ class TurnView:
         parts = [*self.parts, self.streaming] if self.streaming else self.parts
         return "\n\n".join(part.strip("\n") for part in parts).strip()
 
-    async def run(self, events: AsyncIterator[Event | Notice]) -> TurnResult | None:
-        """Consume the stream to its TurnResult; Telegram failures are logged, never stop the stream."""
-        typing = asyncio.create_task(self._keep_typing())
+    async def run(
+        self, events: AsyncIterator[Event | Notice], running: Callable[[], bool] | None = None
+    ) -> TurnResult | None:
+        """Consume the stream to its TurnResult; Telegram failures are logged, never stop the stream. `running`:
+        whether Claude works on it now, so a waiting message (queued, held for the usage limit) shows no "typing…"."""
+        typing = asyncio.create_task(self._keep_typing(running))
         try:
             if self.use_drafts and not self.queued and not self.resumed:
                 self._draft()  # an empty draft shows Telegram's "Thinking…" bubble at once
@@ -339,12 +342,15 @@ class TurnView:
 
         self.sender.outbox.frame(self._key("progress"), edit, kind=OpKind.EDIT)
 
-    async def _keep_typing(self) -> None:
+    async def _keep_typing(self, running: Callable[[], bool] | None) -> None:
         def typing() -> Any:
             return self.bot.send_chat_action(self.chat_id, ChatAction.TYPING, message_thread_id=self.sender.thread_id)
 
+        first = not self.queued  # a message that goes at once says so at once, before its turn is under way
         while True:
-            self.sender.outbox.frame(self._key("typing"), typing, kind=OpKind.ACTION)
+            if first or running is None or running():
+                self.sender.outbox.frame(self._key("typing"), typing, kind=OpKind.ACTION)
+            first = False
             await asyncio.sleep(TYPING_EVERY)
 
     # -- the end --

@@ -8,7 +8,7 @@ from __future__ import annotations
 from telegram import Bot, Chat, Update
 
 from claude_bridge.commands.core import parse
-from claude_bridge.sessions.place import Place
+from claude_bridge.sessions.place import Author, Place
 
 NEW_TOPIC_TITLE = "Claude"  # a /new without a name; Telegram needs a title before the session has its name
 
@@ -20,6 +20,14 @@ def place_of(update: Update) -> Place:
     if message is not None and message.is_topic_message and message.message_thread_id is not None:
         return Place(chat.id, message.message_thread_id)
     return Place(chat.id)
+
+
+def author_of(update: Update) -> Author | None:
+    """Who sent the update, named as Telegram shows them (their full name, else @username)."""
+    user = update.effective_user
+    if user is None:
+        return None
+    return Author(user.id, user.full_name or (f"@{user.username}" if user.username else str(user.id)))
 
 
 def topic_title(update: Update) -> str:
