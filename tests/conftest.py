@@ -62,7 +62,8 @@ def claude_bin() -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The `fast` marker is kept by hand on each file: refuse a fast test that starts the real CLI."""
+    """The `fast` marker is kept by hand on each file: refuse a fast test that starts the real CLI. Then the order the
+    tests run in: started_early."""
     wrong = [
         item.nodeid
         for item in items
@@ -74,9 +75,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=started_early)
 
 
-# The files that hold a test of a minute or more (a forum topic's pacing of 20 messages a minute, a schedule that runs
-# once a minute): a parallel run that started them late would end waiting for one of them alone.
-LONGEST = ("test_rules_e2e.py", "test_schedules_e2e.py", "test_reload_claude_turns_e2e.py")
+# The files that hold a test of a minute or more (a forum topic's pacing of 20 messages a minute, a schedule or the
+# CLI's own cron that runs once a minute): a parallel run that started them late would end waiting for one of them.
+LONGEST = (
+    "test_claude_schedules_e2e.py",
+    "test_rules_e2e.py",
+    "test_schedules_e2e.py",
+    "test_reload_claude_turns_e2e.py",
+)
 
 
 def started_early(item: pytest.Item) -> tuple[bool, bool]:
