@@ -47,11 +47,17 @@ $(CLI_PACKAGE):
 
 cli: $(CLI_PACKAGE)
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist; 0 runs it in this one). Most tests wait (the CLI starting,
+# timers, a group's pacing) rather than compute, so 4 workers pay even on 2 cores. Tests go out one at a time in the
+# order tests/conftest.py gives (longest first), so no worker is left with a queue of long ones at the end.
+TEST_WORKERS ?= 4
+PARALLEL := -n $(TEST_WORKERS) --maxschedchunk 1
+
 test: $(VENV)/.installed-test $(CLI_PACKAGE)
-	bin=$$($(CLI_FIND)) && CLAUDE_TEST_BIN=$$bin $(PY) -m pytest -q $(PYTEST_ARGS)
+	bin=$$($(CLI_FIND)) && CLAUDE_TEST_BIN=$$bin $(PY) -m pytest -q $(PARALLEL) $(PYTEST_ARGS)
 
 # The fast tier: every test marked `fast` (in-process: commands, sessions with a fake process and clock, the outbox and
-# the turn view with a fake clock and bot, the console, rendering, parsing, the layers), about 300 tests in seconds.
+# the turn view with a fake clock and bot, the console, rendering, parsing, the layers), about 430 tests in seconds.
 test-fast: $(VENV)/.installed-test
 	$(PY) -m pytest -q -m fast $(PYTEST_ARGS)
 
@@ -72,9 +78,10 @@ test-oldest-cli:
 bench: $(VENV)/.installed-test $(CLI_PACKAGE)
 	bin=$$($(CLI_FIND)) && CLAUDE_TEST_BIN=$$bin $(PY) bench/benchmark.py docs/benchmarks.md
 
-# The fault & abuse suite (tests/faults/, marker `faults`, left out of `make test`); writes docs/reliability.md.
+# The fault & abuse suite (tests/faults/, marker `faults`, left out of `make test`), in parallel like `make test`;
+# writes docs/reliability.md from the rows of every worker (tests/faults/conftest.py).
 faults: $(VENV)/.installed-test $(CLI_PACKAGE)
-	bin=$$($(CLI_FIND)) && CLAUDE_TEST_BIN=$$bin $(PY) -m pytest -q -m faults tests/faults $(PYTEST_ARGS)
+	bin=$$($(CLI_FIND)) && CLAUDE_TEST_BIN=$$bin $(PY) -m pytest -q $(PARALLEL) -m faults tests/faults $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

@@ -62,7 +62,8 @@ def claude_bin() -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The `fast` marker is kept by hand on each file: refuse a fast test that starts the real CLI."""
+    """The `fast` marker is kept by hand on each file: refuse a fast test that starts the real CLI. Then the order the
+    tests run in: started_early."""
     wrong = [
         item.nodeid
         for item in items
@@ -71,6 +72,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ]
     if wrong:
         raise pytest.UsageError("marked fast but runs the real CLI: " + ", ".join(wrong))
+    items.sort(key=started_early)
+
+
+# The files that hold a test of a minute or more (a forum topic's pacing of 20 messages a minute, a schedule or the
+# CLI's own cron that runs once a minute): a parallel run that started them late would end waiting for one of them.
+LONGEST = (
+    "test_claude_schedules_e2e.py",
+    "test_rules_e2e.py",
+    "test_schedules_e2e.py",
+    "test_reload_claude_turns_e2e.py",
+)
+
+
+def started_early(item: pytest.Item) -> tuple[bool, bool]:
+    """The order `make test` runs in (a stable sort keeps each file's own): the longest files, the other tests that
+    wait (real CLI, timers), then the in-process `fast` ones, which fill the end of a parallel run (pytest-xdist
+    hands out tests one by one in this order: `--maxschedchunk 1` in the Makefile)."""
+    return bool(item.get_closest_marker("fast")), item.path.name not in LONGEST
 
 
 def cli_env(tmp_path: Path, api_url: str) -> dict[str, str]:

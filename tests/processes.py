@@ -11,15 +11,20 @@ from pathlib import Path
 
 import psutil
 
+# The process table is the whole machine's: other pytest processes (xdist's workers, another checkout's run) start
+# the same commands. This process's pid in each command keeps their look-ups apart.
+TAG = f"# pytest {os.getpid()}"
+
 
 def long_command(seconds: float) -> str:
     """A Bash command that runs `seconds` (newer CLIs refuse a foreground `sleep N`); see sleeping(seconds)."""
-    return f"python3 -c 'import time; time.sleep({seconds})'"
+    return f"python3 -c 'import time; time.sleep({seconds})  {TAG}'"
 
 
 def sleeping(seconds: float) -> str:
-    """What the process table shows for long_command(seconds): pick a unique `seconds` per test."""
-    return f"time.sleep({seconds})"
+    """What the process table shows for long_command(seconds) (the shell running it, then Python): pick a unique
+    `seconds` per test of a file; tests in other processes never match it."""
+    return f"time.sleep({seconds})  {TAG}"
 
 
 def processes_matching(needle: str) -> list[psutil.Process]:

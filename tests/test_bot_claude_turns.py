@@ -17,7 +17,7 @@ from bot_harness import OWNER, RunningBot, running_bot
 from fake_anthropic import Text
 from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import FakeBotAPI
-from processes import eventually, long_command, processes_matching
+from processes import eventually, long_command, processes_matching, sleeping
 
 pytestmark = pytest.mark.real_cli
 
@@ -113,7 +113,7 @@ async def test_a_task_stopped_from_the_tasks_button_ends_and_claude_does_not_fol
     async with running_bot(tmp_path, tg, api) as bot:
         await skip_prompts(bot)
         await say(bot, "nap for long", "started")
-        await eventually(lambda: processes_matching("time.sleep(300.5)"))
+        await eventually(lambda: processes_matching(sleeping(300.5)))
         await eventually(lambda: bool(bot.manager.status("default").tasks))
 
         listing = await say(bot, "/tasks", "long nap")
@@ -122,7 +122,7 @@ async def test_a_task_stopped_from_the_tasks_button_ends_and_claude_does_not_fol
         tg.push_callback(OWNER, OWNER, stop["callback_data"], message.message_id)
 
         await bot.reply_containing("Stopped background task long nap")
-        await eventually(lambda: not processes_matching("time.sleep(300.5)"))
+        await eventually(lambda: not processes_matching(sleeping(300.5)))
         await eventually(lambda: bot.manager.status("default").tasks == ())
         await say(bot, "are you there?", "still here")
         status = await say(bot, "/status", "Session: default")
@@ -141,5 +141,5 @@ async def test_shutting_down_with_a_running_task_tells_the_chat_which_task_was_s
 
     stopped = [p["text"] for p in sent(tg) if "background task(s) were stopped" in p["text"]]
     assert len(stopped) == 1 and "endless nap" in stopped[0]
-    await eventually(lambda: not processes_matching("time.sleep(300.5)"))
+    await eventually(lambda: not processes_matching(sleeping(300.5)))
 

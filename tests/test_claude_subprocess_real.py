@@ -336,12 +336,12 @@ async def test_stop_task_ends_a_background_command_and_claude_does_not_start_a_t
     process = await running.start(options(tmp_path, api, claude_turn_grace=60.0), on_claude_turn=claude)
     api.enqueue(background(long_command(300.5), "long nap"), Text("started"), Text("still here"))
     await collect(process.submit("nap for long"))
-    await eventually(lambda: processes_matching("time.sleep(300.5)"))
+    await eventually(lambda: processes_matching(sleeping(300.5)))
     [task] = process.running_tasks
 
     await process.stop_task(task.task_id)
 
-    await eventually(lambda: not processes_matching("time.sleep(300.5)"))
+    await eventually(lambda: not processes_matching(sleeping(300.5)))
     await eventually(lambda: process.running_tasks == ())
     async with asyncio.timeout(20):
         assert result(await collect(process.submit("are you there?"))).text == "still here"

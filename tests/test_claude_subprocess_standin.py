@@ -651,12 +651,16 @@ async def leftovers() -> AsyncIterator[list[asyncio.subprocess.Process]]:
 async def test_reap_leftover_stops_a_cli_left_running_and_its_tool_process(script, tmp_path, leftovers):
     pid_file = tmp_path / "child.pid"
     script.turn(Step.spawn_child("sleep 300", pid_file, wait=False), Step.hang())
-    leftovers.append(proc := await leftover_cli(tmp_path, script, uuid.uuid4().hex))
+    marker = uuid.uuid4().hex
+    leftovers.append(proc := await leftover_cli(tmp_path, script, marker))
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps({"type": "user", "message": {"role": "user", "content": "serve"}}).encode() + b"\n")
     while json.loads(await proc.stdout.readline())["type"] != "user":  # the tool_result: the child is running
         pass
     child = int(pid_file.read_text())
+    # Just started, the child may still be inside exec, its environment (the marker the reaping looks for) not yet
+    # readable in /proc: a leftover found at the bot's next start has long been running.
+    await eventually(lambda: pidfile.marker_of(child) == marker)
 
     assert reap_leftover(proc.pid, Path("/opt/anywhere/claude")) is True
 

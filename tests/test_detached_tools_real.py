@@ -3,6 +3,7 @@ is stopped with its own session and no other, and what the bot adopts is reaped 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import pytest_asyncio
 
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.subprocess import ClaudeSubprocess
-from claude_bridge.runtime import become_subreaper
+from claude_bridge.runtime import PR_SET_CHILD_SUBREAPER, become_subreaper
 from conftest import cli_env, real_cli_path
 from fake_anthropic import FakeAnthropic, Text
 from fake_anthropic import ToolUse as ScriptedTool
@@ -42,6 +43,9 @@ async def started() -> AsyncIterator[list[ClaudeSubprocess]]:
     yield processes
     for process in processes:
         await process.stop()
+    # This process runs other tests next (an xdist worker, or the whole serial run): their orphans must not become
+    # its children, the zombies these tests count.
+    assert ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) == 0
 
 
 async def detach_in(process: ClaudeSubprocess, api: FakeAnthropic, seconds: float) -> None:

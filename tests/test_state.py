@@ -314,9 +314,13 @@ def test_the_caps_are_strictly_parsed_settings():
 
 def test_a_pid_file_names_one_process_by_start_time_and_marker(tmp_path):
     sleeper = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(30)"], env=os.environ | {MARKER_ENV: "m-123"}
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"],
+        env=os.environ | {MARKER_ENV: "m-123"},
+        stdout=subprocess.PIPE,
     )
     try:
+        # Popen returns once exec began; the new environment is readable in /proc only once exec has set it up.
+        assert sleeper.stdout and sleeper.stdout.readline() == b"up\n"
         path = tmp_path / "claude.pid"
         written = pidfile.write(path, sleeper.pid)
         record = pidfile.read(path)

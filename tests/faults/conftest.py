@@ -2,10 +2,13 @@
 
 Every module here sets `pytestmark = FAULTS` (marker `faults`; pyproject's addopts leave it out of the default run);
 at the end of a `pytest -m faults` run the session-finish hook writes the report from what the cases measured.
+Under pytest-xdist the cases run in worker processes: each test's report carries what its case measured (a user
+property), so the process that writes the report, the controller, rebuilds the cases from the reports it receives.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -39,6 +42,7 @@ class Case:
     how: str = ""
     outcome: str = "not run"
     seconds: float = 0.0
+    order: int = 0  # the test's place in the collection: rows keep it whichever worker ran them
 
     def seen(self, texts: Iterable[str]) -> None:
         self.saw = [brief(t) for t in texts if t.strip()]
@@ -67,12 +71,29 @@ async def fakes() -> AsyncIterator[tuple[FakeBotAPI, FakeAnthropic]]:
         yield tg, api
 
 
+MEASURED = "fault case"  # the user property that carries a case's measurements on its test's reports
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    """Where the case ran (a worker, or the only process): put what it measured on the report."""
     report: pytest.TestReport = yield
     recorded = CASES.get(item.nodeid)
-    if recorded is None:
-        return report
+    if recorded is not None:
+        recorded.order = item.session.items.index(item)
+        # A new list: the report's own is the item's, shared by the reports of its other phases.
+        report.user_properties = [*report.user_properties, (MEASURED, dataclasses.asdict(recorded))]
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Where the report is written (the controller, or the only process): the case as measured, and its outcome."""
+    measured = next((value for name, value in report.user_properties if name == MEASURED), None)
+    if measured is None:
+        return
+    recorded = CASES.setdefault(report.nodeid, Case(measured["title"]))
+    for name in ("title", "saw", "lost", "how", "order"):
+        setattr(recorded, name, measured[name])
     if report.when == "call":
         recorded.seconds = report.duration
         if hasattr(report, "wasxfail"):
@@ -81,11 +102,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             recorded.outcome = report.outcome.upper()
     elif report.failed:  # setup or teardown
         recorded.outcome = f"FAILED in {report.when}"
-    return report
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if session.config.getoption("markexpr") != "faults" or not CASES:
+    worker = hasattr(session.config, "workerinput")  # an xdist worker: the controller writes the report
+    if worker or session.config.getoption("markexpr") != "faults" or not CASES:
         return
     REPORT.parent.mkdir(exist_ok=True)
     # A subset (-k, a file or a test id) re-writes only its own rows; a full run writes the whole table afresh.
@@ -119,7 +140,7 @@ def folded(texts: list[str]) -> list[str]:
 def render(cases: dict[str, Case], kept: dict[str, str] | None = None) -> str:
     """The report: the rows of `cases`, in place of (or after) the `kept` rows of an earlier run."""
     rows = dict(kept or {})
-    for nodeid, c in cases.items():
+    for nodeid, c in sorted(cases.items(), key=lambda named: named[1].order):
         lines = folded(c.saw)
         saw = "<br>".join(lines[:SHOWN]) or "(nothing)"
         if len(lines) > SHOWN:
