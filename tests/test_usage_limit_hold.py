@@ -39,6 +39,18 @@ def refused(clock: FakeClock, after: float = HOUR, event: bool = True) -> list[o
     return [*limit, LimitText(text), TurnResult("success", True, text, api_error_status=429)]
 
 
+async def first_refused(
+    tmp_path: Path,
+) -> tuple[FakeClock, Shown, FakeSpawner, SessionManager, asyncio.Task[list[object]]]:
+    """A manager whose private chat's "first" the limit refused (its limit message shown); the task drains it."""
+    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
+    manager = make(tmp_path, clock, shown, spawner)
+    spawner.enqueue(refused(clock))
+    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
+    await shown.limit_shown.get()
+    return clock, shown, spawner, manager, first
+
+
 def test_the_clis_refusal_text_is_never_read_as_claudes_answer():
     synthetic = {"type": "assistant", "error": "rate_limit", "parent_tool_use_id": None, "message": {
         "model": "<synthetic>", "content": [{"type": "text", "text": "You've hit your 5-hour limit"}]}}
@@ -74,11 +86,7 @@ async def test_a_refused_message_is_said_once_held_and_answered_after_the_reset_
 
 
 async def test_refused_again_after_the_reset_waits_for_the_new_time_editing_the_same_message(tmp_path):
-    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
-    manager = make(tmp_path, clock, shown, spawner)
-    spawner.enqueue(refused(clock))
-    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
-    await shown.limit_shown.get()
+    clock, shown, spawner, manager, first = await first_refused(tmp_path)
 
     clock.advance(HOUR + 30)
     spawner.enqueue(refused(clock, after=2 * HOUR))
@@ -95,11 +103,7 @@ async def test_refused_again_after_the_reset_waits_for_the_new_time_editing_the_
 
 
 async def test_cancel_resends_nothing_by_itself_and_the_next_message_releases_the_held_ones(tmp_path):
-    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
-    manager = make(tmp_path, clock, shown, spawner)
-    spawner.enqueue(refused(clock))
-    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
-    await shown.limit_shown.get()
+    clock, shown, spawner, manager, first = await first_refused(tmp_path)
 
     reply = await Commands(manager).run(PRIVATE, "/limit cancel")
     _, hold, message_id = await shown.limit_shown.get()
@@ -117,11 +121,7 @@ async def test_cancel_resends_nothing_by_itself_and_the_next_message_releases_th
 
 
 async def test_the_hold_and_the_refused_message_survive_a_restart(tmp_path):
-    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
-    manager = make(tmp_path, clock, shown, spawner)
-    spawner.enqueue(refused(clock))
-    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
-    await shown.limit_shown.get()
+    clock, _shown, _spawner, manager, first = await first_refused(tmp_path)
     await manager.close_all()
     await first
 
@@ -200,11 +200,7 @@ async def test_usage_shows_a_place_only_its_own_sessions_and_todays_totals_survi
 
 
 async def test_a_cancel_is_its_places_own_the_other_place_still_goes_on_at_the_reset(tmp_path):
-    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
-    manager = make(tmp_path, clock, shown, spawner)
-    spawner.enqueue(refused(clock))
-    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
-    await shown.limit_shown.get()
+    clock, shown, spawner, manager, first = await first_refused(tmp_path)
     second = asyncio.create_task(drain(await manager.send(GROUP, "second")))
     await shown.limit_shown.get()
 
@@ -228,11 +224,7 @@ async def test_a_cancel_is_its_places_own_the_other_place_still_goes_on_at_the_r
 
 
 async def test_a_cancelled_message_stays_cancelled_when_another_place_is_refused_later(tmp_path):
-    clock, shown, spawner = FakeClock(), Shown(), FakeSpawner()
-    manager = make(tmp_path, clock, shown, spawner)
-    spawner.enqueue(refused(clock))
-    first = asyncio.create_task(drain(await manager.send(PRIVATE, "first")))
-    await shown.limit_shown.get()
+    clock, shown, spawner, manager, first = await first_refused(tmp_path)
     await Commands(manager).run(PRIVATE, "/limit cancel")
     await shown.limit_shown.get()  # "Cancelled"
 
