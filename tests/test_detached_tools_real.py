@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from claude_bridge.process.argv import ProcessOptions
+from claude_bridge.process.reaping import reap_adopted
 from claude_bridge.process.subprocess import ClaudeSubprocess
 from claude_bridge.runtime import PR_SET_CHILD_SUBREAPER, become_subreaper
 from conftest import cli_env, real_cli_path
@@ -58,6 +59,18 @@ def zombie_children() -> list[int]:
     return [c.pid for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
 
 
+def tree(process: ClaudeSubprocess) -> set[int]:
+    """The CLI and everything below it now: what its stop must leave gone and reaped."""
+    assert process.pid is not None
+    return {process.pid, *(p.pid for p in psutil.Process(process.pid).children(recursive=True))}
+
+
+def left_unreaped(pids: set[int]) -> list[tuple[int, str]]:
+    """Zombies among `pids` that stop left to the bot. A helper the CLI starts while it exits is not in its tree
+    when stop begins: if it exits after stop, the bot's periodic reap (reap_adopted) takes it, checked apart."""
+    return [(pid, psutil.Process(pid).name()) for pid in zombie_children() if pid in pids]
+
+
 async def test_a_detached_tool_stops_with_its_session_and_not_with_another(tmp_path, api, started):
     first = ClaudeSubprocess(options(tmp_path, api, "first"), on_status=lambda status: None)
     second = ClaudeSubprocess(options(tmp_path, api, "second"), on_status=lambda status: None)
@@ -68,6 +81,7 @@ async def test_a_detached_tool_stops_with_its_session_and_not_with_another(tmp_p
     await detach_in(second, api, 300.875)
     [daemon] = processes_matching(sleeping(300.625))
     assert "CLAUDE_BRIDGE_PROCESS" not in " ".join(daemon.environ())  # the marker sweep cannot find it
+    trees = tree(first) | tree(second)
 
     await first.stop()
 
@@ -75,7 +89,9 @@ async def test_a_detached_tool_stops_with_its_session_and_not_with_another(tmp_p
     assert processes_matching(sleeping(300.875))  # the other session's daemon is its own business
     await second.stop()
     assert not processes_matching(sleeping(300.875))
-    assert not zombie_children() and os.getpid() == psutil.Process().pid
+    assert not left_unreaped(trees)
+    reap_adopted()  # what the manager runs periodically
+    assert not zombie_children(), [(p, psutil.Process(p).name()) for p in zombie_children()]
 
 
 async def test_what_a_killed_cli_detached_stops_with_its_session_and_not_with_another(tmp_path, api, started):
@@ -97,9 +113,12 @@ async def test_what_a_killed_cli_detached_stops_with_its_session_and_not_with_an
     [mine] = processes_matching(sleeping(300.375))
     assert mine.ppid() == os.getpid()  # re-parented to the bot, tied to no live CLI
 
+    trees = tree(first) | tree(second) | {mine.pid, *(p.pid for p in mine.children(recursive=True))}
     await second.stop()
     assert not processes_matching(sleeping(300.125))
     assert processes_matching(sleeping(300.375))  # the first session's, though it is the bot's child like the other
     await first.stop()
     assert not processes_matching(sleeping(300.375))
+    assert not left_unreaped(trees)
+    reap_adopted()  # what the manager runs periodically
     assert not zombie_children(), [(p, psutil.Process(p).name()) for p in zombie_children()]
