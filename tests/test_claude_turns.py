@@ -55,6 +55,26 @@ async def test_claudes_own_turn_reaches_the_last_chat_with_its_header_and_is_boo
     await manager.close_all()
 
 
+async def test_claudes_own_turn_counts_in_usage_in_its_place_and_the_count_survives_a_restart(tmp_path):
+    manager, spawner, clock, shown = make_manager(tmp_path)
+    await drain(await manager.send(7, "start the tests in the background"))
+    await drain(await manager.send(Place(-100, 3), "a group's own question"))
+    turn = spawner.started[0].begin_claude_turn(HEADER)
+    turn.push(TurnResult("success", False, "all 12 tests passed", "conv-default", cost_usd=0.25))
+    await drain(shown[0])
+    await manager.close_all()
+
+    again, _, _, _ = make_manager(tmp_path)
+    private = (await Commands(again, clock=clock).run(7, "/usage")).text
+    group = (await Commands(again, clock=clock).run(Place(-100, 3), "/usage")).text
+
+    meta = json.loads((tmp_path / "sessions/.bot/sessions/default/metadata.json").read_text())
+    assert meta["usage"]["today_turns"] == 2 and meta["usage"]["last_cost_usd"] == 0.25
+    assert "in 2 turns" in private and "default: last turn $0.2500" in private
+    assert "default" not in group and "in 1 turn" in group
+    await again.close_all()
+
+
 async def test_the_last_chat_and_the_home_are_remembered_across_a_restart(tmp_path):
     manager, _, _, _ = make_manager(tmp_path)
     await drain(await manager.send(7, "hello"))

@@ -113,24 +113,22 @@ def test_warning_and_usage_text_show_the_last_known_limit() -> None:
     assert usage_text(book, NOON, BERLIN, every).endswith("Plan limit: weekly limit reached, resets at 15:00.")
 
 
-def test_the_days_totals_are_kept_on_disk_and_read_back(tmp_path) -> None:
-    kept = tmp_path / "usage.json"
-    book = UsageBook(BERLIN, kept)
+def test_a_sessions_line_is_kept_and_read_back() -> None:
+    book = UsageBook(BERLIN)
     book.record("work", turn(0.01, cache_read=1000), NOON)
     book.record("work", turn(0.02), NOON + 60)
-    book.record("gone", turn(0.5), NOON)
-    book.forget("gone")
 
-    again = UsageBook(BERLIN, kept)
+    again = UsageBook(BERLIN)
+    again.restore("work", book.kept("work"))
 
     assert again.sessions() == ["work"] and again.today("work", NOON + 120) == book.today("work", NOON + 120)
     assert again.today("work", NOON + 86400).today_turns == 0  # tomorrow it starts from zero as before
+    assert book.kept("never") == {}
 
 
-def test_an_unreadable_usage_file_starts_from_zero_and_is_replaced(tmp_path) -> None:
-    kept = tmp_path / "usage.json"
-    kept.write_text('{"version": 1, "sessions": {"work": {"today_turns": "many"}}}')
-    book = UsageBook(BERLIN, kept)
+def test_an_unreadable_line_starts_from_zero() -> None:
+    book = UsageBook(BERLIN)
+    book.restore("work", {"today_turns": "many"})
     assert book.sessions() == []
     book.record("work", turn(0.01), NOON)
-    assert UsageBook(BERLIN, kept).today("work", NOON).today_turns == 1
+    assert book.today("work", NOON).today_turns == 1

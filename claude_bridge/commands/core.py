@@ -245,9 +245,9 @@ class Commands:
     async def usage(self, chat_id: Where, args: list[str]) -> Reply:
         """/usage: each of the place's sessions' last turn and today's total, and the plan's last known limit state
         (one account for all places)."""
-        limits = self.manager.limits
+        book = self.manager.usage_book()
         mine = partial(self.manager.belongs, where=chat_id)
-        return Reply(usage_text(limits.book, self._clock(), limits.book.zone, mine))
+        return Reply(usage_text(book, self._clock(), book.zone, mine))
 
     async def limit(self, chat_id: Where, args: list[str]) -> Reply:
         """/limit cancel (the limit message's button): this place's held messages are not resent by themselves after

@@ -149,6 +149,14 @@ class LimitKeeper:
         if self.plan.released(session):
             self._wake_all()
 
+    def count_own_turn(self, session: str, result: TurnResult, last: RateLimit | None) -> None:
+        """Claude's own turn (a cron, a background task's report) ended: /usage counts it like a message's. One the
+        limit refused cost nothing and is not resent (the CLI starts its own turns)."""
+        if last is not None:
+            self.book.saw(last)
+        if not self.refused(result, last):
+            self.book.record(session, result, self._clock())
+
     def forget(self, session: str) -> None:
         self.plan.forget(session)
         self.book.forget(session)

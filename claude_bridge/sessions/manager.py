@@ -108,7 +108,7 @@ class SessionManager:
             lambda: list(self._sessions.values()), max_live=max_live, idle_after=idle_after, clock=clock
         )
         # The account's usage limit (one plan for all sessions) and what /usage reports.
-        usage = UsageBook(time_zone, self._store.state_root / "usage.json")  # today's totals survive a restart
+        usage = UsageBook(time_zone)  # each session's line is kept in its metadata: today's totals survive a restart
         self.limits = LimitKeeper(sessions_dir, self.front_end, usage, clock, limit_margin)
         self._runtime = Runtime(
             self._store,
@@ -287,6 +287,13 @@ class SessionManager:
         """The chat's (or forum topic's) active session name, if it has one that still exists and is its own."""
         name = self._routes.get(where)
         return name if name is not None and self.belongs(name, where) else None
+
+    def usage_book(self) -> UsageBook:
+        """/usage's accounts, with the kept line of every session in them (each session's metadata holds its line:
+        one not used since the start is loaded for it)."""
+        for name in self._store.names():
+            self._get(name)
+        return self.limits.book
 
     def belongs(self, name: str, where: Where) -> bool:
         """Whether the place may see and reach the session (homes.py: a session belongs to its home)."""

@@ -154,6 +154,7 @@ class Session:
         self.claude_commands = known_commands.load(self.state_dir)  # as the last `init` listed them; None before one
         self.origins = TaskOrigins()  # where each background task was started: Claude's turn about it goes there
         self.own_schedules = OwnSchedules(self.state_dir, runtime.clock)  # Claude's crons, kept across restarts
+        runtime.limits.book.restore(meta.name, meta.usage)  # /usage's line, saved with the metadata
         self._claude_place: Place | None = None  # where Claude's own running turn (_claude_turn) is shown
         self._claude_turn: Turn | None = None
         if meta.home_chat_id is None and meta.last_chat_id is not None:  # from before homes: the last user's place
@@ -286,6 +287,7 @@ class Session:
         if self.lifecycle is Lifecycle.DELETED:
             return
         self.meta.status = to_disk(self.lifecycle)
+        self.meta.usage = self._rt.limits.book.kept(self.name)
         self._rt.store.save(self.meta)
 
     # -- its one state --
@@ -525,6 +527,7 @@ class Session:
                 self._claude_place = self._claude_turn = None
             if process is not None and not self.deleted:
                 self._book(process, turn, result)
+                self._rt.limits.count_own_turn(self.name, result, process.last_limit)
                 self.save()
 
         self.claude_turns.follow(turn, delivery, book)

@@ -170,6 +170,7 @@ class Metadata:
     turns: int = 0
     total_cost_usd: float = 0.0
     last_timings: dict[str, float | None] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)  # the session's line of /usage (usage.py), today's totals
     workspace: str = ""
     created_workspace: bool = False  # only a folder the bot made is removed by /delete
     instance: str = ""  # tells this session apart from an earlier one of the same name (delete buttons)
@@ -238,7 +239,7 @@ def new_instance() -> str:
 
 # What every turn updates: counters and times whose newest values a power cut may cost, so they need no fsync of
 # their own (the bridge's cost per message is one fsync: the inbox's add).
-TURN_STATISTICS = frozenset({"turns", "total_cost_usd", "last_active", "last_timings"})
+TURN_STATISTICS = frozenset({"turns", "total_cost_usd", "last_active", "last_timings", "usage"})
 
 
 class SessionStore:

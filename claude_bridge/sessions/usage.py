@@ -1,23 +1,21 @@
 """What /usage reports: per session the last turn's cost and tokens and today's total, and the last known limit state.
 
-An accumulator fed with each turn's result and each RateLimit; "today" is a calendar day in the bot's zone. With a
-`path` (SESSIONS_DIR/.bot/usage.json) the per-session lines are kept there after each turn, so a restart or a reload
-goes on with today's totals; the account's limit state is not kept (the CLI says it again at its next change).
+An accumulator fed with each turn's result (the user's turns and Claude's own) and each RateLimit; "today" is a
+calendar day in the bot's zone. A session's line travels in its metadata.json (`usage`), written with the turn's other
+statistics, so a restart or a reload goes on with today's totals; the account's limit state is not kept (the CLI says
+it again at its next change).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, tzinfo
-from pathlib import Path
 from typing import Any
 
 from claude_bridge.protocol.events import TurnResult
 from claude_bridge.protocol.limits import RateLimit
-from claude_bridge.sessions.store import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -89,31 +87,24 @@ class SessionUsage:
 class UsageBook:
     """Accumulates turns per session; `today(name, now)` reads a session's usage with stale day totals dropped."""
 
-    def __init__(self, zone: tzinfo, path: Path | None = None) -> None:
+    def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
         self.limit: RateLimit | None = None  # the account's last known state (any session's process)
-        self._path = path
-        self._sessions: dict[str, SessionUsage] = self._load()
+        self._sessions: dict[str, SessionUsage] = {}
 
-    def _load(self) -> dict[str, SessionUsage]:
-        if self._path is None or not self._path.exists():
-            return {}
-        try:
-            data = json.loads(self._path.read_text(encoding="utf-8"))
-            return {str(name): SessionUsage.from_json(line) for name, line in data["sessions"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            logger.error("%s is unreadable (%s); /usage starts again from zero", self._path, exc)
-            return {}
-
-    def _save(self) -> None:
-        """Kept atomically, without an fsync: a crash keeps the old or the new file, a power cut may lose a turn."""
-        if self._path is None:
+    def restore(self, session: str, kept: Mapping[str, Any]) -> None:
+        """Take a session's line back as `kept()` gave it (from its metadata); an unreadable one starts at zero."""
+        if not kept:
             return
-        lines = {name: usage.to_json() for name, usage in self._sessions.items()}
         try:
-            write_json_atomic(self._path, {"version": 1, "sessions": lines}, durable=False)
-        except OSError as exc:
-            logger.error("could not keep /usage's totals in %s: %s", self._path, exc)
+            self._sessions[session] = SessionUsage.from_json(kept)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            logger.error("session %s: its /usage line is unreadable (%s); it starts again from zero", session, exc)
+
+    def kept(self, session: str) -> dict[str, Any]:
+        """The session's line as its metadata keeps it ({} before its first turn)."""
+        usage = self._sessions.get(session)
+        return usage.to_json() if usage is not None else {}
 
     def _day(self, now: float) -> date:
         return datetime.fromtimestamp(now, self.zone).date()
@@ -130,7 +121,6 @@ class UsageBook:
             today_tokens=before.today_tokens + tokens,
             today_turns=before.today_turns + 1,
         )
-        self._save()
 
     def saw(self, limit: RateLimit) -> None:
         """Remember the account's latest limit state."""
@@ -148,5 +138,4 @@ class UsageBook:
         return sorted(self._sessions)
 
     def forget(self, session: str) -> None:
-        if self._sessions.pop(session, None) is not None:
-            self._save()
+        self._sessions.pop(session, None)
