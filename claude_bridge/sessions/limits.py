@@ -5,8 +5,9 @@ A Cancel belongs to the place that pressed it: it stops the automatic re-send of
 another place's sessions still go on at the reset. A cancelled session waits for its user's next message, then sends
 at once, hold or not (the user chose to try), and stays cancelled across a later refusal of another session.
 
-A pure state machine over a given clock and a file: it sends nothing and owns no timer. The manager asks `wake_at()`,
-arms its own timer, and at that time asks `due_sessions(now)`; the messages themselves stay in each session's inbox.
+A pure state machine over a given clock and a file: it sends nothing and owns no timer. The limit keeper asks
+`wake_at()`, arms its own timer, and at that time wakes every waiting send, each of which asks `must_wait()` again;
+the messages themselves stay in each session's inbox. `due_sessions(now)` reads the plan as a whole (what is due).
 """
 
 from __future__ import annotations
