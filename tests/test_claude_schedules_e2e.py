@@ -69,7 +69,9 @@ async def test_claudes_own_cron_fires_in_its_place_and_keeps_firing_after_a_rest
         name = bot.manager.active_session(topic)
         assert name is not None and name != bot.manager.active_session(private)
 
+        since = len(tg.calls)
         await said(bot, topic, f"echo: {TICK}", timeout=FIRE_WAIT)  # Claude's own turn, in the topic
+        await said(bot, topic, f"⏰ Claude's cron * * * * *: {TICK}", since)  # headed by the cron that fired
         listed = await typed(bot, topic, "/tasks", "Claude's own schedules")
         assert "⏰ cron * * * * * (recurring" in listed["text"] and TICK in listed["text"]
         await typed(bot, topic, "/every 1d nightly summary", "⏰ Scheduled")
@@ -83,6 +85,7 @@ async def test_claudes_own_cron_fires_in_its_place_and_keeps_firing_after_a_rest
         assert await bot.manager.suspend_idle() == []  # and kept alive for its cron
 
         await said(bot, topic, f"echo: {TICK}", since, timeout=FIRE_WAIT)
+        await said(bot, topic, f"⏰ Claude's cron * * * * *: {TICK}", since)  # the kept book still says which
         assert TICK in (await typed(bot, topic, "/tasks", "Claude's own schedules"))["text"]
 
     assert api.requests[asked].last_user_text == TICK  # the cron's prompt: nobody typed anything

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from claude_bridge.commands.core import Commands
+from claude_bridge.commands.wording import claude_turn_header
 from claude_bridge.process.handover import ProcessHandover, SubprocessHandover
 from claude_bridge.process.turns import Turn
-from claude_bridge.protocol.events import AssistantText, Event, ToolResult, ToolUse
+from claude_bridge.protocol.events import AssistantText, Event, ToolResult, ToolUse, TurnResult
 from claude_bridge.sessions.manager import SessionManager
 from claude_bridge.sessions.own_schedules import SCHEDULES_FILE, OwnSchedules
 from claude_bridge.sessions.place import Place
@@ -189,3 +190,27 @@ async def test_a_reload_keeps_every_schedule_and_tells_nothing(tmp_path):
     assert "call the dentist" not in await new.tasks(TOPIC) and "look again" in await new.tasks(TOPIC)
     await new.manager.close_all()
     await old.manager.close_all()
+
+
+async def test_a_turn_claude_starts_when_one_of_its_schedules_comes_due_is_headed_by_it_in_its_place(tmp_path):
+    clock = FakeClock()  # 13:46:40 (UTC): the dentist's one-shot is due 13:56, the build check every 5 minutes
+    bot = await first_run(tmp_path, clock)
+    process = bot.spawner.started[0]  # the topic's session
+
+    headers = []
+    for seconds in (580, 235, 135):  # 13:56:20, 14:00:15, 14:02:30 (nothing due)
+        clock.advance(seconds)
+        turn = process.begin_claude_turn("")  # the CLI does not say what started it
+        turn.push(TurnResult("success", False, "done", "conv-topic"))
+        delivery = bot.shown.claude_turns[-1]
+        await drain(delivery)
+        assert Place(delivery.chat_id, delivery.thread_id) == TOPIC
+        headers.append(claude_turn_header(delivery.header))
+
+    assert headers == [
+        f"⏰ Claude's cron `{at(FakeClock(), 600)}`: call the dentist",
+        "⏰ Claude's cron `*/5 * * * *`: check the build",
+        "🔔 Claude continued on its own",
+    ]
+    assert len(bot.shown.claude_turns) == 3  # the private chat's session started none
+    await bot.manager.close_all()

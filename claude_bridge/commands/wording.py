@@ -98,6 +98,8 @@ def claude_turn_header(header: str, session: str | None = None) -> str:
 
 
 def _header_line(line: str) -> str:
+    if line.startswith("⏰"):  # a schedule's run, worded by the sessions layer
+        return line.strip()
     match = _BACKGROUND.match(line.strip())
     if match is None:
         return f"🔔 {line.strip()}"

@@ -34,6 +34,7 @@ _WAKEUP_IN = re.compile(r"\(in (\d+)s\)")
 _EXPIRES = re.compile(r"Auto-expires after (\d+) days?")
 DAY = 86400.0
 FIRED_GRACE = 120.0  # seconds a one-shot stays listed past its time (its turn may still be starting)
+FIRE_WINDOW = 60.0  # a turn Claude starts this long after a schedule's time is that schedule's run (~21 s measured)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,13 @@ class ClaudeScheduleBook:
             del self._held[key]  # the CLI deleted it (it may fire once more meanwhile: it is gone from the list)
         return self.held
 
+    def fired(self) -> ClaudeSchedule | None:
+        """The schedule a turn Claude starts now runs: the one whose time came in the last minute. The CLI does not
+        say which fired (2.1.332's `command_lifecycle` gives only the time); None if none or several did."""
+        now = self._clock()
+        came = [schedule for schedule in self._held.values() if _came(schedule, now)]
+        return came[0] if len(came) == 1 else None
+
     def adopted(self) -> None:
         """A reload handed over the very process that holds them: it runs on, and so do they."""
         self._running = True
@@ -165,6 +173,12 @@ def _next_run(line: str, now: float) -> float | None:
     start = datetime.fromtimestamp(now).astimezone()
     following = trigger.get_next_fire_time(None, start)
     return following.timestamp() if following is not None else None
+
+
+def _came(schedule: ClaudeSchedule, now: float) -> bool:
+    """Whether the schedule's time came in the FIRE_WINDOW before `now` (a few seconds of clock skew allowed)."""
+    run = _next_run(schedule.spec, now - FIRE_WINDOW) if schedule.recurring else schedule.due
+    return run is not None and now - FIRE_WINDOW <= run <= now + 5.0
 
 
 def _seconds(value: object) -> float:

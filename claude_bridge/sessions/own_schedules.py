@@ -42,6 +42,10 @@ class OwnSchedules:
             self._save()
         return pending
 
+    def fired(self) -> ClaudeSchedule | None:
+        """The schedule whose run a turn Claude starts now is (None if none, or several, came due)."""
+        return self._book.fired()
+
     def adopted(self) -> None:
         """A reload handed over the process that holds them."""
         self._book.adopted()
@@ -87,6 +91,12 @@ def lost_text(session: str, lost: tuple[ClaudeSchedule, ...]) -> str:
     what = "reminder" if len(lost) == 1 else "reminders"
     verb = "was" if len(lost) == 1 else "were"
     return f"⏰ {session}: Claude's {what} {prompts} {verb} lost in the restart."
+
+
+def fired_header(schedule: ClaudeSchedule) -> str:
+    """The header of the turn a schedule of Claude's own started: which one, and its prompt."""
+    what = "wakeup" if schedule.wakeup else f"cron `{schedule.spec}`"
+    return f"⏰ Claude's {what}: {_short(schedule.prompt, 60)}"
 
 
 def _short(prompt: str, limit: int = 40) -> str:

@@ -23,7 +23,7 @@ from typing import Protocol
 from claude_bridge.errors import BridgeError, SessionError
 from claude_bridge.process.argv import ProcessOptions
 from claude_bridge.process.requests import OnPermission
-from claude_bridge.process.turns import Turn, TurnTimings
+from claude_bridge.process.turns import CLAUDE_TURN_HEADER, Turn, TurnTimings
 from claude_bridge.protocol.claude_schedules import ClaudeSchedule
 from claude_bridge.protocol.events import (
     CANCELLED,
@@ -47,7 +47,7 @@ from claude_bridge.sessions.homes import TaskOrigins
 from claude_bridge.sessions.inbox import COMPACT_AT, Content, Inbox, InboxOp
 from claude_bridge.sessions.lifecycle import Lifecycle, checked, from_disk, to_disk
 from claude_bridge.sessions.limit_keeper import LimitKeeper
-from claude_bridge.sessions.own_schedules import OwnSchedules, lost_text
+from claude_bridge.sessions.own_schedules import OwnSchedules, fired_header, lost_text
 from claude_bridge.sessions.place import Place
 from claude_bridge.sessions.pool import LivePool
 from claude_bridge.sessions.prompts import PromptBoard
@@ -505,6 +505,8 @@ class Session:
         """Claude started a turn by itself: show it where the work it reports was started (else the session's
         home), and keep its books."""
         place = self.origins.place_of(turn.tasks) or self.home
+        if turn.header == CLAUDE_TURN_HEADER and (schedule := self.own_schedules.fired()) is not None:
+            turn.header = fired_header(schedule)  # the CLI does not say; the one whose time just came
         self._claude_place, self._claude_turn = place, turn
         delivery = self.claude_delivery(turn, place)
         if place is None:
