@@ -86,7 +86,8 @@ async def running_bot(
     try:
         yield RunningBot(tg, api, settings, manager, app)
     finally:
-        await app.updater.stop()
+        if app.updater.running:  # a reload stops it before its exec
+            await app.updater.stop()
         await app.stop()
         await telegram_app.post_stop(app)
         await app.shutdown()

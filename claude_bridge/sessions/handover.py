@@ -7,6 +7,7 @@ flight answers and where. What a chat shows of the turn is the front end's part 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -18,6 +19,8 @@ from claude_bridge.sessions.session import Session
 from claude_bridge.sessions.worker import Delivery
 
 logger = logging.getLogger(__name__)
+
+BOOKS_TIMEOUT = 5.0  # seconds a reload waits for an answered message's books (milliseconds, as a rule)
 
 
 @runtime_checkable
@@ -70,6 +73,7 @@ async def hand_over_session(session: Session) -> SessionHandover | None:
     if process is None or not process.alive or not isinstance(process, Reloadable):
         return None
     record = await process.hand_over()
+    await _books_kept(session)
     current = session.worker.current
     if record.turn_header == "" and current is not None and not current.by_claude:
         return SessionHandover(session.name, record, current.entry_id, current.chat_id, current.thread_id)
@@ -79,6 +83,19 @@ async def hand_over_session(session: Session) -> SessionHandover | None:
         claude = shown[-1]
         return SessionHandover(session.name, record, claude.entry_id, claude.chat_id, claude.thread_id)
     return SessionHandover(session.name, record)
+
+
+async def _books_kept(session: Session) -> None:
+    """A message answered just before the hand-over has its books written here and its answer shown, not cut by the
+    exec (the next image would take it for a message the reload cut off). The worker's next message meanwhile meets
+    the handed-over process, which writes nothing: it stays queued in the inbox for the next image."""
+    answered = session.answered_unbooked()
+    if answered is None:
+        return
+    try:
+        await asyncio.wait_for(answered.done.wait(), BOOKS_TIMEOUT)
+    except TimeoutError:
+        logger.warning("session %s: the books of an answered message were not written in time", session.name)
 
 
 async def adopt_session(session: Session, record: SessionHandover) -> Delivery | None:

@@ -251,6 +251,16 @@ class Session:
     def claude_schedules(self) -> tuple[ClaudeSchedule, ...]:
         return self.own_schedules.pending()
 
+    def answered_unbooked(self) -> Delivery | None:
+        """The message whose answer was read and whose books (metadata, the inbox's done record) are being written
+        now, before its answer is shown: a reload waits for them. None too for a message the usage limit refused
+        (back in the inbox, it waits for the reset)."""
+        current = self.worker.current
+        turn = current.turn if current is not None else None
+        if current is None or current.by_claude or turn is None or not turn.done.is_set() or current.done.is_set():
+            return None
+        return None if self._rt.limits.held(self.name) is not None else current
+
     def ahead(self) -> int:
         """How many turns a new message would wait behind: queued messages and a running Claude turn."""
         return self.worker.ahead() + self.claude_turns.running
