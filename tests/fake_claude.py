@@ -8,6 +8,7 @@ tests can force crashes, hangs, huge lines and slow tools. Stdlib only; it knows
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import fcntl
 import json
 import os
@@ -1001,6 +1002,7 @@ class FakeClaude:
         self.check_flags()
         self.open_session()
         signal.signal(signal.SIGINT, self.on_sigint)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # a test that waits in vain asks where each thread is
         worker = threading.Thread(target=self.guarded_worker, name="turns", daemon=True)
         worker.start()
         self.read_stdin()
