@@ -532,6 +532,10 @@ class FakeClaude:
 
     def guarded_worker(self) -> None:
         """A bug in the fake must show up as a dead process with a traceback, not as a silent hang."""
+        # The kernel may hand a SIGINT or SIGTERM to any thread that does not block it; Python runs the handler only in
+        # the main thread, which, blocked reading stdin, would never get to it (seen under load: no result 10 s after a
+        # SIGINT, this thread in its wait and the main thread in its read). Threads started from here inherit the mask.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             self.worker()
         except BaseException:
