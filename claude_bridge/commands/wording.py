@@ -67,9 +67,7 @@ def claude_schedule_line(schedule: ClaudeSchedule) -> str:
     """One of Claude's own crons or wakeups: when, how often, and its prompt."""
     when = f"wakeup {schedule.spec}" if schedule.wakeup else f"cron {schedule.spec}"
     often = "recurring" if schedule.recurring else "once"
-    prompt = " ".join(schedule.prompt.split())
-    prompt = prompt if len(prompt) <= 60 else prompt[:59] + "…"
-    return f"⏰ {when} ({often}, {schedule.id}): {prompt}"
+    return f"⏰ {when} ({often}, {schedule.id}): {schedule.brief()}"
 
 
 def claude_turn_title(delivery: Delivery, active: str | None) -> str:

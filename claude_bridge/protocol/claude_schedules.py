@@ -35,6 +35,7 @@ _EXPIRES = re.compile(r"Auto-expires after (\d+) days?")
 DAY = 86400.0
 FIRED_GRACE = 120.0  # seconds a one-shot stays listed past its time (its turn may still be starting)
 FIRE_WINDOW = 60.0  # a turn Claude starts this long after a schedule's time is that schedule's run (~21 s measured)
+CLOCK_SKEW = 5.0  # seconds a run may seem to come before its time (the CLI's clock against the bot's)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class ClaudeSchedule:
     @property
     def wakeup(self) -> bool:
         return self.id.startswith("wakeup-")
+
+    def brief(self, limit: int = 60) -> str:
+        """Its prompt on one line, cut to `limit` characters."""
+        line = " ".join(self.prompt.split())
+        return line if len(line) <= limit else line[: limit - 1] + "…"
 
     def comes_back(self, now: float) -> bool:
         """Whether a --resume at `now` brings it back (or, a durable one-shot missed, the CLI puts it to Claude)."""
@@ -178,7 +184,7 @@ def _next_run(line: str, now: float) -> float | None:
 def _came(schedule: ClaudeSchedule, now: float) -> bool:
     """Whether the schedule's time came in the FIRE_WINDOW before `now` (a few seconds of clock skew allowed)."""
     run = _next_run(schedule.spec, now - FIRE_WINDOW) if schedule.recurring else schedule.due
-    return run is not None and now - FIRE_WINDOW <= run <= now + 5.0
+    return run is not None and now - FIRE_WINDOW <= run <= now + CLOCK_SKEW
 
 
 def _seconds(value: object) -> float:

@@ -87,7 +87,7 @@ class OwnSchedules:
 
 def lost_text(session: str, lost: tuple[ClaudeSchedule, ...]) -> str:
     """One line for the session's home: which of Claude's reminders a restart lost."""
-    prompts = ", ".join(f"“{_short(schedule.prompt)}”" for schedule in lost)
+    prompts = ", ".join(f"“{schedule.brief(40)}”" for schedule in lost)
     what = "reminder" if len(lost) == 1 else "reminders"
     verb = "was" if len(lost) == 1 else "were"
     return f"⏰ {session}: Claude's {what} {prompts} {verb} lost in the restart."
@@ -96,12 +96,7 @@ def lost_text(session: str, lost: tuple[ClaudeSchedule, ...]) -> str:
 def fired_header(schedule: ClaudeSchedule) -> str:
     """The header of the turn a schedule of Claude's own started: which one, and its prompt."""
     what = "wakeup" if schedule.wakeup else f"cron `{schedule.spec}`"
-    return f"⏰ Claude's {what}: {_short(schedule.prompt, 60)}"
-
-
-def _short(prompt: str, limit: int = 40) -> str:
-    line = " ".join(prompt.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return f"⏰ Claude's {what}: {schedule.brief()}"
 
 
 def _load(path: Path, clock: Callable[[], float]) -> ClaudeScheduleBook:
