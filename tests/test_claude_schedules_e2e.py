@@ -8,6 +8,7 @@ its process runs, so each fire is awaited for up to two minutes: the test takes 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from conftest import real_cli_version
 from fake_anthropic import Reply, Text
 from fake_anthropic import ToolUse as ScriptedTool
 from fake_telegram import FakeBotAPI
+from processes import eventually
 
 pytestmark = [pytest.mark.real_cli, pytest.mark.timeout(420)]
 FORUM = -100777
@@ -53,6 +55,10 @@ async def typed(bot: RunningBot, place: Place, text: str, expect: str) -> dict[s
     return await said(bot, place, expect, since)
 
 
+def turns_today(bot: RunningBot, name: str) -> int:
+    return bot.manager.usage_book().today(name, time.time()).today_turns
+
+
 def texts(tg: FakeBotAPI, chat_id: int) -> list[str]:
     calls = tg.calls_to("sendMessage")
     return [str(c.params.get("text", "")) for c in calls if c.ok and c.params["chat_id"] == chat_id]
@@ -72,6 +78,9 @@ async def test_claudes_own_cron_fires_in_its_place_and_keeps_firing_after_a_rest
         since = len(tg.calls)
         await said(bot, topic, f"echo: {TICK}", timeout=FIRE_WAIT)  # Claude's own turn, in the topic
         await said(bot, topic, f"⏰ Claude's cron * * * * *: {TICK}", since)  # headed by the cron that fired
+        await eventually(lambda: turns_today(bot, name) >= 2)  # the cron's turn counts in /usage, as a message's
+        assert f"• {name}: " in (await typed(bot, topic, "/usage", "Plan limit"))["text"]
+        assert name not in (await typed(bot, private, "/usage", "Plan limit"))["text"]
         listed = await typed(bot, topic, "/tasks", "Claude's own schedules")
         assert "⏰ cron * * * * * (recurring" in listed["text"] and TICK in listed["text"]
         await typed(bot, topic, "/every 1d nightly summary", "⏰ Scheduled")
@@ -81,11 +90,14 @@ async def test_claudes_own_cron_fires_in_its_place_and_keeps_firing_after_a_rest
     asked = len(api.requests)
     async with running_bot(tmp_path, tg, api, ALLOWED_CHAT_IDS=str(FORUM), IDLE_TIMEOUT_SECONDS="1") as bot:
         await bot.manager.claude_schedules_kept()
+        before = turns_today(bot, name)
+        assert before >= 2  # today's count came back with the session's metadata
         assert bot.manager.status(name).pid is not None  # started at start, before any message
         assert await bot.manager.suspend_idle() == []  # and kept alive for its cron
 
         await said(bot, topic, f"echo: {TICK}", since, timeout=FIRE_WAIT)
         await said(bot, topic, f"⏰ Claude's cron * * * * *: {TICK}", since)  # the kept book still says which
+        await eventually(lambda: turns_today(bot, name) > before)
         assert TICK in (await typed(bot, topic, "/tasks", "Claude's own schedules"))["text"]
 
     assert api.requests[asked].last_user_text == TICK  # the cron's prompt: nobody typed anything
